@@ -1,0 +1,18 @@
+// Job: everything a delivery agent needs for one accepted message: envelope, resolved recipients, the bytes
+// (Bridge's Received header followed by the message exactly as received, CRLF line ends, dot-unstuffed).
+// Failure: none; an immutable value built by Intake.
+using System.Buffers;
+using Bridge.Routing;
+
+namespace Bridge.Delivery;
+
+public sealed record DeliveryRequest(
+    string QueueId,
+    string Sender,
+    IReadOnlyList<RoutedRecipient> Recipients,
+    ReadOnlyMemory<byte> ReceivedHeader,
+    ReadOnlySequence<byte> Message,
+    MessageHeaderSummary Headers);
+
+/// <summary>What Intake learnt from the header section once, for all agents.</summary>
+public sealed record MessageHeaderSummary(int ReceivedCount, IReadOnlyList<string> DeliveredTo);

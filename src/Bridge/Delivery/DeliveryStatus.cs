@@ -1,0 +1,35 @@
+// Job: the one value every delivery outcome is expressed in: SMTP reply code + enhanced status code + text.
+// It travels from the delivery agents back to Intake, which is the only place that writes it as a reply.
+// Failure: none; a status is data, never an exception.
+namespace Bridge.Delivery;
+
+public readonly record struct DeliveryStatus(int Code, string Enhanced, string Text)
+{
+    public bool IsSuccess => Code is >= 200 and < 300;
+
+    public bool IsTransient => Code is >= 400 and < 500;
+
+    public bool IsPermanent => Code >= 500;
+
+    public override string ToString() => $"{Code} {Enhanced} {Text}";
+
+    public static DeliveryStatus Delivered(string queueId) => new(250, "2.0.0", $"Ok: queued as {queueId}");
+
+    public static DeliveryStatus LockBusy(string mailbox) =>
+        new(451, "4.2.0", $"Mailbox {mailbox} is locked by another process, try again later");
+
+    public static DeliveryStatus MailboxUnusable(string mailbox, string reason) =>
+        new(450, "4.2.0", $"Mailbox {mailbox} is unusable: {reason}");
+
+    public static DeliveryStatus MailboxFull(string mailbox) =>
+        new(552, "5.2.2", $"Mailbox {mailbox} is full");
+
+    public static DeliveryStatus NoSpace() => new(452, "4.3.1", "Insufficient system storage");
+
+    public static DeliveryStatus LocalError(string what) => new(451, "4.3.0", $"Local error: {what}");
+
+    public static DeliveryStatus Loop(string recipient) =>
+        new(554, "5.4.6", $"Mail forwarding loop for {recipient}");
+
+    public static DeliveryStatus Deferred(string why) => new(451, "4.3.0", why);
+}

@@ -1,0 +1,9 @@
+// Job: the contract of one delivery target (Spool, Store). An agent delivers every recipient it is given or none.
+// Failure: an agent never throws for a delivery problem; it returns a DeliveryStatus. Cancellation
+// (shutdown) is reported as a transient status too.
+namespace Bridge.Delivery;
+
+public interface IDeliveryAgent
+{
+    Task<DeliveryStatus> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken);
+}

@@ -1,0 +1,18 @@
+// Job: turn an errno from a mailbox write into the reply an MTA should get.
+// Failure: none; unknown errnos become a temporary local error, so mail is retried, never bounced by surprise.
+using System.Runtime.InteropServices;
+using Bridge.Native;
+
+namespace Bridge.Delivery.Spool;
+
+internal static class Errno
+{
+    public static DeliveryStatus ToStatus(int errno, string mailbox, string operation) => errno switch
+    {
+        Libc.ENOSPC => DeliveryStatus.NoSpace(),
+        Libc.EFBIG or Libc.EDQUOT => DeliveryStatus.MailboxFull(mailbox),
+        _ => DeliveryStatus.LocalError($"{operation} {mailbox}: {Describe(errno)}"),
+    };
+
+    public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+}

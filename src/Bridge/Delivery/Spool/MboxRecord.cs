@@ -1,0 +1,200 @@
+// Job: write one mboxo record exactly as Postfix local(8) does: "From sender  asctime" line, Return-Path,
+// X-Original-To, Delivered-To, then the message with CRLF -> LF, ">From " quoting of every line that begins
+// with "From ", Dovecot's bookkeeping headers stripped, a final newline and one empty line.
+// Streams line by line into a sink; never copies the whole message.
+// Failure: the sink's first non-zero errno stops the write and is returned; the caller truncates.
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+
+namespace Bridge.Delivery.Spool;
+
+/// <summary>Receives record bytes; returns 0 or an errno.</summary>
+internal interface IRecordSink
+{
+    int Write(ReadOnlySpan<byte> bytes);
+}
+
+internal sealed class CountingSink : IRecordSink
+{
+    public long Count { get; private set; }
+
+    public int Write(ReadOnlySpan<byte> bytes)
+    {
+        Count += bytes.Length;
+        return 0;
+    }
+}
+
+internal sealed class MboxRecord
+{
+    private static readonly byte[] FromSpace = "From "u8.ToArray();
+
+    /// <summary>Headers Dovecot asks delivery agents to remove: they are its own mbox bookkeeping.</summary>
+    private static readonly string[] StrippedHeaders =
+        ["status", "x-status", "x-keywords", "x-imap", "x-imapbase", "x-uid", "content-length"];
+
+    private readonly byte[] _envelope;
+    private readonly ReadOnlyMemory<byte> _prefix;
+    private readonly ReadOnlySequence<byte> _message;
+
+    /// <param name="prefix">Bytes placed before the message (Bridge's Received header), CRLF-terminated lines.</param>
+    /// <param name="message">The message as received: CRLF line ends, without the CRLF that ended DATA.</param>
+    public MboxRecord(string sender, string originalRecipient, string deliveredTo, DateTime localTime,
+        ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message)
+    {
+        var fromLineSender = sender.Length == 0 ? "MAILER-DAEMON" : Sanitize(sender);
+        var envelope = new StringBuilder()
+            .Append("From ").Append(fromLineSender).Append("  ").Append(AscTime(localTime)).Append('\n')
+            .Append("Return-Path: <").Append(Sanitize(sender)).Append(">\n")
+            .Append("X-Original-To: ").Append(Sanitize(originalRecipient)).Append('\n')
+            .Append("Delivered-To: ").Append(Sanitize(deliveredTo)).Append('\n');
+        _envelope = Encoding.UTF8.GetBytes(envelope.ToString());
+        _prefix = prefix;
+        _message = message;
+    }
+
+    /// <summary>asctime(3) layout, e.g. "Tue Nov  3 19:57:21 2026".</summary>
+    public static string AscTime(DateTime t) =>
+        string.Create(CultureInfo.InvariantCulture, $"{t:ddd MMM} {t.Day,2} {t:HH:mm:ss yyyy}");
+
+    /// <summary>Envelope addresses go into From_ and header lines: no spaces or control characters.</summary>
+    public static string Sanitize(string value)
+    {
+        var builder = new StringBuilder(value.Length);
+        foreach (var c in value)
+        {
+            builder.Append(char.IsControl(c) || char.IsWhiteSpace(c) ? '_' : c);
+        }
+        return builder.ToString();
+    }
+
+    public long Length
+    {
+        get
+        {
+            var counter = new CountingSink();
+            WriteTo(counter);
+            return counter.Count;
+        }
+    }
+
+    public int WriteTo(IRecordSink sink)
+    {
+        var state = new LineState();
+        var rc = sink.Write(_envelope);
+        if (rc == 0 && !_prefix.IsEmpty)
+        {
+            rc = WriteLines(new ReadOnlySequence<byte>(_prefix), sink, ref state, tailIsLine: false);
+        }
+        if (rc == 0 && !_message.IsEmpty)
+        {
+            // SmtpServer hands over the message without the CRLF that preceded ".": the text after the
+            // last LF is therefore always a complete line, even when it is empty.
+            rc = WriteLines(_message, sink, ref state, tailIsLine: true);
+        }
+        return rc == 0 ? sink.Write("\n"u8) : rc;
+    }
+
+    private struct LineState
+    {
+        public bool InHeaders;
+        public bool DroppingField;
+
+        public LineState() => InHeaders = true;
+    }
+
+    private static int WriteLines(ReadOnlySequence<byte> input, IRecordSink sink, ref LineState state, bool tailIsLine)
+    {
+        var reader = new SequenceReader<byte>(input);
+        while (true)
+        {
+            ReadOnlySequence<byte> line;
+            if (!reader.TryReadTo(out line, (byte)'\n'))
+            {
+                if (!tailIsLine)
+                {
+                    return 0;
+                }
+                line = reader.UnreadSequence;
+                reader.AdvanceToEnd();
+                var last = WriteLine(line, crBeforeLf: false, sink, ref state);
+                return last;
+            }
+            var rc = WriteLine(line, crBeforeLf: true, sink, ref state);
+            if (rc != 0)
+            {
+                return rc;
+            }
+        }
+    }
+
+    private static int WriteLine(ReadOnlySequence<byte> line, bool crBeforeLf, IRecordSink sink, ref LineState state)
+    {
+        if (crBeforeLf && line.Length > 0 && EndsWithCr(line))
+        {
+            line = line.Slice(0, line.Length - 1);
+        }
+
+        Span<byte> head = stackalloc byte[64];
+        var headLength = (int)Math.Min(line.Length, head.Length);
+        line.Slice(0, headLength).CopyTo(head);
+        head = head[..headLength];
+
+        if (state.InHeaders)
+        {
+            if (line.Length == 0)
+            {
+                state.InHeaders = false;
+                state.DroppingField = false;
+            }
+            else if (head[0] is (byte)' ' or (byte)'\t')
+            {
+                if (state.DroppingField)
+                {
+                    return 0;
+                }
+            }
+            else
+            {
+                state.DroppingField = IsStrippedField(head);
+                if (state.DroppingField)
+                {
+                    return 0;
+                }
+            }
+        }
+
+        var rc = 0;
+        if (head.StartsWith(FromSpace))
+        {
+            rc = sink.Write(">"u8);
+        }
+        foreach (var segment in line)
+        {
+            if (rc != 0)
+            {
+                return rc;
+            }
+            rc = sink.Write(segment.Span);
+        }
+        return rc != 0 ? rc : sink.Write("\n"u8);
+    }
+
+    private static bool EndsWithCr(ReadOnlySequence<byte> line)
+    {
+        var last = line.Slice(line.Length - 1);
+        return last.FirstSpan[0] == (byte)'\r';
+    }
+
+    private static bool IsStrippedField(ReadOnlySpan<byte> head)
+    {
+        var colon = head.IndexOf((byte)':');
+        if (colon <= 0)
+        {
+            return false;
+        }
+        var name = Encoding.ASCII.GetString(head[..colon]).TrimEnd();
+        return StrippedHeaders.Contains(name, StringComparer.OrdinalIgnoreCase);
+    }
+}

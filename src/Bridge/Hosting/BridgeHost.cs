@@ -1,0 +1,77 @@
+// Job: wire Bridge: configuration (appsettings.json in the working directory, environment, command line),
+// logging (one line per event; journald format under systemd), the stages as services, and the bound listener.
+// Failure: Build returns the problems that stop the daemon (invalid configuration naming its key, port not
+// bindable naming the setting) as text instead of throwing.
+using System.Net;
+using Bridge.Delivery;
+using Bridge.Delivery.Spool;
+using Bridge.Intake;
+using Bridge.Native;
+using Bridge.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Hosting;
+
+public static class BridgeHost
+{
+    /// <summary>Builds a bound, ready-to-run host, or the reason it cannot run.</summary>
+    public static (IHost? Host, string? Error) Build(string[] args, string? contentRoot = null,
+        Action<ConfigurationManager>? configure = null)
+    {
+        Libc.EnsureSupported();
+        Libc.IgnoreFileSizeSignal();
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            Args = args,
+            ContentRootPath = contentRoot ?? Directory.GetCurrentDirectory(),
+        });
+        configure?.Invoke(builder.Configuration);
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff ";
+            o.IncludeScopes = false;
+        });
+        builder.Services.AddSystemd();
+
+        var passwd = new SystemPasswdDatabase();
+        var (snapshot, errors) = SettingsSnapshot.Load(builder.Configuration, passwd);
+        if (snapshot is null)
+        {
+            return (null, "bridge: invalid configuration: " + string.Join("; ", errors));
+        }
+
+        var listener = new BoundListener();
+        try
+        {
+            listener.Bind(IPAddress.Parse(snapshot.Options.Listen.Address), snapshot.Options.Listen.Port);
+        }
+        catch (ListenerBindException ex)
+        {
+            return (null, ex.Message);
+        }
+
+        builder.Services.AddSingleton(listener);
+        builder.Services.AddSingleton<IPasswdDatabase>(passwd);
+        builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd,
+            sp.GetRequiredService<ILogger<LiveSettings>>()));
+        builder.Services.AddSingleton<InProcessMailboxLocks>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var live = sp.GetRequiredService<LiveSettings>();
+            return new SpoolDeliveryAgent(() => live.Current.Spool, sp.GetRequiredService<InProcessMailboxLocks>(),
+                sp.GetRequiredService<ILogger<SpoolDeliveryAgent>>());
+        });
+        builder.Services.AddSingleton<DeliveryDispatcher>();
+        builder.Services.AddSingleton<RecipientFilter>();
+        builder.Services.AddSingleton<MessageIntake>();
+        builder.Services.AddHostedService<SmtpListenerService>();
+        return (builder.Build(), null);
+    }
+}

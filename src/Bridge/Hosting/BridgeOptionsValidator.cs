@@ -1,0 +1,128 @@
+// Job: validate a BridgeOptions snapshot at start and on every reload; every message names the key to fix.
+// Failure: returns a failed ValidateOptionsResult; the caller refuses to start or keeps the last good snapshot.
+using System.Net;
+using Bridge.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Bridge.Hosting;
+
+public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
+{
+    public ValidateOptionsResult Validate(string? name, BridgeOptions options)
+    {
+        var errors = new List<string>();
+        const string p = BridgeOptions.Section;
+
+        if (!IPAddress.TryParse(options.Listen.Address, out _))
+        {
+            errors.Add($"{p}:Listen:Address '{options.Listen.Address}' is not an IP address");
+        }
+        if (options.Listen.Port is < 1 or > 65535)
+        {
+            errors.Add($"{p}:Listen:Port {options.Listen.Port} is not in 1..65535");
+        }
+        ValidateServerName(options.ServerName, errors);
+        if (!Enum.IsDefined(options.Mode))
+        {
+            errors.Add($"{p}:Mode must be Spool or Legacy");
+        }
+        if (options.MaxMessageBytes < 1024)
+        {
+            errors.Add($"{p}:MaxMessageBytes {options.MaxMessageBytes} is below 1024");
+        }
+        if (options.RecipientDelimiter.Any(c => char.IsLetterOrDigit(c) || c is '@' or '.' || char.IsWhiteSpace(c)))
+        {
+            errors.Add($"{p}:RecipientDelimiter '{options.RecipientDelimiter}' may not contain letters, digits, '@', '.' or spaces");
+        }
+        for (var i = 0; i < options.LocalDomains.Count; i++)
+        {
+            var domain = options.LocalDomains[i];
+            if (string.IsNullOrWhiteSpace(domain) || domain.Contains('@', StringComparison.Ordinal) || domain.Any(char.IsWhiteSpace))
+            {
+                errors.Add($"{p}:LocalDomains[{i}] '{domain}' is not a domain name");
+            }
+        }
+        ValidateUsers(options, errors);
+        ValidateSpool(options.Spool, errors);
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateServerName(string serverName, List<string> errors)
+    {
+        if (string.IsNullOrWhiteSpace(serverName) || serverName.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            errors.Add($"{BridgeOptions.Section}:ServerName '{serverName}' is not a host name");
+            return;
+        }
+        // Postfix's myhostname is this host's name, fully qualified or not: compare first labels too.
+        var host = Dns.GetHostName();
+        if (string.Equals(serverName, host, StringComparison.OrdinalIgnoreCase) ||
+            string.Equals(serverName.Split('.')[0], host.Split('.')[0], StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"{BridgeOptions.Section}:ServerName '{serverName}' equals this host's name: Postfix would defer mail " +
+                       "with \"loops back to myself\"; choose another name (default bridge.localhost)");
+        }
+    }
+
+    private static void ValidateUsers(BridgeOptions options, List<string> errors)
+    {
+        var owners = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < options.Users.Count; i++)
+        {
+            var user = options.Users[i];
+            var key = $"{BridgeOptions.Section}:Users[{i}]";
+            if (user.ShortNames.Count == 0)
+            {
+                errors.Add($"{key}:ShortNames is empty: the first short name names the spool file");
+                continue;
+            }
+            if (!ShortName.IsSafeFileName(user.ShortNames[0].ToLowerInvariant()))
+            {
+                errors.Add($"{key}:ShortNames[0] '{user.ShortNames[0]}' is not a safe spool file name " +
+                           "([a-z0-9._-], no leading dot, at most 64 characters)");
+            }
+            if (user.Mode is { } mode && !Enum.IsDefined(mode))
+            {
+                errors.Add($"{key}:Mode must be Spool or Legacy");
+            }
+            for (var j = 0; j < user.ShortNames.Count; j++)
+            {
+                var shortName = user.ShortNames[j];
+                if (string.IsNullOrWhiteSpace(shortName) || shortName.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '<' or '>'))
+                {
+                    errors.Add($"{key}:ShortNames[{j}] '{shortName}' is empty or contains spaces, controls or angle brackets");
+                }
+                else if (!owners.TryAdd(shortName, key))
+                {
+                    errors.Add($"{key}:ShortNames[{j}] '{shortName}' is already a short name of {owners[shortName]}");
+                }
+            }
+        }
+    }
+
+    private static void ValidateSpool(SpoolOptions spool, List<string> errors)
+    {
+        const string key = $"{BridgeOptions.Section}:Spool";
+        if (string.IsNullOrWhiteSpace(spool.Directory) || !Path.IsPathFullyQualified(spool.Directory))
+        {
+            errors.Add($"{key}:Directory '{spool.Directory}' must be an absolute path");
+        }
+        if (spool.MaxMailboxBytes < 0)
+        {
+            errors.Add($"{key}:MaxMailboxBytes {spool.MaxMailboxBytes} is negative (0 means no limit)");
+        }
+        if (spool.LockTimeout <= TimeSpan.Zero || spool.LockTimeout > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{key}:LockTimeout {spool.LockTimeout} must be between 0 and 5 minutes (an MTA waits 10 minutes for the reply)");
+        }
+        if (spool.DotlockStaleAfter <= TimeSpan.Zero)
+        {
+            errors.Add($"{key}:DotlockStaleAfter {spool.DotlockStaleAfter} must be positive");
+        }
+        if (string.IsNullOrWhiteSpace(spool.MailGroup))
+        {
+            errors.Add($"{key}:MailGroup is empty");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+// Job: SmtpServer's message store: the end of DATA. Checks size, reads the header summary, prepends Received,
+// hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets.
+// Logs one line per recipient with the outcome.
+// Failure: never throws into SmtpServer (a thrown exception becomes a 2xx timeout or a bare 554 there):
+// anything unexpected is logged and answered 451 4.3.0, so the MTA keeps the message queued.
+using System.Buffers;
+using System.Diagnostics;
+using Bridge.Delivery;
+using Bridge.Hosting;
+using Bridge.Routing;
+using Microsoft.Extensions.Logging;
+using SmtpServer;
+using SmtpServer.Mail;
+using SmtpServer.Protocol;
+using SmtpServer.Storage;
+
+namespace Bridge.Intake;
+
+internal sealed partial class MessageIntake(
+    LiveSettings settings, DeliveryDispatcher dispatcher, ILogger<MessageIntake> logger) : IMessageStore
+{
+    public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction,
+        ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var queueId = QueueId.Next();
+        try
+        {
+            var snapshot = settings.Current;
+            var sender = transaction.From?.AsAddress() ?? "";
+            if (buffer.Length > snapshot.Options.MaxMessageBytes)
+            {
+                var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
+                LogRejected(queueId, sender, tooBig);
+                return SmtpReplies.From(tooBig);
+            }
+
+            var session = SessionState.Of(context);
+            var recipients = new List<RoutedRecipient>(transaction.To.Count);
+            foreach (var to in transaction.To)
+            {
+                if (!session.Routes.TryGetValue(to, out var routed))
+                {
+                    var route = snapshot.Routing.Resolve(to.User ?? "", to.Host ?? "");
+                    if (!route.IsAccepted)
+                    {
+                        return SmtpReplies.From(DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again"));
+                    }
+                    routed = route.Recipient!;
+                }
+                recipients.Add(routed);
+            }
+
+            var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
+                snapshot.Options.ServerName, session.Esmtp, queueId,
+                recipients.Select(r => r.Address).ToList(), DateTimeOffset.Now);
+            var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, HeaderSummaryReader.Read(buffer));
+
+            var (status, mode) = await dispatcher.DeliverAsync(request, snapshot.Options.Mode, cancellationToken).ConfigureAwait(false);
+            var delay = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            foreach (var recipient in recipients)
+            {
+                LogDelivery(queueId, sender, recipient.DeliveredTo, recipient.Address, mode, delay,
+                    status.IsSuccess ? "sent" : status.IsTransient ? "deferred" : "bounced", status);
+            }
+            return SmtpReplies.From(status);
+        }
+#pragma warning disable CA1031 // the one place every unexpected failure must become a reply, not an exception
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogUnexpected(ex, queueId);
+            return SmtpReplies.From(DeliveryStatus.LocalError("unexpected error, see the Bridge log"));
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "{QueueId}: from=<{Sender}>, to=<{Recipient}>, orig_to=<{OriginalRecipient}>, mode={Mode}, delay={Delay:0.000}, status={Outcome} ({Reply})")]
+    private partial void LogDelivery(string queueId, string sender, string recipient, string originalRecipient,
+        BridgeMode mode, double delay, string outcome, DeliveryStatus reply);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: from=<{Sender}>, rejected: {Reply}")]
+    private partial void LogRejected(string queueId, string sender, DeliveryStatus reply);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: unexpected failure, answered 451 4.3.0")]
+    private partial void LogUnexpected(Exception exception, string queueId);
+}

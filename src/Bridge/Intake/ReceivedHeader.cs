@@ -1,0 +1,40 @@
+// Job: the RFC 5321 section 4.4 trace field Bridge prepends to every message it accepts, e.g.
+//   Received: from mta.example ([127.0.0.1])
+//           by bridge.localhost (Bridge) with ESMTP id 0B1C2D3E4F5A6B7C
+//           for <george@example.com>; Tue, 24 Nov 2026 19:57:21 +0000
+// Failure: none; client-supplied text (HELO name) is reduced to printable ASCII without spaces.
+using System.Globalization;
+using System.Text;
+
+namespace Bridge.Intake;
+
+internal static class ReceivedHeader
+{
+    public static byte[] Build(string? heloName, string? clientAddress, string serverName, bool esmtp,
+        string queueId, IReadOnlyList<string> recipients, DateTimeOffset now)
+    {
+        var builder = new StringBuilder("Received: from ")
+            .Append(Printable(heloName ?? "unknown"))
+            .Append(" ([").Append(clientAddress ?? "unknown").Append("])\r\n")
+            .Append("\tby ").Append(serverName).Append(" (Bridge) with ").Append(esmtp ? "ESMTP" : "SMTP")
+            .Append(" id ").Append(queueId);
+        if (recipients.Count == 1)
+        {
+            builder.Append("\r\n\tfor <").Append(Printable(recipients[0])).Append('>');
+        }
+        builder.Append("; ").Append(now.ToString("ddd, d MMM yyyy HH:mm:ss ", CultureInfo.InvariantCulture))
+            .Append(now.ToString("zzz", CultureInfo.InvariantCulture).Replace(":", "", StringComparison.Ordinal))
+            .Append("\r\n");
+        return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    private static string Printable(string value)
+    {
+        var builder = new StringBuilder(value.Length);
+        foreach (var c in value)
+        {
+            builder.Append(c is > ' ' and < (char)127 ? c : '_');
+        }
+        return builder.ToString();
+    }
+}

@@ -1,0 +1,83 @@
+// Job: the output side of a session's socket, where SmtpServer's own reply texts are made precise:
+// - ", N retry(ies) remaining." (appended to every reply a filter raised) is removed;
+// - the library's fixed replies get enhanced status codes (RFC 2034), e.g. "250 Ok" -> "250 2.0.0 Ok";
+// - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
+// Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
+// Failure: write errors of the socket propagate as IOException, as they would without this stream.
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Bridge.Intake;
+
+internal sealed partial class ReplyTextStream(Stream inner) : Stream
+{
+    [GeneratedRegex(@", \d+ retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
+    private static partial Regex RetrySuffix();
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count) => inner.Write(Clean(buffer.AsMemory(offset, count)).Span);
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        inner.WriteAsync(Clean(buffer), cancellationToken);
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    private static readonly Dictionary<string, string> FixedReplies = new(StringComparer.Ordinal)
+    {
+        ["250 Ok"] = "250 2.0.0 Ok",
+        ["221 bye"] = "221 2.0.0 Bye",
+        ["221 Timeout while waiting for input."] = "421 4.4.2 Timeout while waiting for input",
+        ["221 The session has be cancelled."] = "421 4.3.2 Service shutting down",
+        ["501 syntax error"] = "501 5.5.2 Syntax error",
+        ["501 "] = "501 5.5.2 Syntax error",
+        ["501 missing the TO:"] = "501 5.5.4 Syntax: RCPT TO:<address>",
+        ["501 missing the FROM:"] = "501 5.5.4 Syntax: MAIL FROM:<address>",
+        ["502 Unrecognized command"] = "502 5.5.2 Unrecognized command",
+        ["503 bad sequence of commands"] = "503 5.5.1 Bad sequence of commands",
+        ["550 mailbox unavailable"] = "550 5.1.1 Mailbox unavailable",
+        ["553 mailbox name not allowed"] = "553 5.1.3 Mailbox name not allowed",
+        ["552 size limit exceeded"] = "552 5.3.4 Message size exceeds fixed limit",
+        ["552 message size exceeds fixed maximium message size"] = "552 5.3.4 Message size exceeds fixed limit",
+        ["554 no valid recipients given"] = "554 5.5.1 No valid recipients",
+        ["554 "] = "554 5.3.0 Transaction failed",
+    };
+
+    /// <summary>Reply chunks are whole lines (SmtpServer writes a line into one contiguous span, then flushes).</summary>
+    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk)
+    {
+        var text = Encoding.Latin1.GetString(chunk.Span);
+        var lines = text.Split("\r\n");
+        var changed = false;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = RetrySuffix().Replace(lines[i], "");
+            if (FixedReplies.TryGetValue(line, out var fixedReply))
+            {
+                line = fixedReply;
+            }
+            else if (line.StartsWith("501 expected ", StringComparison.Ordinal))
+            {
+                line = "501 5.5.2 Syntax error, " + line[4..];
+            }
+            changed |= line != lines[i];
+            lines[i] = line;
+        }
+        return changed ? Encoding.Latin1.GetBytes(string.Join("\r\n", lines)) : chunk;
+    }
+}

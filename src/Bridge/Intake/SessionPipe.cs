@@ -1,0 +1,32 @@
+// Job: the duplex pipe SmtpServer runs a session on: reads from the socket, writes replies through
+// ReplyTextStream. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
+// Failure: disposing closes the socket; an upgrade request is refused.
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using SmtpServer.IO;
+
+namespace Bridge.Intake;
+
+internal sealed class SessionPipe(TcpClient client) : ISecurableDuplexPipe
+{
+    private readonly NetworkStream _stream = client.GetStream();
+
+    public PipeReader Input { get; } = PipeReader.Create(client.GetStream());
+
+    public PipeWriter Output { get; } = PipeWriter.Create(new ReplyTextStream(client.GetStream()));
+
+    public bool IsSecure => false;
+
+    public SslProtocols SslProtocol => SslProtocols.None;
+
+    public Task UpgradeAsync(X509Certificate certificate, SslProtocols protocols, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("STARTTLS is not offered");
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        client.Dispose();
+    }
+}

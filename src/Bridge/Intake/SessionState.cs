@@ -1,0 +1,57 @@
+// Job: what Bridge remembers about one SMTP session: the client's address and HELO name (for Received),
+// whether it spoke ESMTP, and the routing result of each accepted RCPT of the current transaction.
+// Failure: none; kept in SmtpServer's per-session property bag.
+using System.Net;
+using Bridge.Routing;
+using SmtpServer;
+using SmtpServer.Mail;
+using SmtpServer.Net;
+using SmtpServer.Protocol;
+
+namespace Bridge.Intake;
+
+internal sealed class SessionState
+{
+    private const string Key = "Bridge:Session";
+
+    public string? HeloName { get; private set; }
+
+    public bool Esmtp { get; private set; }
+
+    public IPEndPoint? Client { get; init; }
+
+    /// <summary>Accepted recipients of the current transaction, by the IMailbox instance SmtpServer keeps.</summary>
+    public Dictionary<IMailbox, RoutedRecipient> Routes { get; } = new(ReferenceEqualityComparer.Instance);
+
+    public static SessionState Attach(ISessionContext context)
+    {
+        var state = new SessionState
+        {
+            Client = context.Properties.TryGetValue(EndpointListener.RemoteEndPointKey, out var remote) ? remote as IPEndPoint : null,
+        };
+        context.Properties[Key] = state;
+        context.CommandExecuting += (_, args) => state.Observe(args.Command);
+        return state;
+    }
+
+    public static SessionState Of(ISessionContext context) =>
+        context.Properties.TryGetValue(Key, out var value) && value is SessionState state ? state : Attach(context);
+
+    private void Observe(SmtpCommand command)
+    {
+        switch (command)
+        {
+            case EhloCommand ehlo:
+                (HeloName, Esmtp) = (ehlo.DomainOrAddress, true);
+                Routes.Clear();
+                break;
+            case HeloCommand helo:
+                (HeloName, Esmtp) = (helo.DomainOrAddress, false);
+                Routes.Clear();
+                break;
+            case MailCommand or RsetCommand:
+                Routes.Clear();
+                break;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+// Job: the resolved identity of a local recipient: the first short name (names the spool file), the owner
+// the mailbox must have, and an optional per-user delivery mode.
+// Failure: none; values only.
+namespace Bridge.Routing;
+
+public enum BridgeMode
+{
+    Spool,
+    Legacy,
+}
+
+/// <param name="ShortName">The user's FIRST short name; already checked by ShortName.IsSafeFileName.</param>
+/// <param name="Uid">Owner from the passwd database, or null when the user is only configured.</param>
+/// <param name="ModeOverride">Bridge:Users[i]:Mode, when set.</param>
+public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMode? ModeOverride);
+
+/// <param name="Address">The recipient exactly as the client gave it in RCPT (X-Original-To).</param>
+/// <param name="DeliveredTo">The canonical address written to Delivered-To and checked for loops.</param>
+public sealed record RoutedRecipient(string Address, LocalUser User, string DeliveredTo);

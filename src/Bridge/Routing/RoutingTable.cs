@@ -1,0 +1,109 @@
+// Job: resolve an envelope recipient (local part + domain) to a local user, from one validated snapshot of the
+// configuration: local domains, configured users and their short names, the recipient delimiter, and
+// optionally the system's passwd database.
+// Failure: foreign domain -> 554 5.7.1 (no open relay); unknown user -> 550 5.1.1. Addresses that are not
+// safe file names are never looked up as logins and never become paths.
+using Bridge.Delivery;
+
+namespace Bridge.Routing;
+
+public sealed class RoutingTable
+{
+    private readonly HashSet<string> _localDomains;
+    private readonly Dictionary<string, LocalUser> _byName = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LocalUser> _byAddress = new(StringComparer.Ordinal);
+    private readonly string _delimiters;
+    private readonly IPasswdDatabase? _passwd;
+    private readonly string _primaryDomain;
+
+    /// <param name="users">Each user's short names; the first one names the spool file.</param>
+    /// <param name="passwd">The system database, or null when Bridge:UseSystemAccounts is false.</param>
+    public RoutingTable(
+        IEnumerable<string> localDomains,
+        IEnumerable<(IReadOnlyList<string> ShortNames, BridgeMode? Mode)> users,
+        string recipientDelimiter,
+        IPasswdDatabase? passwd)
+    {
+        var domains = localDomains.Select(NormalizeDomain).Where(d => d.Length > 0).ToList();
+        _primaryDomain = domains.FirstOrDefault() ?? "localhost";
+        _localDomains = new HashSet<string>(domains, StringComparer.Ordinal) { "localhost" };
+        _delimiters = recipientDelimiter;
+        _passwd = passwd;
+        foreach (var (shortNames, mode) in users)
+        {
+            var first = shortNames[0].ToLowerInvariant();
+            var account = passwd?.Find(first);
+            var user = new LocalUser(first, account?.Uid, account?.Gid, mode);
+            foreach (var name in shortNames.Select(n => n.ToLowerInvariant()))
+            {
+                if (name.Contains('@', StringComparison.Ordinal))
+                {
+                    _byAddress.TryAdd(name, user);
+                }
+                else
+                {
+                    _byName.TryAdd(name, user);
+                }
+            }
+        }
+    }
+
+    public string PrimaryDomain => _primaryDomain;
+
+    public bool IsLocalDomain(string domain) => _localDomains.Contains(NormalizeDomain(domain));
+
+    public RouteResult Resolve(string localPart, string domain)
+    {
+        var address = $"{localPart}@{domain}";
+        var normalizedDomain = NormalizeDomain(domain);
+        if (!_localDomains.Contains(normalizedDomain))
+        {
+            return RouteResult.Refuse(new DeliveryStatus(554, "5.7.1",
+                $"<{address}>: Relay access denied (domain is not in Bridge:LocalDomains)"));
+        }
+
+        var local = localPart.ToLowerInvariant();
+        foreach (var candidate in Candidates(local))
+        {
+            var user = Find(candidate, normalizedDomain);
+            if (user is not null)
+            {
+                return RouteResult.Accept(new RoutedRecipient(address, user, $"{user.ShortName}@{_primaryDomain}"));
+            }
+        }
+        return RouteResult.Refuse(new DeliveryStatus(550, "5.1.1",
+            $"<{address}>: Recipient address rejected: User unknown in local recipient table"));
+    }
+
+    private IEnumerable<string> Candidates(string local)
+    {
+        yield return local;
+        if (_delimiters.Length > 0)
+        {
+            var cut = local.IndexOfAny(_delimiters.ToCharArray());
+            if (cut > 0)
+            {
+                yield return local[..cut];
+            }
+        }
+    }
+
+    private LocalUser? Find(string local, string domain)
+    {
+        if (_byAddress.TryGetValue($"{local}@{domain}", out var user) || _byName.TryGetValue(local, out user))
+        {
+            return user;
+        }
+        if (_passwd is not null && ShortName.IsSafeFileName(local))
+        {
+            var account = _passwd.Find(local);
+            if (account is { } found)
+            {
+                return new LocalUser(local, found.Uid, found.Gid, null);
+            }
+        }
+        return null;
+    }
+
+    private static string NormalizeDomain(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();
+}
