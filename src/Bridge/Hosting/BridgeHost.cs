@@ -8,7 +8,6 @@ using Bridge.Delivery.Spool;
 using Bridge.Intake;
 using Bridge.Native;
 using Bridge.Routing;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -19,7 +18,7 @@ public static class BridgeHost
 {
     /// <summary>Builds a bound, ready-to-run host, or the reason it cannot run.</summary>
     public static (IHost? Host, string? Error) Build(string[] args, string? contentRoot = null,
-        Action<ConfigurationManager>? configure = null)
+        Action<HostApplicationBuilder>? customize = null)
     {
         Libc.EnsureSupported();
         Libc.IgnoreFileSizeSignal();
@@ -29,8 +28,6 @@ public static class BridgeHost
             Args = args,
             ContentRootPath = contentRoot ?? Directory.GetCurrentDirectory(),
         });
-        configure?.Invoke(builder.Configuration);
-
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -39,6 +36,7 @@ public static class BridgeHost
             o.IncludeScopes = false;
         });
         builder.Services.AddSystemd();
+        customize?.Invoke(builder);
 
         var passwd = new SystemPasswdDatabase();
         var (snapshot, errors) = SettingsSnapshot.Load(builder.Configuration, passwd);

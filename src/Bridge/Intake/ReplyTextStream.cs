@@ -1,6 +1,7 @@
 // Job: the output side of a session's socket, where SmtpServer's own reply texts are made precise:
 // - ", N retry(ies) remaining." (appended to every reply a filter raised) is removed;
 // - the library's fixed replies get enhanced status codes (RFC 2034), e.g. "250 Ok" -> "250 2.0.0 Ok";
+// - its "502 Unrecognized command" (also given for a malformed address) becomes "500 5.5.2";
 // - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
 // Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
 // Failure: write errors of the socket propagate as IOException, as they would without this stream.
@@ -48,7 +49,8 @@ internal sealed partial class ReplyTextStream(Stream inner) : Stream
         ["501 "] = "501 5.5.2 Syntax error",
         ["501 missing the TO:"] = "501 5.5.4 Syntax: RCPT TO:<address>",
         ["501 missing the FROM:"] = "501 5.5.4 Syntax: MAIL FROM:<address>",
-        ["502 Unrecognized command"] = "502 5.5.2 Unrecognized command",
+        // SmtpServer's parser reports a malformed MAIL/RCPT address as an unknown command (502); RFC 5321 says 500.
+        ["502 Unrecognized command"] = "500 5.5.2 Syntax error: command unrecognized or address malformed",
         ["503 bad sequence of commands"] = "503 5.5.1 Bad sequence of commands",
         ["550 mailbox unavailable"] = "550 5.1.1 Mailbox unavailable",
         ["553 mailbox name not allowed"] = "553 5.1.3 Mailbox name not allowed",
