@@ -1,0 +1,138 @@
+using Bridge.Native;
+using Bridge.Tests.Support;
+
+namespace Bridge.Tests.Delivery.Spool;
+
+/// <summary>Mailboxes Bridge must refuse to write, and all-or-nothing delivery to several mailboxes.</summary>
+public class MailboxSafetyTests
+{
+    private const string Alice = "alice@" + SpoolScenario.Domain;
+    private const string Bob = "bob@" + SpoolScenario.Domain;
+
+    [Fact]
+    public async Task A_symlinked_mailbox_is_refused_and_its_target_untouched()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        using var elsewhere = new TempDir();
+        var target = elsewhere["target"];
+        SpoolScenario.CreateMailbox(target, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+        File.CreateSymbolicLink(s.AliceMailbox, target);
+
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest1 is unusable: it is a symbolic link", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(target));
+    }
+
+    [Fact]
+    public async Task A_hard_linked_mailbox_is_refused_and_untouched()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+        var link = await Proc.RunAsync("ln", [s.AliceMailbox, s.Spool["second-name"]]);
+        Assert.Equal(0, link.ExitCode);
+
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest1 is unusable: it has 2 hard links", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+    }
+
+    [Fact]
+    public async Task A_mailbox_owned_by_someone_else_is_deferred_and_untouched()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.BobIds.Uid, s.BobIds.Gid);
+
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith($"450 4.2.0 Mailbox bridgetest1 is unusable: it is owned by uid {s.BobIds.Uid}", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+    }
+
+    [Fact]
+    public async Task A_fifo_or_directory_in_place_of_a_mailbox_is_refused()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        Assert.Equal(0, (await Proc.RunAsync("mkfifo", [s.AliceMailbox])).ExitCode);
+        Directory.CreateDirectory(s.BobMailbox);
+
+        var fifo = await Swaks.SendAsync(s.Port, Alice);
+        var directory = await Swaks.SendAsync(s.Port, Bob);
+
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest1 is unusable", fifo.FinalReply, StringComparison.Ordinal);
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest2 is unusable", directory.FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_mailbox_over_its_size_limit_gets_552_5_2_2_and_nothing_is_written()
+    {
+        await using var s = await SpoolScenario.StartAsync($"Bridge:Spool:MaxMailboxBytes={SpoolScenario.SampleMbox.Length + 100}");
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("552 5.2.2 Mailbox bridgetest1 is full", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+    }
+
+    [Fact]
+    public async Task When_one_mailbox_cannot_be_used_no_mailbox_gets_the_message()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+        SpoolScenario.CreateMailbox(s.BobMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid); // wrong owner
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{Bob}");
+
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest2", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.BobMailbox));
+    }
+
+    [Fact]
+    public async Task A_full_disk_during_the_second_copy_truncates_the_first_and_answers_452_4_3_1()
+    {
+        Peers.RequireRoot();
+        await using var s = await SpoolScenario.StartAsync();
+        var spool = s.Spool.Path;
+        var mount = await Proc.RunAsync("mount", ["-t", "tmpfs", "-o", "size=512k,mode=1777", "tmpfs", spool]);
+        Assert.True(mount.ExitCode == 0, $"mount tmpfs failed: {mount.Output}");
+        try
+        {
+            SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+            SpoolScenario.CreateMailbox(s.BobMailbox, SpoolScenario.SampleMbox, s.BobIds.Uid, s.BobIds.Gid);
+            // A ~40 KB copy grows a mailbox by about 10 pages. Leave room for both dotlocks, Alice's copy and
+            // 4 pages more: Bob's copy starts, then fails with ENOSPC midway.
+            var free = new DriveInfo(spool).AvailableFreeSpace;
+            await File.WriteAllBytesAsync(Path.Combine(spool, "filler"), new byte[free - (16 * 4096)]);
+            using var dir = new TempDir();
+            var data = dir["message"];
+            await File.WriteAllTextAsync(data, "Subject: big\n\n" + string.Concat(Enumerable.Repeat(new string('x', 99) + "\n", 400)) + "end");
+
+            var result = await Swaks.SendAsync(s.Port, $"{Alice},{Bob}", dataFile: data);
+
+            Assert.StartsWith("452 4.3.1 Insufficient system storage", result.FinalReply, StringComparison.Ordinal);
+            Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+            Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.BobMailbox));
+            Assert.Empty(Directory.GetFiles(spool, "*.lock"));
+        }
+        finally
+        {
+            await Proc.RunAsync("umount", ["-l", spool]);
+        }
+    }
+
+    [Fact]
+    public async Task A_root_owned_mailbox_of_a_real_account_is_deferred_and_untouched()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        SpoolScenario.CreateMailbox(s.AliceMailbox, [], 0, 0);
+
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest1 is unusable: it is owned by uid 0", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(0, Libc.Lstat(s.AliceMailbox, out var stat));
+        Assert.Equal(0, stat.Size);
+    }
+}
