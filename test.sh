@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every real peer the tests use (Debian packages, non-interactive) and runs all tests.
+# Must run as root: the tests create mailboxes for other users, mount a tiny tmpfs, start Postfix and Dovecot.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh must run as root (sudo ./test.sh): the tests chown mailboxes and start Postfix and Dovecot" >&2
+  exit 1
+fi
+
+packages=(swaks postfix dovecot-imapd dovecot-lmtpd procmail python3 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing test peers: ${missing[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build Bridge.sln -c Release -nologo -v q
+dotnet format Bridge.sln --verify-no-changes --no-restore
+
+log=$(mktemp)
+set +e
+dotnet test Bridge.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# dotnet test prints "Passed: N" / "Failed: N" under "Total tests:"; repeat them as one plain line.
+passed=$(grep -E '^ +Passed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+failed=$(grep -E '^ +Failed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+rm -f "$log"
+echo "${passed:-0} passed, ${failed:-0} failed"
+exit "$status"

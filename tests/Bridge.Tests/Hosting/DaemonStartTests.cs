@@ -1,0 +1,72 @@
+using Bridge.Tests.Support;
+
+namespace Bridge.Tests.Hosting;
+
+/// <summary>The bridge executable as a separate process, started the way an admin starts it.</summary>
+public class DaemonStartTests
+{
+    /// <summary>A copy of the built daemon in a world-readable folder, so that an unprivileged user can run it.</summary>
+    private static string PublishCopy(TempDir dir)
+    {
+        foreach (var file in Directory.GetFiles(AppContext.BaseDirectory))
+        {
+            var name = Path.GetFileName(file);
+            if (name.StartsWith("bridge", StringComparison.Ordinal) || name.EndsWith(".dll", StringComparison.Ordinal))
+            {
+                File.Copy(file, dir[name]);
+            }
+        }
+        return dir["bridge.dll"];
+    }
+
+    [Fact]
+    public async Task Without_root_binding_627_fails_with_one_line_naming_the_setting()
+    {
+        Peers.RequireRoot();
+        using var dir = new TempDir("bridge-daemon");
+        var dll = PublishCopy(dir);
+        var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
+
+        var result = await Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            "env", $"HOME={dir.Path}", "DOTNET_CLI_TELEMETRY_OPTOUT=1", dotnet, dll, $"--Bridge:Spool:Directory={dir.Path}"]);
+
+        Assert.NotEqual(0, result.ExitCode);
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var line = Assert.Single(lines);
+        Assert.Contains("cannot listen on 127.0.0.1:627", line, StringComparison.Ordinal);
+        Assert.Contains("Bridge:Listen:Port", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_setting_stops_the_daemon_with_one_line_naming_the_key()
+    {
+        using var dir = new TempDir("bridge-daemon");
+        var dll = PublishCopy(dir);
+        await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Listen": { "Port": 2627 }, "Spool": { "MaxMailboxBytes": -5 } } }""");
+
+        var result = await RunInAsync(dir.Path, dll);
+
+        Assert.Equal(78, result.ExitCode);
+        var line = Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("Bridge:Spool:MaxMailboxBytes", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Appsettings_json_is_read_from_the_working_directory_and_the_command_line_overrides_it()
+    {
+        using var dir = new TempDir("bridge-daemon");
+        var dll = PublishCopy(dir);
+        await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Bogus" } }""");
+
+        var fromFile = await RunInAsync(dir.Path, dll);
+        var overridden = await RunInAsync(dir.Path, dll, "--Bridge:Mode=Spool", "--Bridge:Listen:Port=1", "--Bridge:Listen:Address=192.0.2.1");
+
+        Assert.Contains("'Bogus' at 'Bridge:Mode'", fromFile.Output, StringComparison.Ordinal);
+        Assert.Contains("cannot listen on 192.0.2.1:1", overridden.Output, StringComparison.Ordinal);
+        Assert.Contains("Bridge:Listen:Address", overridden.Output, StringComparison.Ordinal);
+    }
+
+    private static Task<ProcResult> RunInAsync(string workingDirectory, string dll, params string[] args) =>
+        Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
+            timeout: TimeSpan.FromSeconds(30));
+}
