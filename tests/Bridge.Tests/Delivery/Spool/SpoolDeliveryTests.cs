@@ -173,4 +173,14 @@ public class SpoolDeliveryTests
         Assert.Contains("250-SIZE 100000", result.Transcript, StringComparison.Ordinal);
         Assert.Contains("ENHANCEDSTATUSCODES", result.Transcript, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_body_over_MaxMessageBytes_sent_without_SIZE_gets_552_5_3_4_and_nothing_is_written()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:MaxMessageBytes=2000");
+        var result = await Swaks.SendAsync(s.Port, $"alice@{Domain}", body: new string('x', 5000));
+
+        Assert.StartsWith("552 5.3.4 Message size exceeds fixed limit of 2000 bytes", result.FinalReply, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+    }
 }
