@@ -1,20 +1,54 @@
-// Job: pick the delivery agent for a message from the mode in force (Bridge:Mode, or a user's own Mode).
-// Failure: returns the agent's status; a mode with no agent available answers 451 4.3.0 (mail stays queued).
+// Job: send each recipient to the agent of the mode in force for it (Bridge:Mode, or the user's own Mode),
+// and in Legacy mode with Bridge:Legacy:FallbackToSpool, write the recipients the store still refuses
+// temporarily after its budget into their spool instead. One result for the transaction, by DeliveryResult.Compose.
+// Failure: the agents' statuses; spool recipients are delivered first, so a spool failure defers the message
+// before anything reached the store.
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Bridge.Routing;
 
 namespace Bridge.Delivery;
 
-public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool)
+public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store)
 {
-    public async Task<(DeliveryStatus Status, BridgeMode Mode)> DeliverAsync(
-        DeliveryRequest request, BridgeMode defaultMode, CancellationToken cancellationToken)
+    public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, BridgeMode defaultMode, bool fallbackToSpool,
+        CancellationToken cancellationToken)
     {
-        var modes = request.Recipients.Select(r => r.User.ModeOverride ?? defaultMode).Distinct().ToList();
-        if (modes.Count != 1 || modes[0] != BridgeMode.Spool)
+        var toSpool = request.Recipients.Where(r => (r.User.ModeOverride ?? defaultMode) == BridgeMode.Spool).ToList();
+        var toStore = request.Recipients.Where(r => (r.User.ModeOverride ?? defaultMode) == BridgeMode.Legacy).ToList();
+        var outcomes = new List<RecipientOutcome>(request.Recipients.Count);
+
+        if (toSpool.Count > 0)
         {
-            return (DeliveryStatus.Deferred("Legacy mode is not available in this version of Bridge"), modes[0]);
+            var spooled = await spool.DeliverAsync(request with { Recipients = toSpool }, cancellationToken).ConfigureAwait(false);
+            if (!spooled.Status.IsSuccess)
+            {
+                return spooled with
+                {
+                    Recipients = [.. spooled.Recipients, .. toStore.Select(r => new RecipientOutcome(r, spooled.Status, "not attempted", 0))],
+                };
+            }
+            outcomes.AddRange(spooled.Recipients);
         }
-        return (await spool.DeliverAsync(request, cancellationToken).ConfigureAwait(false), BridgeMode.Spool);
+
+        if (toStore.Count > 0)
+        {
+            var stored = await store.DeliverAsync(request with { Recipients = toStore }, cancellationToken).ConfigureAwait(false);
+            var retryInSpool = stored.Recipients.Where(o => o.Status.IsTransient).ToList();
+            if (fallbackToSpool && retryInSpool.Count > 0)
+            {
+                var fallback = await spool.DeliverAsync(request with { Recipients = retryInSpool.Select(o => o.Recipient).ToList() },
+                    cancellationToken).ConfigureAwait(false);
+                stored = stored with
+                {
+                    Recipients = stored.Recipients.Select(o => o.Status.IsTransient
+                        ? fallback.Recipients.First(f => f.Recipient == o.Recipient) with { Relay = $"{o.Relay}, fallback {fallback.Recipients[0].Relay}", Attempts = o.Attempts }
+                        : o).ToList(),
+                };
+            }
+            outcomes.AddRange(stored.Recipients);
+        }
+
+        return DeliveryResult.Compose(request.QueueId, outcomes);
     }
 }

@@ -1,4 +1,5 @@
-// Job: everything a delivery agent needs for one accepted message: envelope, resolved recipients, the bytes
+// Job: everything a delivery agent needs for one accepted message: envelope (with the client's MAIL FROM
+// parameters such as BODY=8BITMIME), resolved recipients, the bytes
 // (Bridge's Received header followed by the message exactly as received, CRLF line ends, dot-unstuffed).
 // Failure: none; an immutable value built by Intake.
 using System.Buffers;
@@ -12,7 +13,8 @@ public sealed record DeliveryRequest(
     IReadOnlyList<RoutedRecipient> Recipients,
     ReadOnlyMemory<byte> ReceivedHeader,
     ReadOnlySequence<byte> Message,
-    MessageHeaderSummary Headers);
+    MessageHeaderSummary Headers,
+    IReadOnlyDictionary<string, string> MailParameters);
 
 /// <summary>What Intake learnt from the header section once, for all agents.</summary>
 public sealed record MessageHeaderSummary(int ReceivedCount, IReadOnlyList<string> DeliveredTo);

@@ -5,5 +5,5 @@ namespace Bridge.Delivery;
 
 public interface IDeliveryAgent
 {
-    Task<DeliveryStatus> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken);
+    Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken);
 }

@@ -5,6 +5,7 @@
 using System.Net;
 using Bridge.Delivery;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Bridge.Intake;
 using Bridge.Native;
 using Bridge.Routing;
@@ -65,6 +66,13 @@ public static class BridgeHost
             var live = sp.GetRequiredService<LiveSettings>();
             return new SpoolDeliveryAgent(() => live.Current.Spool, sp.GetRequiredService<InProcessMailboxLocks>(),
                 sp.GetRequiredService<ILogger<SpoolDeliveryAgent>>());
+        });
+        builder.Services.AddSingleton<StoreConnectionPool>();
+        builder.Services.AddSingleton(sp =>
+        {
+            var live = sp.GetRequiredService<LiveSettings>();
+            return new StoreDeliveryAgent(() => live.Current.Options, sp.GetRequiredService<StoreConnectionPool>(),
+                sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
         });
         builder.Services.AddSingleton<DeliveryDispatcher>();
         builder.Services.AddSingleton<RecipientFilter>();

@@ -26,6 +26,13 @@ public sealed class BridgeOptions
     public int MaxMessageBytes { get; set; } = 25 * 1024 * 1024;
 
     public SpoolOptions Spool { get; set; } = new();
+
+    public LegacyOptions Legacy { get; set; } = new();
+
+    public RetryOptions Retry { get; set; } = new();
+
+    /// <summary>True when Bridge:Mode or any user's Mode sends mail to the store.</summary>
+    public bool UsesStore => Mode == BridgeMode.Legacy || Users.Any(u => u.Mode == BridgeMode.Legacy);
 }
 
 public sealed class ListenOptions
@@ -57,4 +64,62 @@ public sealed class SpoolOptions
 
     /// <summary>Group given to new mailboxes (Debian: mail).</summary>
     public string MailGroup { get; set; } = "mail";
+}
+
+public enum StoreProtocol
+{
+    Smtp,
+    Lmtp,
+}
+
+public enum StoreTls
+{
+    None,
+    StartTls,
+    Implicit,
+}
+
+/// <summary>The mail store that Legacy mode relays to.</summary>
+public sealed class LegacyOptions
+{
+    public string Host { get; set; } = "";
+
+    public int Port { get; set; } = 24;
+
+    public StoreProtocol Protocol { get; set; } = StoreProtocol.Lmtp;
+
+    public StoreTls Tls { get; set; } = StoreTls.None;
+
+    /// <summary>PEM file of the store's certificate or of the CA that issued it, trusted in addition to the system's CAs.</summary>
+    public string? TrustedCertificate { get; set; }
+
+    public string? Username { get; set; }
+
+    public string? Password { get; set; }
+
+    /// <summary>Pooled, reused connections to the store.</summary>
+    public int MaxConnections { get; set; } = 8;
+
+    /// <summary>When the store still fails after the retry budget, write to the recipient's spool instead of answering 4xx.</summary>
+    public bool FallbackToSpool { get; set; }
+}
+
+/// <summary>Polly policies for the store: per-attempt timeout inside exponential retry with jitter inside a circuit breaker.</summary>
+public sealed class RetryOptions
+{
+    public int MaxAttempts { get; set; } = 4;
+
+    public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Total time for one message; well below an MTA's 600 s end-of-data timeout.</summary>
+    public TimeSpan Budget { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Messages that failed for good (after their retries) within the sampling window before the breaker opens.</summary>
+    public int BreakAfterFailures { get; set; } = 5;
+
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 }

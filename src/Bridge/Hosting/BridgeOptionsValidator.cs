@@ -44,6 +44,8 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         }
         ValidateUsers(options, errors);
         ValidateSpool(options.Spool, errors);
+        ValidateLegacy(options, errors);
+        ValidateRetry(options.Retry, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
@@ -123,6 +125,69 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         if (string.IsNullOrWhiteSpace(spool.MailGroup))
         {
             errors.Add($"{key}:MailGroup is empty");
+        }
+    }
+
+    private static void ValidateLegacy(BridgeOptions options, List<string> errors)
+    {
+        const string key = $"{BridgeOptions.Section}:Legacy";
+        var legacy = options.Legacy;
+        if (options.UsesStore && string.IsNullOrWhiteSpace(legacy.Host))
+        {
+            errors.Add($"{key}:Host is empty: Legacy mode (Bridge:Mode or a user's Mode) needs the mail store's host");
+        }
+        if (legacy.Port is < 1 or > 65535)
+        {
+            errors.Add($"{key}:Port {legacy.Port} is not in 1..65535");
+        }
+        if (!Enum.IsDefined(legacy.Protocol))
+        {
+            errors.Add($"{key}:Protocol must be Smtp or Lmtp");
+        }
+        if (!Enum.IsDefined(legacy.Tls))
+        {
+            errors.Add($"{key}:Tls must be None, StartTls or Implicit");
+        }
+        if (legacy.MaxConnections is < 1 or > 1000)
+        {
+            errors.Add($"{key}:MaxConnections {legacy.MaxConnections} is not in 1..1000");
+        }
+        if (string.IsNullOrEmpty(legacy.Username) != string.IsNullOrEmpty(legacy.Password))
+        {
+            errors.Add($"{key}:Username and {key}:Password go together");
+        }
+        if (!string.IsNullOrEmpty(legacy.TrustedCertificate) && !File.Exists(legacy.TrustedCertificate))
+        {
+            errors.Add($"{key}:TrustedCertificate '{legacy.TrustedCertificate}' does not exist");
+        }
+    }
+
+    private static void ValidateRetry(RetryOptions retry, List<string> errors)
+    {
+        const string key = $"{BridgeOptions.Section}:Retry";
+        if (retry.MaxAttempts is < 1 or > 100)
+        {
+            errors.Add($"{key}:MaxAttempts {retry.MaxAttempts} is not in 1..100");
+        }
+        if (retry.BaseDelay <= TimeSpan.Zero || retry.MaxDelay < retry.BaseDelay)
+        {
+            errors.Add($"{key}:BaseDelay must be positive and {key}:MaxDelay at least BaseDelay");
+        }
+        if (retry.Budget <= TimeSpan.Zero || retry.Budget > TimeSpan.FromSeconds(300))
+        {
+            errors.Add($"{key}:Budget {retry.Budget} must be between 0 and 5 minutes (an MTA gives up on DATA after 10)");
+        }
+        if (retry.AttemptTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"{key}:AttemptTimeout {retry.AttemptTimeout} must be positive (the Budget caps it anyway)");
+        }
+        if (retry.BreakAfterFailures < 2)
+        {
+            errors.Add($"{key}:BreakAfterFailures {retry.BreakAfterFailures} must be at least 2");
+        }
+        if (retry.BreakDuration < TimeSpan.FromMilliseconds(500))
+        {
+            errors.Add($"{key}:BreakDuration {retry.BreakDuration} must be at least 0.5 s");
         }
     }
 }

@@ -54,16 +54,20 @@ internal sealed partial class MessageIntake(
             var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
                 snapshot.Options.ServerName, session.Esmtp, queueId,
                 recipients.Select(r => r.Address).ToList(), DateTimeOffset.Now);
-            var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, HeaderSummaryReader.Read(buffer));
+            var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, HeaderSummaryReader.Read(buffer),
+                transaction.Parameters ?? new Dictionary<string, string>());
 
-            var (status, mode) = await dispatcher.DeliverAsync(request, snapshot.Options.Mode, cancellationToken).ConfigureAwait(false);
+            var result = await dispatcher.DeliverAsync(request, snapshot.Options.Mode, snapshot.Options.Legacy.FallbackToSpool,
+                cancellationToken).ConfigureAwait(false);
             var delay = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            foreach (var recipient in recipients)
+            foreach (var outcome in result.Recipients)
             {
-                LogDelivery(queueId, sender, recipient.DeliveredTo, recipient.Address, mode, delay,
+                var status = outcome.Status;
+                LogDelivery(queueId, sender, outcome.Recipient.DeliveredTo, outcome.Recipient.Address,
+                    outcome.Recipient.User.ModeOverride ?? snapshot.Options.Mode, outcome.Relay, delay, outcome.Attempts,
                     status.IsSuccess ? "sent" : status.IsTransient ? "deferred" : "bounced", status);
             }
-            return SmtpReplies.From(status);
+            return SmtpReplies.From(result.Status);
         }
 #pragma warning disable CA1031 // the one place every unexpected failure must become a reply, not an exception
         catch (Exception ex)
@@ -75,9 +79,9 @@ internal sealed partial class MessageIntake(
     }
 
     [LoggerMessage(Level = LogLevel.Information,
-        Message = "{QueueId}: from=<{Sender}>, to=<{Recipient}>, orig_to=<{OriginalRecipient}>, mode={Mode}, delay={Delay:0.000}, status={Outcome} ({Reply})")]
+        Message = "{QueueId}: from=<{Sender}>, to=<{Recipient}>, orig_to=<{OriginalRecipient}>, mode={Mode}, relay={Relay}, delay={Delay:0.000}, attempts={Attempts}, status={Outcome} ({Reply})")]
     private partial void LogDelivery(string queueId, string sender, string recipient, string originalRecipient,
-        BridgeMode mode, double delay, string outcome, DeliveryStatus reply);
+        BridgeMode mode, string relay, double delay, int attempts, string outcome, DeliveryStatus reply);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: from=<{Sender}>, rejected: {Reply}")]
     private partial void LogRejected(string queueId, string sender, DeliveryStatus reply);

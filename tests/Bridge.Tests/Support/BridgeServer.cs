@@ -60,6 +60,12 @@ public sealed class BridgeServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // BRIDGE_TEST_LOG_DIR=/some/dir keeps every test Bridge's log lines for debugging.
+        if (Environment.GetEnvironmentVariable("BRIDGE_TEST_LOG_DIR") is { Length: > 0 } logDirectory)
+        {
+            Directory.CreateDirectory(logDirectory);
+            await File.WriteAllLinesAsync(Path.Combine(logDirectory, $"bridge-{Port}.log"), Logs.Lines);
+        }
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await _host.StopAsync(cts.Token);
         _host.Dispose();

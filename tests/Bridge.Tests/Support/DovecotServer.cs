@@ -1,4 +1,5 @@
-// Job: a private, real Dovecot: IMAP reader of an mbox spool (INBOX=<spool>/%u), and later the LMTP store.
+// Job: a private, real Dovecot: IMAP reader of an mbox spool (INBOX=<spool>/%u), or the mail store of
+// Legacy mode (LMTP in, Maildir, IMAP out), which tests can stop and start again on the same ports.
 // Users come from a passwd-file with their real uid, because Dovecot refuses to run mail processes as root.
 // Failure: a Dovecot that does not start fails the test with its log.
 using MailKit;
@@ -14,24 +15,40 @@ public sealed class DovecotServer : IAsyncDisposable
     private readonly string _config;
     private readonly TempDir _dir;
 
-    private DovecotServer(TempDir dir, string config, int imapPort)
+    private DovecotServer(TempDir dir, string config, int imapPort, int lmtpPort)
     {
         _dir = dir;
         _config = config;
         ImapPort = imapPort;
+        LmtpPort = lmtpPort;
     }
 
     public int ImapPort { get; }
 
+    /// <summary>The LMTP port when started as a store (0 otherwise).</summary>
+    public int LmtpPort { get; }
+
     public string LogPath => _dir["dovecot.log"];
 
+    public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
+
     /// <summary>Starts Dovecot serving each user's INBOX from <paramref name="spoolDirectory"/>/user.</summary>
-    public static async Task<DovecotServer> StartMboxReaderAsync(string spoolDirectory, params string[] users)
+    public static Task<DovecotServer> StartMboxReaderAsync(string spoolDirectory, params string[] users) =>
+        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, users);
+
+    /// <summary>Starts Dovecot as the mail store: LMTP in (on <paramref name="lmtpPort"/>, or a free port), Maildir, IMAP out.</summary>
+    public static Task<DovecotServer> StartStoreAsync(int lmtpPort = 0, params string[] users) =>
+        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, users);
+
+    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, string[] users)
     {
         Peers.Require("dovecot", "dovecot-imapd");
-        if (!File.Exists("/usr/lib/dovecot/imap"))
+        foreach (var (program, package) in new[] { ("imap", "dovecot-imapd"), ("lmtp", "dovecot-lmtpd") })
         {
-            throw new InvalidOperationException("Dovecot's IMAP server is not installed: run ./test.sh or apt-get install -y dovecot-imapd");
+            if ((program == "imap" || lmtp) && !File.Exists($"/usr/lib/dovecot/{program}"))
+            {
+                throw new InvalidOperationException($"Dovecot's {program} server is not installed: run ./test.sh or apt-get install -y {package}");
+            }
         }
         var dir = new TempDir("bridge-dovecot");
         var imapPort = FreePort.Next();
@@ -44,14 +61,25 @@ public sealed class DovecotServer : IAsyncDisposable
             passwd.Add($"{user}:{{PLAIN}}{Password}:{uid}:{gid}::{home}::");
         }
         await File.WriteAllLinesAsync(dir["passwd"], passwd);
+        var lmtpService = lmtp ? $$"""
+            service lmtp {
+              inet_listener lmtp {
+                address = 127.0.0.1
+                port = {{lmtpPort}}
+              }
+            }
+            """ : "";
         var config = $$"""
             base_dir = {{dir["run"]}}
             log_path = {{dir["dovecot.log"]}}
             listen = 127.0.0.1
             ssl = no
             disable_plaintext_auth = no
-            protocols = imap
+            protocols = imap{{(lmtp ? " lmtp" : "")}}
             auth_mechanisms = plain
+            auth_username_format = %Ln
+            recipient_delimiter = +
+            lmtp_save_to_detail_mailbox = no
             service imap-login {
               inet_listener imap {
                 port = {{imapPort}}
@@ -60,6 +88,7 @@ public sealed class DovecotServer : IAsyncDisposable
                 port = 0
               }
             }
+            {{lmtpService}}
             passdb {
               driver = passwd-file
               args = {{dir["passwd"]}}
@@ -68,19 +97,41 @@ public sealed class DovecotServer : IAsyncDisposable
               driver = passwd-file
               args = {{dir["passwd"]}}
             }
-            mail_location = mbox:~/mail:INBOX={{spoolDirectory}}/%u
+            mail_location = {{mailLocation}}
             """;
         var configPath = dir["dovecot.conf"];
         await File.WriteAllTextAsync(configPath, config);
-        var rc = await Proc.RunDetachedAsync("dovecot", "-c", configPath);
-        var server = new DovecotServer(dir, configPath, imapPort);
-        if (rc != 0 || !await WaitForPortAsync(imapPort))
+        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0);
+        try
         {
-            var log = File.Exists(server.LogPath) ? await File.ReadAllTextAsync(server.LogPath) : "(no log)";
-            await server.DisposeAsync();
-            throw new InvalidOperationException($"dovecot did not start (exit {rc}): {log}");
+            await server.StartAgainAsync();
+        }
+        catch
+        {
+            dir.Dispose();
+            throw;
         }
         return server;
+    }
+
+    /// <summary>Starts (or restarts after StopAsync) this instance on the same ports.</summary>
+    public async Task StartAgainAsync()
+    {
+        var rc = await Proc.RunDetachedAsync("dovecot", "-c", _config);
+        if (rc != 0 || !await WaitForPortAsync(ImapPort) || (LmtpPort != 0 && !await WaitForPortAsync(LmtpPort)))
+        {
+            throw new InvalidOperationException($"dovecot did not start (exit {rc}): {Log}");
+        }
+    }
+
+    /// <summary>Stops Dovecot and waits until its ports are closed.</summary>
+    public async Task StopAsync()
+    {
+        await Proc.RunAsync("doveadm", ["-c", _config, "stop"]);
+        for (var i = 0; i < 100 && (await IsListeningAsync(ImapPort) || (LmtpPort != 0 && await IsListeningAsync(LmtpPort))); i++)
+        {
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>Every message of the user's INBOX, byte for byte as IMAP BODY[] returns it.</summary>
@@ -103,6 +154,20 @@ public sealed class DovecotServer : IAsyncDisposable
         return messages;
     }
 
+    private static async Task<bool> IsListeningAsync(int port)
+    {
+        try
+        {
+            using var probe = new System.Net.Sockets.TcpClient();
+            await probe.ConnectAsync(System.Net.IPAddress.Loopback, port);
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
     internal static async Task<bool> WaitForPortAsync(int port)
     {
         for (var i = 0; i < 100; i++)
@@ -123,8 +188,7 @@ public sealed class DovecotServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Proc.RunAsync("doveadm", ["-c", _config, "stop"]);
-        await Task.Delay(200);
+        await StopAsync();
         _dir.Dispose();
     }
 }

@@ -11,9 +11,15 @@ namespace Bridge.Delivery.Spool;
 public sealed partial class SpoolDeliveryAgent(
     Func<SpoolSettings> settings, InProcessMailboxLocks locks, ILogger<SpoolDeliveryAgent> logger) : IDeliveryAgent
 {
-    public async Task<DeliveryStatus> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
+    public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
-        var current = settings();
+        var settingsNow = settings();
+        var status = await DeliverAllAsync(request, settingsNow, cancellationToken).ConfigureAwait(false);
+        return DeliveryResult.Uniform(request.QueueId, request.Recipients, status, $"spool:{settingsNow.Directory}", 1);
+    }
+
+    private async Task<DeliveryStatus> DeliverAllAsync(DeliveryRequest request, SpoolSettings current, CancellationToken cancellationToken)
+    {
         // One copy per mailbox: the first recipient that resolved to it names X-Original-To.
         var targets = request.Recipients
             .GroupBy(r => r.User.ShortName, StringComparer.Ordinal)

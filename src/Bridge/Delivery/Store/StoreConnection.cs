@@ -1,0 +1,310 @@
+// Job: one open SMTP or LMTP session with the mail store: greeting, EHLO/LHLO, optional STARTTLS (or implicit
+// TLS) and AUTH PLAIN, then transactions that relay the original envelope and the message bytes unchanged
+// (dot-stuffing exactly undoes SmtpServer's unstuffing). RCPTs are pipelined when the store offers PIPELINING.
+// Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled) throws
+// StoreConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA are
+// returned per recipient as DeliveryStatus values, never thrown.
+using System.Buffers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Bridge.Hosting;
+
+namespace Bridge.Delivery.Store;
+
+internal sealed class StoreConnection : IAsyncDisposable
+{
+    private readonly TcpClient _client;
+    private readonly StoreEndpoint _endpoint;
+    private readonly LineReader _reader;
+    private Stream _stream;
+    private BufferedStream _out;
+    private LineState _line;
+    private HashSet<string> _extensions = new(StringComparer.OrdinalIgnoreCase);
+
+    private StoreConnection(TcpClient client, StoreEndpoint endpoint)
+    {
+        _client = client;
+        _endpoint = endpoint;
+        _stream = Stream.Null; // the transport is attached once connected (UseTransport)
+        _out = new BufferedStream(Stream.Null);
+        _reader = new LineReader(Stream.Null);
+    }
+
+    private enum LineState
+    {
+        MidLine,
+        AfterCr,
+        AtLineStart,
+    }
+
+    public StoreEndpoint Endpoint => _endpoint;
+
+    /// <summary>False once the session is in an unknown state; such a connection is not reused.</summary>
+    public bool Reusable { get; private set; } = true;
+
+    public int TransactionsDone { get; private set; }
+
+    /// <summary>Replies read since the current transaction began: 0 means the store has not answered it at all.</summary>
+    public int RepliesInTransaction { get; private set; }
+
+    public static async Task<StoreConnection> OpenAsync(StoreEndpoint endpoint, CancellationToken cancellationToken)
+    {
+        var client = new TcpClient { NoDelay = true };
+        var connection = new StoreConnection(client, endpoint);
+        try
+        {
+            await client.ConnectAsync(endpoint.Host, endpoint.Port, cancellationToken).ConfigureAwait(false);
+            connection.UseTransport(client.GetStream());
+            if (endpoint.Tls == StoreTls.Implicit)
+            {
+                await connection.StartTlsAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await connection.ExpectAsync(220, "greeting", cancellationToken).ConfigureAwait(false);
+            await connection.HelloAsync(cancellationToken).ConfigureAwait(false);
+            if (endpoint.Tls == StoreTls.StartTls)
+            {
+                if (!connection._extensions.Contains("STARTTLS"))
+                {
+                    throw new StoreConnectionException($"{endpoint} does not offer STARTTLS (Bridge:Legacy:Tls=StartTls)");
+                }
+                await connection.CommandAsync("STARTTLS", cancellationToken).ConfigureAwait(false);
+                await connection.ExpectAsync(220, "STARTTLS", cancellationToken).ConfigureAwait(false);
+                await connection.StartTlsAsync(cancellationToken).ConfigureAwait(false);
+                await connection.HelloAsync(cancellationToken).ConfigureAwait(false);
+            }
+            if (!string.IsNullOrEmpty(endpoint.Username))
+            {
+                var token = Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{endpoint.Username}\0{endpoint.Password}"));
+                await connection.CommandAsync($"AUTH PLAIN {token}", cancellationToken).ConfigureAwait(false);
+                await connection.ExpectAsync(235, "AUTH PLAIN", cancellationToken).ConfigureAwait(false);
+            }
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task HelloAsync(CancellationToken cancellationToken)
+    {
+        var verb = _endpoint.Protocol == StoreProtocol.Lmtp ? "LHLO" : "EHLO";
+        await CommandAsync($"{verb} {_endpoint.HeloName}", cancellationToken).ConfigureAwait(false);
+        var lines = await StoreReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false);
+        var reply = StoreReply.Parse(lines);
+        if (!reply.IsSuccess)
+        {
+            throw new StoreConnectionException($"{_endpoint} refused {verb}: {reply}");
+        }
+        _extensions = new HashSet<string>(lines.Skip(1).Select(l => l[4..].Split(' ')[0]), StringComparer.OrdinalIgnoreCase);
+    }
+
+    private async Task StartTlsAsync(CancellationToken cancellationToken)
+    {
+        var tls = new SslStream(_stream, leaveInnerStreamOpen: false, ValidateCertificate);
+        await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = _endpoint.Host }, cancellationToken)
+            .ConfigureAwait(false);
+        UseTransport(tls);
+    }
+
+    private void UseTransport(Stream transport)
+    {
+        _stream = transport;
+        _out = new BufferedStream(transport, 64 * 1024);
+        _reader.Stream = transport;
+    }
+
+    private bool ValidateCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+        if (certificate is null || string.IsNullOrEmpty(_endpoint.TrustedCertificate) || errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            return false;
+        }
+        using var trusted = X509Certificate2.CreateFromPemFile(_endpoint.TrustedCertificate);
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        custom.ChainPolicy.CustomTrustStore.Add(trusted);
+        using var presented = new X509Certificate2(certificate);
+        return custom.Build(presented);
+    }
+
+    /// <summary>Relays one message. Returns one status per recipient, in order.</summary>
+    public async Task<IReadOnlyList<DeliveryStatus>> SendAsync(string sender, IReadOnlyList<string> recipients,
+        IReadOnlyDictionary<string, string> mailParameters, ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message,
+        CancellationToken cancellationToken)
+    {
+        Reusable = false; // until the transaction has completed cleanly
+        RepliesInTransaction = 0;
+        var mail = new StringBuilder($"MAIL FROM:<{sender}>");
+        if (_extensions.Contains("SIZE"))
+        {
+            mail.Append(" SIZE=").Append(prefix.Length + message.Length + 2);
+        }
+        if (_extensions.Contains("8BITMIME") && mailParameters.TryGetValue("BODY", out var body) &&
+            body.ToUpperInvariant() is "8BITMIME" or "7BIT")
+        {
+            mail.Append(" BODY=").Append(body.ToUpperInvariant());
+        }
+        if (_extensions.Contains("SMTPUTF8") && mailParameters.ContainsKey("SMTPUTF8"))
+        {
+            mail.Append(" SMTPUTF8");
+        }
+
+        var pipelined = _extensions.Contains("PIPELINING");
+        var statuses = new DeliveryStatus[recipients.Count];
+        await WriteLineAsync(mail.ToString(), cancellationToken).ConfigureAwait(false);
+        if (pipelined)
+        {
+            foreach (var recipient in recipients)
+            {
+                await WriteLineAsync($"RCPT TO:<{recipient}>", cancellationToken).ConfigureAwait(false);
+            }
+        }
+        await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
+
+        // A refused MAIL FROM is every recipient's answer. Pipelined RCPTs were sent anyway: read their replies.
+        var mailReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            if (pipelined)
+            {
+                var rcptReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+                statuses[i] = mailReply.IsSuccess ? rcptReply : mailReply;
+            }
+            else if (mailReply.IsSuccess)
+            {
+                await CommandAsync($"RCPT TO:<{recipients[i]}>", cancellationToken).ConfigureAwait(false);
+                statuses[i] = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                statuses[i] = mailReply;
+            }
+        }
+
+        var accepted = Enumerable.Range(0, recipients.Count).Where(i => statuses[i].IsSuccess).ToList();
+        if (accepted.Count == 0)
+        {
+            await ResetAsync(cancellationToken).ConfigureAwait(false);
+            return statuses;
+        }
+
+        await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
+        var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (dataReply.Code != 354)
+        {
+            accepted.ForEach(i => statuses[i] = dataReply);
+            await ResetAsync(cancellationToken).ConfigureAwait(false);
+            return statuses;
+        }
+
+        await WriteMessageAsync(prefix, message, cancellationToken).ConfigureAwait(false);
+        if (_endpoint.Protocol == StoreProtocol.Lmtp)
+        {
+            foreach (var i in accepted)
+            {
+                statuses[i] = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            var final = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+            accepted.ForEach(i => statuses[i] = final);
+        }
+        TransactionsDone++;
+        Reusable = true;
+        return statuses;
+    }
+
+    private async Task ResetAsync(CancellationToken cancellationToken)
+    {
+        await CommandAsync("RSET", cancellationToken).ConfigureAwait(false);
+        Reusable = (await ReadReplyAsync(cancellationToken).ConfigureAwait(false)).IsSuccess;
+    }
+
+    /// <summary>Writes the message with every line that begins with "." doubled, then CRLF "." CRLF.
+    /// SmtpServer removed the final CRLF of the message; it goes back in front of the terminating dot.</summary>
+    private async Task WriteMessageAsync(ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    {
+        _line = LineState.AtLineStart;
+        await WriteStuffedAsync(prefix, cancellationToken).ConfigureAwait(false);
+        foreach (var segment in message)
+        {
+            await WriteStuffedAsync(segment, cancellationToken).ConfigureAwait(false);
+        }
+        await _out.WriteAsync("\r\n.\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
+        await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task WriteStuffedAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        var start = 0;
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var b = bytes.Span[i];
+            if (_line == LineState.AtLineStart && b == (byte)'.')
+            {
+                await _out.WriteAsync(bytes[start..i], cancellationToken).ConfigureAwait(false);
+                _out.WriteByte((byte)'.');
+                start = i;
+            }
+            _line = b == (byte)'\r' ? LineState.AfterCr
+                : b == (byte)'\n' && _line == LineState.AfterCr ? LineState.AtLineStart
+                : LineState.MidLine;
+        }
+        await _out.WriteAsync(bytes[start..], cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task QuitAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CommandAsync("QUIT", cancellationToken).ConfigureAwait(false);
+            await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or StoreConnectionException or OperationCanceledException)
+        {
+            // the store is gone already: nothing to say goodbye to
+        }
+    }
+
+    private async Task CommandAsync(string line, CancellationToken cancellationToken)
+    {
+        await WriteLineAsync(line, cancellationToken).ConfigureAwait(false);
+        await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task WriteLineAsync(string line, CancellationToken cancellationToken) =>
+        _out.WriteAsync(Encoding.UTF8.GetBytes(line + "\r\n"), cancellationToken).AsTask();
+
+    private async Task<DeliveryStatus> ReadReplyAsync(CancellationToken cancellationToken)
+    {
+        var reply = StoreReply.Parse(await StoreReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false));
+        RepliesInTransaction++;
+        return reply;
+    }
+
+    private async Task ExpectAsync(int code, string what, CancellationToken cancellationToken)
+    {
+        var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (reply.Code != code)
+        {
+            throw new StoreConnectionException($"{_endpoint} answered {what} with {reply}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _client.Dispose();
+        _out.Dispose();
+    }
+}

@@ -1,0 +1,115 @@
+// Job: at most Bridge:Legacy:MaxConnections sessions with the store, reused across messages (an open LMTP/SMTP
+// session costs the store a greeting, LHLO and often a fork). A changed endpoint (reload) retires the old
+// connections; an idle connection older than 30 s is closed instead of reused.
+// Failure: opening a connection throws as StoreConnection.OpenAsync does; the slot is given back.
+namespace Bridge.Delivery.Store;
+
+public sealed class StoreConnectionPool : IAsyncDisposable
+{
+    private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(30);
+
+    private readonly Lock _gate = new();
+    private StoreEndpoint? _endpoint;
+    private SemaphoreSlim _slots = new(1, 1);
+    private readonly Stack<(StoreConnection Connection, DateTime Since)> _idle = new();
+
+    internal async Task<Lease> RentAsync(StoreEndpoint endpoint, CancellationToken cancellationToken)
+    {
+        SemaphoreSlim slots;
+        List<StoreConnection> retired = [];
+        lock (_gate)
+        {
+            if (_endpoint != endpoint)
+            {
+                _endpoint = endpoint;
+                _slots = new SemaphoreSlim(endpoint.MaxConnections, endpoint.MaxConnections);
+                retired.AddRange(_idle.Select(i => i.Connection));
+                _idle.Clear();
+            }
+            slots = _slots;
+        }
+        foreach (var old in retired)
+        {
+            await old.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            while (true)
+            {
+                (StoreConnection Connection, DateTime Since) idle;
+                lock (_gate)
+                {
+                    if (!_idle.TryPop(out idle))
+                    {
+                        break;
+                    }
+                }
+                if (DateTime.UtcNow - idle.Since < MaxIdle && idle.Connection.Endpoint == endpoint)
+                {
+                    return new Lease(this, slots, idle.Connection, reused: true);
+                }
+                await idle.Connection.DisposeAsync().ConfigureAwait(false);
+            }
+            var fresh = await StoreConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            return new Lease(this, slots, fresh, reused: false);
+        }
+        catch
+        {
+            slots.Release();
+            throw;
+        }
+    }
+
+    private async Task ReturnAsync(StoreConnection connection, SemaphoreSlim slots)
+    {
+        var keep = false;
+        lock (_gate)
+        {
+            if (connection.Reusable && connection.Endpoint == _endpoint && ReferenceEquals(slots, _slots))
+            {
+                _idle.Push((connection, DateTime.UtcNow));
+                keep = true;
+            }
+        }
+        if (!keep)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        slots.Release();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        List<StoreConnection> all;
+        lock (_gate)
+        {
+            all = _idle.Select(i => i.Connection).ToList();
+            _idle.Clear();
+        }
+        foreach (var connection in all)
+        {
+            await connection.QuitAsync(CancellationToken.None).ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One rented connection; Reconnect replaces a stale reused one inside the same slot.</summary>
+    internal sealed class Lease(StoreConnectionPool pool, SemaphoreSlim slots, StoreConnection connection, bool reused) : IAsyncDisposable
+    {
+        public StoreConnection Connection { get; private set; } = connection;
+
+        public bool Reused { get; private set; } = reused;
+
+        public async Task ReconnectAsync(CancellationToken cancellationToken)
+        {
+            var endpoint = Connection.Endpoint;
+            await Connection.DisposeAsync().ConfigureAwait(false);
+            Connection = await StoreConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            Reused = false;
+        }
+
+        public ValueTask DisposeAsync() => new(pool.ReturnAsync(Connection, slots));
+    }
+}

@@ -1,0 +1,122 @@
+// Job: Legacy mode: relay a message to the mail store with its original envelope and bytes (plus Bridge's
+// Received header), through StorePipeline. Each attempt sends only to the recipients that do not have a final
+// answer yet, so a mixed LMTP outcome retries just the temporary failures and never delivers a copy twice.
+// Failure: never throws for a delivery problem. Still failing after the budget or while the breaker is open:
+// 451 4.4.1 for those recipients (the store's own 4xx text when it gave one); a store 5xx is passed back as-is.
+using System.Diagnostics;
+using Bridge.Hosting;
+using Bridge.Routing;
+using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace Bridge.Delivery.Store;
+
+public sealed partial class StoreDeliveryAgent(
+    Func<BridgeOptions> options, StoreConnectionPool pool, ILogger<StoreDeliveryAgent> logger) : IDeliveryAgent
+{
+    private readonly Lock _gate = new();
+    private StorePipeline? _pipeline;
+
+    public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
+    {
+        var current = options();
+        var endpoint = StoreEndpoint.From(current);
+        var pipeline = PipelineFor(current.Retry);
+        var recipients = request.Recipients;
+        var statuses = new DeliveryStatus?[recipients.Count];
+        var attempts = 0;
+        string? lastProblem = null;
+
+        async ValueTask<AttemptResult> AttemptAsync(CancellationToken attemptToken)
+        {
+            attempts++;
+            var open = Enumerable.Range(0, recipients.Count).Where(i => statuses[i] is not { } s || s.IsTransient).ToList();
+            try
+            {
+                var replies = await SendAsync(endpoint, request, open.Select(i => recipients[i].Address).ToList(), attemptToken)
+                    .ConfigureAwait(false);
+                for (var k = 0; k < open.Count; k++)
+                {
+                    statuses[open[k]] = replies[k];
+                }
+                return new AttemptResult(open.Count(i => statuses[i]!.Value.IsTransient));
+            }
+            catch (Exception ex) when (StorePipeline.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                lastProblem = ex is TimeoutRejectedException ? $"no answer within {current.Retry.AttemptTimeout.TotalSeconds:0.#} s" : ex.Message;
+                LogAttemptFailed(request.QueueId, endpoint, attempts, lastProblem);
+                throw;
+            }
+        }
+
+        try
+        {
+            await pipeline.Pipeline.ExecuteAsync(AttemptAsync, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BrokenCircuitException)
+        {
+            lastProblem = "the circuit breaker is open after repeated failures";
+        }
+        catch (TimeoutRejectedException)
+        {
+            lastProblem = $"still failing after the retry budget of {current.Retry.Budget.TotalSeconds:0.#} s" +
+                          (lastProblem is null ? "" : $" ({lastProblem})");
+        }
+        catch (Exception ex) when (StorePipeline.IsTransient(ex))
+        {
+            lastProblem ??= ex.Message;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            lastProblem = "Bridge is shutting down";
+        }
+
+        var unavailable = new DeliveryStatus(451, "4.4.1",
+            $"Mail store {endpoint} unavailable after {attempts} attempt(s): {lastProblem ?? "no answer"}");
+        var outcomes = recipients.Select((r, i) => new RecipientOutcome(r, statuses[i] ?? unavailable, endpoint.ToString(), attempts))
+            .ToList();
+        return DeliveryResult.Compose(request.QueueId, outcomes);
+    }
+
+    /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
+    /// replaced once, inside the same attempt, before anything was sent on it.</summary>
+    private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(StoreEndpoint endpoint, DeliveryRequest request,
+        IReadOnlyList<string> addresses, CancellationToken cancellationToken)
+    {
+        await using var lease = await pool.RentAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,
+                request.Message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (lease.Reused && lease.Connection.RepliesInTransaction == 0 && StorePipeline.IsTransient(ex))
+        {
+            await lease.ReconnectAsync(cancellationToken).ConfigureAwait(false);
+            return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,
+                request.Message, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private StorePipeline PipelineFor(RetryOptions retry)
+    {
+        lock (_gate)
+        {
+            if (_pipeline is null || !_pipeline.Matches(retry))
+            {
+                _pipeline = StorePipeline.Build(retry, state =>
+                {
+                    LogBreaker(state);
+                    return ValueTask.CompletedTask;
+                });
+            }
+            return _pipeline;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: store {Store} attempt {Attempt} failed: {Problem}")]
+    private partial void LogAttemptFailed(string queueId, StoreEndpoint store, int attempt, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Mail store circuit breaker is now {State}")]
+    private partial void LogBreaker(CircuitState state);
+}

@@ -1,0 +1,61 @@
+// Job: build the Polly pipeline for store attempts from Bridge:Retry: a total Budget timeout around a circuit
+// breaker around exponential retry with jitter around a per-attempt timeout. Transient = connection-level
+// failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried.
+// Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
+// the last transient exception; StoreDeliveryAgent turns each into 451 4.4.1.
+using System.Net.Sockets;
+using Bridge.Hosting;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace Bridge.Delivery.Store;
+
+/// <summary>Result of one attempt: how many recipients still have a temporary failure.</summary>
+internal readonly record struct AttemptResult(int StillTransient);
+
+internal sealed record StorePipeline(RetryOptions Options, ResiliencePipeline<AttemptResult> Pipeline, CircuitBreakerStateProvider Breaker)
+{
+    public static bool IsTransient(Exception exception) =>
+        exception is SocketException or IOException or StoreConnectionException or TimeoutRejectedException
+            or System.Security.Authentication.AuthenticationException;
+
+    public static StorePipeline Build(RetryOptions options, Func<CircuitState, ValueTask> onBreakerChange)
+    {
+        var shouldHandle = new PredicateBuilder<AttemptResult>()
+            .Handle<Exception>(IsTransient)
+            .HandleResult(r => r.StillTransient > 0);
+        var breaker = new CircuitBreakerStateProvider();
+        var pipeline = new ResiliencePipelineBuilder<AttemptResult>()
+            .AddTimeout(options.Budget)
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions<AttemptResult>
+            {
+                FailureRatio = 1.0,
+                MinimumThroughput = options.BreakAfterFailures,
+                SamplingDuration = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(30).Ticks, options.Budget.Ticks * 2)),
+                BreakDuration = options.BreakDuration,
+                ShouldHandle = shouldHandle,
+                StateProvider = breaker,
+                OnOpened = _ => onBreakerChange(CircuitState.Open),
+                OnClosed = _ => onBreakerChange(CircuitState.Closed),
+            })
+            .AddRetry(new RetryStrategyOptions<AttemptResult>
+            {
+                MaxRetryAttempts = Math.Max(1, options.MaxAttempts - 1),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = options.BaseDelay,
+                MaxDelay = options.MaxDelay,
+                ShouldHandle = options.MaxAttempts > 1 ? shouldHandle : _ => ValueTask.FromResult(false),
+            })
+            .AddTimeout(options.AttemptTimeout)
+            .Build();
+        return new StorePipeline(options, pipeline, breaker);
+    }
+
+    public bool Matches(RetryOptions other) =>
+        Options.MaxAttempts == other.MaxAttempts && Options.BaseDelay == other.BaseDelay && Options.MaxDelay == other.MaxDelay &&
+        Options.AttemptTimeout == other.AttemptTimeout && Options.Budget == other.Budget &&
+        Options.BreakAfterFailures == other.BreakAfterFailures && Options.BreakDuration == other.BreakDuration;
+}

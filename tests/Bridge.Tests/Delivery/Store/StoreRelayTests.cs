@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Bridge.Tests.Support;
+using MimeKit;
+using MimeKit.Cryptography;
+using Org.BouncyCastle.Crypto;
+using Org.BouncyCastle.OpenSsl;
+
+namespace Bridge.Tests.Delivery.Store;
+
+/// <summary>Legacy mode: swaks -> Bridge -> a real Dovecot over LMTP, read back over IMAP.</summary>
+public class StoreRelayTests
+{
+    private const string Alice = "bridgetest1@" + SpoolScenario.Domain;
+
+    [Fact]
+    public async Task The_store_receives_the_original_bytes_plus_one_received_header_and_dkim_still_verifies()
+    {
+        await using var s = await LegacyScenario.StartAsync();
+        using var dir = new TempDir();
+        var (signed, publicKeyPem) = DkimSignedMessage();
+        var data = dir["signed.eml"];
+        await File.WriteAllBytesAsync(data, signed);
+
+        var result = await Swaks.SendAsync(s.Port, Alice, dataFile: data);
+
+        Assert.StartsWith("250 2.0.0 Ok: queued as ", result.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        // swaks ends the message with the CRLF before "."; the store has Dovecot's own trace headers on top.
+        var original = (byte[])[.. signed, .. "\r\n"u8];
+        Assert.True(stored.AsSpan().EndsWith(original), "the message bytes changed on the way to the store");
+        var added = Encoding.UTF8.GetString(stored, 0, stored.Length - original.Length);
+        Assert.Matches(@"Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby bridge\.localhost \(Bridge\) with ESMTP id [0-9A-F]{16}\r\n\tfor <bridgetest1@afp548\.test>; [^\r\n]+\r\n$", added);
+
+        var message = MimeMessage.Load(new MemoryStream(stored));
+        var signature = message.Headers[message.Headers.IndexOf(HeaderId.DkimSignature)];
+        var verifier = new DkimVerifier(new StaticKeyLocator(publicKeyPem));
+        Assert.True(await verifier.VerifyAsync(message, signature), "DKIM signature does not verify at the store");
+        Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains($"relay=lmtp:[127.0.0.1]:{s.LmtpPort}", StringComparison.Ordinal)
+                                                        && l.Contains("attempts=1, status=sent (250 2.0.0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Dot_lines_eight_bit_and_tags_reach_the_store_unchanged()
+    {
+        await using var s = await LegacyScenario.StartAsync();
+        using var dir = new TempDir();
+        var data = dir["m"];
+        byte[] body = [.. ".leading dot\r\n..two dots\r\n.\r\nFrom line\r\ncaf"u8, 0xC3, 0xA9, (byte)' ', 0xE9];
+        await File.WriteAllBytesAsync(data, [.. "Subject: dots\r\nMessage-Id: <dots@test>\r\n\r\n"u8, .. body]);
+
+        var result = await Swaks.SendAsync(s.Port, "bridgetest1+folder@" + SpoolScenario.Domain, dataFile: data);
+
+        Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        Assert.True(stored.AsSpan().EndsWith((byte[])[.. "\r\n\r\n"u8, .. body, .. "\r\n"u8]), Encoding.Latin1.GetString(stored));
+    }
+
+    [Fact]
+    public async Task Store_down_gives_451_4_4_1_within_the_budget_and_the_next_try_is_delivered_once()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: false, "Bridge:Retry:Budget=00:00:03", "Bridge:Retry:MaxAttempts=3");
+        var clock = Stopwatch.StartNew();
+
+        var refused = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith($"451 4.4.1 Mail store lmtp:[127.0.0.1]:{s.LmtpPort} unavailable after 3 attempt(s)", refused.FinalReply, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"answered after {clock.Elapsed}");
+
+        await s.StartStoreAsync();
+        var accepted = await Swaks.SendAsync(s.Port, Alice, extra: ["--header", "Message-Id: <later@test>"]);
+        Assert.StartsWith("250 ", accepted.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        Assert.Contains("<later@test>", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_store_that_comes_back_while_retries_run_gets_the_message_exactly_once()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: false,
+            "Bridge:Retry:Budget=00:00:30", "Bridge:Retry:MaxAttempts=30", "Bridge:Retry:BaseDelay=00:00:00.300", "Bridge:Retry:MaxDelay=00:00:01");
+
+        var sending = Swaks.SendAsync(s.Port, Alice, extra: ["--header", "Message-Id: <retried@test>"]);
+        await Task.Delay(2000);
+        Assert.False(sending.IsCompleted, "Bridge answered before the store came back");
+        await s.StartStoreAsync();
+        var result = await sending;
+
+        Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        Assert.Contains("<retried@test>", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+        Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("status=sent", StringComparison.Ordinal) && !l.Contains("attempts=1,", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_store_550_is_passed_back_as_is_and_not_retried()
+    {
+        // bridgetest3 is a user Bridge knows (a system account) but the store does not.
+        await TestAccounts.EnsureAsync(TestAccounts.Carol);
+        await using var s = await LegacyScenario.StartAsync();
+
+        var result = await Swaks.SendAsync(s.Port, $"{TestAccounts.Carol}@{SpoolScenario.Domain}");
+
+        Assert.Matches(@"^550 5\.1\.1 .*User doesn't exist", result.FinalReply);
+        Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("attempts=1, status=bounced (550 5.1.1", StringComparison.Ordinal));
+        Assert.DoesNotContain(s.Bridge.Bridge.Logs.Lines, l => l.Contains("attempt 2", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_open_breaker_answers_451_4_4_1_at_once()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: false,
+            "Bridge:Retry:Budget=00:00:02", "Bridge:Retry:MaxAttempts=2", "Bridge:Retry:BreakAfterFailures=2", "Bridge:Retry:BreakDuration=00:01:00");
+        await Swaks.SendAsync(s.Port, Alice);
+        await Swaks.SendAsync(s.Port, Alice);
+        await s.StartStoreAsync(); // even with the store back, the open breaker answers without trying
+
+        var clock = Stopwatch.StartNew();
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("451 4.4.1 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Contains("circuit breaker is open", result.FinalReply, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1.5), $"answered after {clock.Elapsed}");
+        Assert.Empty(await s.InboxAsync(TestAccounts.Alice));
+    }
+
+    [Fact]
+    public async Task With_fallback_to_spool_a_dead_store_means_the_message_is_written_to_the_spool()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: false,
+            "Bridge:Retry:Budget=00:00:02", "Bridge:Retry:MaxAttempts=2", "Bridge:Legacy:FallbackToSpool=true");
+
+        var result = await Swaks.SendAsync(s.Port, Alice, extra: ["--header", "Message-Id: <fallback@test>"]);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        var message = Assert.Single(await MboxReaders.PythonMailboxAsync(s.Bridge.AliceMailbox));
+        Assert.Equal("<fallback@test>", message.MessageId);
+        Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("fallback spool:", StringComparison.Ordinal) && l.Contains("status=sent", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_users_own_mode_overrides_the_global_mode()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: true, "Bridge:Mode=Spool", "Bridge:Users:1:Mode=Legacy");
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{TestAccounts.Bob}@{SpoolScenario.Domain}", extra: ["--header", "Message-Id: <split@test>"]);
+
+        Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal("<split@test>", Assert.Single(await MboxReaders.PythonMailboxAsync(s.Bridge.AliceMailbox)).MessageId);
+        Assert.Contains("<split@test>", Encoding.UTF8.GetString(Assert.Single(await s.InboxAsync(TestAccounts.Bob))), StringComparison.Ordinal);
+        Assert.False(File.Exists(s.Bridge.BobMailbox));
+        Assert.Empty(await s.InboxAsync(TestAccounts.Alice));
+    }
+
+    [Fact]
+    public async Task Connections_to_the_store_are_reused_across_messages()
+    {
+        await using var s = await LegacyScenario.StartAsync();
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(5, (await s.InboxAsync(TestAccounts.Alice)).Count);
+        var connects = s.Store!.Log.Split('\n').Count(l => l.Contains("lmtp(", StringComparison.Ordinal) && l.Contains("Connect from", StringComparison.Ordinal));
+        Assert.True(connects is >= 1 and < 5, $"{connects} LMTP connections for 5 messages:\n{s.Store.Log}");
+    }
+
+    private static (byte[] Message, string PublicKeyPem) DkimSignedMessage()
+    {
+        using var rsa = RSA.Create(2048);
+        var privatePem = rsa.ExportRSAPrivateKeyPem();
+        var publicPem = rsa.ExportSubjectPublicKeyInfoPem();
+        var message = new MimeMessage();
+        message.From.Add(new MailboxAddress("Sender", "sender@example.org"));
+        message.To.Add(new MailboxAddress("Alice", Alice));
+        message.Subject = "signed";
+        message.MessageId = "signed@test";
+        message.Date = new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
+        message.Body = new TextPart("plain") { Text = "A body with a long line " + new string('x', 200) + "\r\nand caf\u00e9.\r\n.dot line\r\n" };
+        using var keyStream = new MemoryStream(Encoding.ASCII.GetBytes(privatePem));
+        var signer = new DkimSigner(keyStream, "example.org", "test")
+        {
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Simple,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Simple,
+        };
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        message.Prepare(EncodingConstraint.EightBit);
+        signer.Sign(options, message, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
+        using var output = new MemoryStream();
+        message.WriteTo(options, output);
+        return (output.ToArray(), publicPem);
+    }
+
+    private sealed class StaticKeyLocator(string publicKeyPem) : DkimPublicKeyLocatorBase
+    {
+        public override AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            (AsymmetricKeyParameter)new PemReader(new StringReader(publicKeyPem)).ReadObject();
+
+        public override Task<AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
+            Task.FromResult(LocatePublicKey(methods, domain, selector, cancellationToken));
+    }
+}
