@@ -24,11 +24,21 @@ public static class BridgeHost
         Libc.EnsureSupported();
         Libc.IgnoreFileSizeSignal();
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        HostApplicationBuilder builder;
+        try
         {
-            Args = args,
-            ContentRootPath = contentRoot ?? Directory.GetCurrentDirectory(),
-        });
+            builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                Args = args,
+                ContentRootPath = contentRoot ?? Directory.GetCurrentDirectory(),
+            });
+        }
+        catch (InvalidDataException ex)
+        {
+            return (null, $"bridge: invalid configuration: {ex.Message} {ex.InnerException?.Message}".TrimEnd());
+        }
+        var fileErrors = new ConfigurationFileErrors();
+        fileErrors.Watch(builder.Configuration);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -58,7 +68,7 @@ public static class BridgeHost
 
         builder.Services.AddSingleton(listener);
         builder.Services.AddSingleton<IPasswdDatabase>(passwd);
-        builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd,
+        builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd, fileErrors,
             sp.GetRequiredService<ILogger<LiveSettings>>()));
         builder.Services.AddSingleton<InProcessMailboxLocks>();
         builder.Services.AddSingleton(sp =>

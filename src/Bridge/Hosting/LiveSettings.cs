@@ -14,16 +14,19 @@ public sealed partial class LiveSettings : IDisposable
 {
     private readonly IConfiguration _configuration;
     private readonly IPasswdDatabase _passwd;
+    private readonly ConfigurationFileErrors _fileErrors;
     private readonly ILogger<LiveSettings> _logger;
     private readonly IDisposable _changeSubscription;
     private readonly PosixSignalRegistration? _hangup;
     private volatile SettingsSnapshot _current;
 
-    public LiveSettings(SettingsSnapshot initial, IConfiguration configuration, IPasswdDatabase passwd, ILogger<LiveSettings> logger)
+    public LiveSettings(SettingsSnapshot initial, IConfiguration configuration, IPasswdDatabase passwd,
+        ConfigurationFileErrors fileErrors, ILogger<LiveSettings> logger)
     {
         _current = initial;
         _configuration = configuration;
         _passwd = passwd;
+        _fileErrors = fileErrors;
         _logger = logger;
         _changeSubscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
         if (configuration is IConfigurationRoot root && !OperatingSystem.IsWindows())
@@ -41,6 +44,11 @@ public sealed partial class LiveSettings : IDisposable
 
     private void Reload()
     {
+        if (_fileErrors.Take() is { } fileError)
+        {
+            LogInvalidReload(fileError);
+            return;
+        }
         var (snapshot, errors) = SettingsSnapshot.Load(_configuration, _passwd);
         if (snapshot is null)
         {

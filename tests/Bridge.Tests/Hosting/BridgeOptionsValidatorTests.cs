@@ -42,10 +42,23 @@ public class BridgeOptionsValidatorTests
             e => e.Contains("Bridge:Users[1]:ShortNames[1]", StringComparison.Ordinal) && e.Contains("Bridge:Users[0]", StringComparison.Ordinal));
 
     [Fact]
+    public void Legacy_mode_for_anyone_needs_the_store_host() =>
+        Assert.Contains(Errors(("Bridge:Users:0:ShortNames:0", "george"), ("Bridge:Users:0:Mode", "Legacy")),
+            e => e.Contains("Bridge:Legacy:Host", StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData("Bridge:Retry:Budget", "00:11:00", "Bridge:Retry:Budget")]
+    [InlineData("Bridge:Retry:BreakAfterFailures", "1", "Bridge:Retry:BreakAfterFailures")]
+    [InlineData("Bridge:Legacy:Protocol", "Pop3", "Bridge:Legacy:Protocol")]
+    [InlineData("Bridge:Legacy:Username", "u", "Bridge:Legacy:Password")]
+    public void Bad_store_and_retry_settings_are_named(string key, string value, string named) =>
+        Assert.Contains(Errors((key, value)), e => e.Contains(named, StringComparison.Ordinal));
+
+    [Fact]
     public void User_mode_binds()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([
-            new("Bridge:Users:0:ShortNames:0", "george"), new("Bridge:Users:0:Mode", "Legacy")]).Build();
+            new("Bridge:Users:0:ShortNames:0", "george"), new("Bridge:Users:0:Mode", "Legacy"), new("Bridge:Legacy:Host", "store.example")]).Build();
         var (snapshot, errors) = SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
         Assert.Empty(errors);
         Assert.Equal(BridgeMode.Legacy, snapshot!.Options.Users[0].Mode);

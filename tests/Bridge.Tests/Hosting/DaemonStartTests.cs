@@ -69,4 +69,18 @@ public class DaemonStartTests
     private static Task<ProcResult> RunInAsync(string workingDirectory, string dll, params string[] args) =>
         Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
             timeout: TimeSpan.FromSeconds(30));
+
+    [Fact]
+    public async Task Broken_json_in_appsettings_stops_the_daemon_with_one_line()
+    {
+        using var dir = new TempDir("bridge-daemon");
+        var dll = PublishCopy(dir);
+        await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Spool" """);
+
+        var result = await RunInAsync(dir.Path, dll);
+
+        Assert.Equal(78, result.ExitCode);
+        var line = Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("appsettings.json", line, StringComparison.Ordinal);
+    }
 }

@@ -30,6 +30,9 @@ public sealed class DovecotServer : IAsyncDisposable
 
     public string LogPath => _dir["dovecot.log"];
 
+    /// <summary>The user's home (Maildir lives below it when Dovecot is the store).</summary>
+    public string HomeOf(string user) => _dir["home-" + user];
+
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
     /// <summary>Starts Dovecot serving each user's INBOX from <paramref name="spoolDirectory"/>/user.</summary>

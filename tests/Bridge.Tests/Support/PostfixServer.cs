@@ -1,5 +1,6 @@
-// Job: a private, real Postfix instance (its own config, queue and log under a temp directory) that relays
-// everything to Bridge as its smarthost: relayhost = [127.0.0.1]:<bridge port>, as an admin configures it.
+// Job: a private, real Postfix instance (its own config, queue and log under a temp directory): either the
+// upstream MTA relaying everything to Bridge (relayhost = [127.0.0.1]:<bridge port>, as an admin configures
+// it), or an SMTP mail store front that hands mail on to Dovecot over LMTP.
 // Failure: a Postfix that does not start fails the test with its log.
 namespace Bridge.Tests.Support;
 
@@ -21,7 +22,16 @@ public sealed class PostfixServer : IAsyncDisposable
 
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
-    public static async Task<PostfixServer> StartAsync(int bridgePort)
+    /// <summary>Postfix as the upstream MTA: everything goes to Bridge as its relayhost.</summary>
+    public static Task<PostfixServer> StartAsync(int bridgePort) =>
+        StartAsync("mta.test", [$"relayhost=[127.0.0.1]:{bridgePort}", "mydestination="]);
+
+    /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
+    public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort) =>
+        StartAsync("store.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
+            "local_recipient_maps="]);
+
+    private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings)
     {
         Peers.RequireRoot();
         var postfix = Peers.Require("postfix", "postfix");
@@ -37,12 +47,13 @@ public sealed class PostfixServer : IAsyncDisposable
         await File.WriteAllTextAsync(Path.Combine(conf, "master.cf"), master);
         string[] settings =
         [
-            $"queue_directory={dir["queue"]}", $"data_directory={data}", "myhostname=mta.test", "mydestination=",
+            $"queue_directory={dir["queue"]}", $"data_directory={data}", $"myhostname={hostName}",
             "inet_interfaces=loopback-only", "inet_protocols=ipv4", "mynetworks=127.0.0.0/8",
             "smtpd_relay_restrictions=permit_mynetworks,reject", "alias_maps=", "alias_database=",
-            $"relayhost=[127.0.0.1]:{bridgePort}", $"maillog_file={dir["maillog"]}", "maillog_file_prefixes=/tmp",
+            $"maillog_file={dir["maillog"]}", "maillog_file_prefixes=/tmp",
             "minimal_backoff_time=2s", "maximal_backoff_time=4s", "queue_run_delay=2s", "compatibility_level=3.6",
             "smtp_connection_cache_on_demand=yes",
+            .. roleSettings,
         ];
         var postconf = await Proc.RunAsync("postconf", ["-c", conf, "-e", .. settings]);
         if (postconf.ExitCode != 0)

@@ -36,12 +36,19 @@ public sealed class SpoolScenario : IAsyncDisposable
 
     public int Port => Bridge.Port;
 
-    public static async Task<SpoolScenario> StartAsync(params string[] settings)
+    public static Task<SpoolScenario> StartAsync(params string[] settings) => StartWithSettingsFileAsync(null, settings);
+
+    /// <param name="appsettingsJson">Written to the daemon's working directory before it starts (for reload tests).</param>
+    public static async Task<SpoolScenario> StartWithSettingsFileAsync(string? appsettingsJson, params string[] settings)
     {
         var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
         var bob = await TestAccounts.EnsureAsync(TestAccounts.Bob);
         var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
         var root = new TempDir("bridge-root");
+        if (appsettingsJson is not null)
+        {
+            await File.WriteAllTextAsync(root["appsettings.json"], appsettingsJson);
+        }
         string[] standard =
         [
             $"Bridge:LocalDomains:0={Domain}",

@@ -1,0 +1,84 @@
+using System.Text;
+using Bridge.Tests.Support;
+
+namespace Bridge.Tests.Delivery.Store;
+
+/// <summary>Per-recipient LMTP outcomes and the SMTP protocol through a real Postfix store front.</summary>
+public class StoreOutcomeTests
+{
+    private const string Alice = "bridgetest1@" + SpoolScenario.Domain;
+    private const string Bob = "bridgetest2@" + SpoolScenario.Domain;
+
+    [Fact]
+    public async Task A_recipient_the_store_defers_is_retried_alone_and_every_copy_arrives_once()
+    {
+        await using var s = await LegacyScenario.StartAsync(storeUp: true,
+            "Bridge:Retry:Budget=00:00:30", "Bridge:Retry:MaxAttempts=30", "Bridge:Retry:BaseDelay=00:00:00.300", "Bridge:Retry:MaxDelay=00:00:01");
+        var bobHome = s.Store!.HomeOf(TestAccounts.Bob);
+        await Proc.RunAsync("chown", ["root:root", bobHome]); // Dovecot (as bob) cannot create his Maildir: LMTP 4xx for bob only
+
+        var sending = Swaks.SendAsync(s.Port, $"{Alice},{Bob}", extra: ["--header", "Message-Id: <mixed@test>"]);
+        await WaitForAsync(() => s.Bridge.Bridge.Logs.Lines.Any(l => l.Contains("attempt", StringComparison.Ordinal))
+                                 || s.Store.Log.Contains("Internal error", StringComparison.OrdinalIgnoreCase)
+                                 || s.Store.Log.Contains("Permission denied", StringComparison.Ordinal));
+        await Task.Delay(1500);
+        Assert.False(sending.IsCompleted, "Bridge answered while the store still deferred bob");
+        var ids = await Proc.RunAsync("id", ["-u", TestAccounts.Bob]);
+        await Proc.RunAsync("chown", [ids.Stdout.Trim(), bobHome]);
+        var result = await sending;
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        Assert.Contains("<mixed@test>", Encoding.UTF8.GetString(Assert.Single(await s.InboxAsync(TestAccounts.Bob))), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_recipient_refused_for_good_next_to_a_delivered_one_defers_the_message_until_dsns_exist()
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Carol); // known to Bridge, unknown to the store
+        await using var s = await LegacyScenario.StartAsync();
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{TestAccounts.Carol}@{SpoolScenario.Domain}");
+
+        Assert.StartsWith($"451 4.5.0 <{TestAccounts.Carol}@{SpoolScenario.Domain}> failed permanently (550 5.1.1", result.FinalReply, StringComparison.Ordinal);
+        Assert.Single(await s.InboxAsync(TestAccounts.Alice)); // delivered: a retry by the MTA duplicates it (duplicates over loss)
+    }
+
+    [Fact]
+    public async Task Protocol_smtp_relays_through_a_real_postfix_store_with_the_bytes_unchanged()
+    {
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice, TestAccounts.Bob);
+        await using var front = await PostfixServer.StartStoreFrontAsync(SpoolScenario.Domain, store.LmtpPort);
+        await using var s = await SpoolScenario.StartAsync("Bridge:Mode=Legacy", "Bridge:Legacy:Host=127.0.0.1",
+            $"Bridge:Legacy:Port={front.SmtpPort}", "Bridge:Legacy:Protocol=Smtp");
+        using var dir = new TempDir();
+        var data = dir["m"];
+        byte[] message = [.. "From: sender@example.org\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\nSubject: via smtp\r\nMessage-Id: <smtp@test>\r\n\r\n.dot\r\nFrom x\r\n8bit "u8, 0xC3, 0xA9];
+        await File.WriteAllBytesAsync(data, message);
+
+        var result = await Swaks.SendAsync(s.Port, Alice, dataFile: data);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Contains($"relay=smtp:[127.0.0.1]:{front.SmtpPort}", string.Join('\n', s.Bridge.Logs.Lines), StringComparison.Ordinal);
+        byte[]? stored = null;
+        await WaitForAsync(async () => (stored = (await store.FetchInboxAsync(TestAccounts.Alice)).SingleOrDefault()) is not null);
+        Assert.NotNull(stored);
+        Assert.True(stored.AsSpan().EndsWith((byte[])[.. message, .. "\r\n"u8]), Encoding.Latin1.GetString(stored));
+        Assert.Contains("by bridge.localhost (Bridge) with ESMTP", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+    }
+
+    private static async Task WaitForAsync(Func<Task<bool>> condition)
+    {
+        for (var i = 0; i < 120; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+            await Task.Delay(250);
+        }
+        Assert.Fail("condition not reached within 30 s");
+    }
+
+    private static Task WaitForAsync(Func<bool> condition) => WaitForAsync(() => Task.FromResult(condition()));
+}
