@@ -1,15 +1,18 @@
 // Job: send each recipient to the agent of the mode in force for it (Bridge:Mode, or the user's own Mode),
 // and in Legacy mode with Bridge:Legacy:FallbackToSpool, write the recipients the store still refuses
-// temporarily after its budget into their spool instead. One result for the transaction, by DeliveryResult.Compose.
+// temporarily after its budget into their spool instead. Recipients refused for good next to delivered ones
+// get a delivery status notification to the sender (BounceSender). One result for the transaction, by
+// DeliveryResult.Compose.
 // Failure: the agents' statuses; spool recipients are delivered first, so a spool failure defers the message
 // before anything reached the store.
+using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
 using Bridge.Routing;
 
 namespace Bridge.Delivery;
 
-public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store)
+public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store, BounceSender bounces)
 {
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, BridgeMode defaultMode, bool fallbackToSpool,
         CancellationToken cancellationToken)
@@ -49,6 +52,8 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
             outcomes.AddRange(stored.Recipients);
         }
 
-        return DeliveryResult.Compose(request.QueueId, outcomes);
+        var notified = DeliveryResult.NeedsNotification(outcomes) && await bounces.SendAsync(request,
+            outcomes.Where(o => o.Status.IsPermanent).ToList(), DateTimeOffset.Now, cancellationToken).ConfigureAwait(false);
+        return DeliveryResult.Compose(request.QueueId, outcomes, notified);
     }
 }

@@ -2,8 +2,9 @@
 // gets, composed by a single rule:
 //   all delivered -> 250; any recipient still failing temporarily -> its 4xx (the MTA retries; copies that
 //   were delivered may arrive twice: duplicates over loss); only permanent failures and nothing delivered ->
-//   the first 5xx as-is; permanent failures next to delivered copies -> 4xx as well (until Bridge sends
-//   delivery status notifications, a 5xx would bounce the delivered recipients and a 250 would lose the others).
+//   the first 5xx as-is; permanent failures next to delivered copies -> 250 once the sender has a delivery
+//   status notification for them (DeliveryDispatcher), else 4xx (a 5xx would bounce the delivered recipients,
+//   a 250 without the notification would lose the others silently).
 // Failure: none; values only.
 using Bridge.Routing;
 
@@ -20,7 +21,11 @@ public sealed record DeliveryResult(DeliveryStatus Status, IReadOnlyList<Recipie
         return new DeliveryResult(status.IsSuccess ? DeliveryStatus.Delivered(queueId) : status, outcomes);
     }
 
-    public static DeliveryResult Compose(string queueId, IReadOnlyList<RecipientOutcome> outcomes)
+    /// <summary>Some copies delivered, the others refused for good, none still pending: the case for a DSN.</summary>
+    public static bool NeedsNotification(IReadOnlyList<RecipientOutcome> outcomes) =>
+        outcomes.Any(o => o.Status.IsSuccess) && outcomes.Any(o => o.Status.IsPermanent) && !outcomes.Any(o => o.Status.IsTransient);
+
+    public static DeliveryResult Compose(string queueId, IReadOnlyList<RecipientOutcome> outcomes, bool notificationSent = false)
     {
         if (outcomes.All(o => o.Status.IsSuccess))
         {
@@ -36,8 +41,12 @@ public sealed record DeliveryResult(DeliveryStatus Status, IReadOnlyList<Recipie
         {
             return new DeliveryResult(permanent.Status, outcomes);
         }
+        if (notificationSent)
+        {
+            return new DeliveryResult(DeliveryStatus.Delivered(queueId), outcomes);
+        }
         return new DeliveryResult(new DeliveryStatus(451, "4.5.0",
             $"<{permanent.Recipient.Address}> failed permanently ({permanent.Status}) while other recipients were " +
-            "delivered; deferring the whole message rather than bouncing or losing any copy"), outcomes);
+            "delivered, and no delivery status notification could be sent; deferring the whole message rather than losing it"), outcomes);
     }
 }

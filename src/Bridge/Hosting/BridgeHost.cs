@@ -4,6 +4,7 @@
 // bindable naming the setting) as text instead of throwing.
 using System.Net;
 using Bridge.Delivery;
+using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
 using Bridge.Intake;
@@ -83,6 +84,11 @@ public static class BridgeHost
             var live = sp.GetRequiredService<LiveSettings>();
             return new StoreDeliveryAgent(() => live.Current.Options, sp.GetRequiredService<StoreConnectionPool>(),
                 sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
+        });
+        builder.Services.AddSingleton(sp =>
+        {
+            var live = sp.GetRequiredService<LiveSettings>();
+            return new BounceSender(() => live.Current.Options, sp.GetRequiredService<ILogger<BounceSender>>());
         });
         builder.Services.AddSingleton<DeliveryDispatcher>();
         builder.Services.AddSingleton<RecipientFilter>();

@@ -31,6 +31,8 @@ public sealed class BridgeOptions
 
     public RetryOptions Retry { get; set; } = new();
 
+    public BounceOptions Bounces { get; set; } = new();
+
     /// <summary>True when Bridge:Mode or any user's Mode sends mail to the store.</summary>
     public bool UsesStore => Mode == BridgeMode.Legacy || Users.Any(u => u.Mode == BridgeMode.Legacy);
 }
@@ -122,4 +124,11 @@ public sealed class RetryOptions
     public int BreakAfterFailures { get; set; } = 5;
 
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Where delivery status notifications go: the local MTA, which routes them to the sender.</summary>
+public sealed class BounceOptions
+{
+    /// <summary>host:port of an SMTP server that accepts bounces (MAIL FROM:&lt;&gt;) for any sender.</summary>
+    public string Relay { get; set; } = "127.0.0.1:25";
 }

@@ -46,6 +46,10 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         ValidateSpool(options.Spool, errors);
         ValidateLegacy(options, errors);
         ValidateRetry(options.Retry, errors);
+        if (!Bridge.Delivery.Bounces.BounceSender.TryParseRelay(options.Bounces.Relay, out _, out _))
+        {
+            errors.Add($"{BridgeOptions.Section}:Bounces:Relay '{options.Bounces.Relay}' is not host:port");
+        }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

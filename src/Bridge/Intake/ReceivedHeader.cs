@@ -3,8 +3,8 @@
 //           by bridge.localhost (Bridge) with ESMTP id 0B1C2D3E4F5A6B7C
 //           for <george@example.com>; Tue, 24 Nov 2026 19:57:21 +0000
 // Failure: none; client-supplied text (HELO name) is reduced to printable ASCII without spaces.
-using System.Globalization;
 using System.Text;
+using Bridge.Delivery;
 
 namespace Bridge.Intake;
 
@@ -22,9 +22,7 @@ internal static class ReceivedHeader
         {
             builder.Append("\r\n\tfor <").Append(Printable(recipients[0])).Append('>');
         }
-        builder.Append("; ").Append(now.ToString("ddd, d MMM yyyy HH:mm:ss ", CultureInfo.InvariantCulture))
-            .Append(now.ToString("zzz", CultureInfo.InvariantCulture).Replace(":", "", StringComparison.Ordinal))
-            .Append("\r\n");
+        builder.Append("; ").Append(MailDate.Format(now)).Append("\r\n");
         return Encoding.UTF8.GetBytes(builder.ToString());
     }
 

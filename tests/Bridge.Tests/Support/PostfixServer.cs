@@ -23,15 +23,16 @@ public sealed class PostfixServer : IAsyncDisposable
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
     /// <summary>Postfix as the upstream MTA: everything goes to Bridge as its relayhost.</summary>
-    public static Task<PostfixServer> StartAsync(int bridgePort) =>
-        StartAsync("mta.test", [$"relayhost=[127.0.0.1]:{bridgePort}", "mydestination="]);
+    /// <param name="port">Postfix's own SMTP port, when the test had to know it before (0: a free one).</param>
+    public static Task<PostfixServer> StartAsync(int bridgePort, int port = 0) =>
+        StartAsync("mta.test", [$"relayhost=[127.0.0.1]:{bridgePort}", "mydestination="], port);
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
     public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort) =>
         StartAsync("store.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
-            "local_recipient_maps="]);
+            "local_recipient_maps="], 0);
 
-    private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings)
+    private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings, int port)
     {
         Peers.RequireRoot();
         var postfix = Peers.Require("postfix", "postfix");
@@ -41,7 +42,7 @@ public sealed class PostfixServer : IAsyncDisposable
         var data = dir.CreateSubdirectory("data");
         await Proc.RunAsync("chown", ["postfix", data]);
         File.Copy("/usr/share/postfix/main.cf.debian", Path.Combine(conf, "main.cf"));
-        var port = FreePort.Next();
+        port = port == 0 ? FreePort.Next() : port;
         var master = await File.ReadAllTextAsync("/etc/postfix/master.cf");
         master = master.Replace("\nsmtp      inet", $"\n{port}      inet", StringComparison.Ordinal);
         await File.WriteAllTextAsync(Path.Combine(conf, "master.cf"), master);

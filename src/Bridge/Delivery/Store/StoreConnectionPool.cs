@@ -1,7 +1,9 @@
 // Job: at most Bridge:Legacy:MaxConnections sessions with the store, reused across messages (an open LMTP/SMTP
 // session costs the store a greeting, LHLO and often a fork). A changed endpoint (reload) retires the old
 // connections; an idle connection older than 30 s is closed instead of reused.
-// Failure: opening a connection throws as StoreConnection.OpenAsync does; the slot is given back.
+// Failure: opening a connection throws as SmtpConnection.OpenAsync does; the slot is given back.
+using Bridge.Delivery.Smtp;
+
 namespace Bridge.Delivery.Store;
 
 public sealed class StoreConnectionPool : IAsyncDisposable
@@ -9,14 +11,14 @@ public sealed class StoreConnectionPool : IAsyncDisposable
     private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(30);
 
     private readonly Lock _gate = new();
-    private StoreEndpoint? _endpoint;
+    private SmtpEndpoint? _endpoint;
     private SemaphoreSlim _slots = new(1, 1);
-    private readonly Stack<(StoreConnection Connection, DateTime Since)> _idle = new();
+    private readonly Stack<(SmtpConnection Connection, DateTime Since)> _idle = new();
 
-    internal async Task<Lease> RentAsync(StoreEndpoint endpoint, CancellationToken cancellationToken)
+    internal async Task<Lease> RentAsync(SmtpEndpoint endpoint, CancellationToken cancellationToken)
     {
         SemaphoreSlim slots;
-        List<StoreConnection> retired = [];
+        List<SmtpConnection> retired = [];
         lock (_gate)
         {
             if (_endpoint != endpoint)
@@ -38,7 +40,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
         {
             while (true)
             {
-                (StoreConnection Connection, DateTime Since) idle;
+                (SmtpConnection Connection, DateTime Since) idle;
                 lock (_gate)
                 {
                     if (!_idle.TryPop(out idle))
@@ -52,7 +54,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
                 }
                 await idle.Connection.DisposeAsync().ConfigureAwait(false);
             }
-            var fresh = await StoreConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            var fresh = await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
             return new Lease(this, slots, fresh, reused: false);
         }
         catch
@@ -62,7 +64,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
         }
     }
 
-    private async Task ReturnAsync(StoreConnection connection, SemaphoreSlim slots)
+    private async Task ReturnAsync(SmtpConnection connection, SemaphoreSlim slots)
     {
         var keep = false;
         lock (_gate)
@@ -82,7 +84,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        List<StoreConnection> all;
+        List<SmtpConnection> all;
         lock (_gate)
         {
             all = _idle.Select(i => i.Connection).ToList();
@@ -96,9 +98,9 @@ public sealed class StoreConnectionPool : IAsyncDisposable
     }
 
     /// <summary>One rented connection; Reconnect replaces a stale reused one inside the same slot.</summary>
-    internal sealed class Lease(StoreConnectionPool pool, SemaphoreSlim slots, StoreConnection connection, bool reused) : IAsyncDisposable
+    internal sealed class Lease(StoreConnectionPool pool, SemaphoreSlim slots, SmtpConnection connection, bool reused) : IAsyncDisposable
     {
-        public StoreConnection Connection { get; private set; } = connection;
+        public SmtpConnection Connection { get; private set; } = connection;
 
         public bool Reused { get; private set; } = reused;
 
@@ -106,7 +108,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
         {
             var endpoint = Connection.Endpoint;
             await Connection.DisposeAsync().ConfigureAwait(false);
-            Connection = await StoreConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            Connection = await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
             Reused = false;
         }
 

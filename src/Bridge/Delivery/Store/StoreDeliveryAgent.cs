@@ -3,6 +3,7 @@
 // answer yet, so a mixed LMTP outcome retries just the temporary failures and never delivers a copy twice.
 // Failure: never throws for a delivery problem. Still failing after the budget or while the breaker is open:
 // 451 4.4.1 for those recipients (the store's own 4xx text when it gave one); a store 5xx is passed back as-is.
+using Bridge.Delivery.Smtp;
 using System.Diagnostics;
 using Bridge.Hosting;
 using Bridge.Routing;
@@ -21,7 +22,7 @@ public sealed partial class StoreDeliveryAgent(
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
         var current = options();
-        var endpoint = StoreEndpoint.From(current);
+        var endpoint = SmtpEndpoint.From(current);
         var pipeline = PipelineFor(current.Retry);
         var recipients = request.Recipients;
         var statuses = new DeliveryStatus?[recipients.Count];
@@ -81,7 +82,7 @@ public sealed partial class StoreDeliveryAgent(
 
     /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
     /// replaced once, inside the same attempt, before anything was sent on it.</summary>
-    private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(StoreEndpoint endpoint, DeliveryRequest request,
+    private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(SmtpEndpoint endpoint, DeliveryRequest request,
         IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {
         await using var lease = await pool.RentAsync(endpoint, cancellationToken).ConfigureAwait(false);
@@ -115,7 +116,7 @@ public sealed partial class StoreDeliveryAgent(
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: store {Store} attempt {Attempt} failed: {Problem}")]
-    private partial void LogAttemptFailed(string queueId, StoreEndpoint store, int attempt, string problem);
+    private partial void LogAttemptFailed(string queueId, SmtpEndpoint store, int attempt, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Mail store circuit breaker is now {State}")]
     private partial void LogBreaker(CircuitState state);

@@ -3,6 +3,7 @@
 // failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried.
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
 // the last transient exception; StoreDeliveryAgent turns each into 451 4.4.1.
+using Bridge.Delivery.Smtp;
 using System.Net.Sockets;
 using Bridge.Hosting;
 using Polly;
@@ -18,7 +19,7 @@ internal readonly record struct AttemptResult(int StillTransient);
 internal sealed record StorePipeline(RetryOptions Options, ResiliencePipeline<AttemptResult> Pipeline, CircuitBreakerStateProvider Breaker)
 {
     public static bool IsTransient(Exception exception) =>
-        exception is SocketException or IOException or StoreConnectionException or TimeoutRejectedException
+        exception is SocketException or IOException or SmtpConnectionException or TimeoutRejectedException
             or System.Security.Authentication.AuthenticationException;
 
     public static StorePipeline Build(RetryOptions options, Func<CircuitState, ValueTask> onBreakerChange)

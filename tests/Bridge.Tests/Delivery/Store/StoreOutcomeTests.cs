@@ -33,16 +33,59 @@ public class StoreOutcomeTests
     }
 
     [Fact]
-    public async Task A_recipient_refused_for_good_next_to_a_delivered_one_defers_the_message_until_dsns_exist()
+    public async Task A_recipient_refused_for_good_next_to_a_delivered_one_defers_the_message_when_no_dsn_can_be_sent()
     {
         await TestAccounts.EnsureAsync(TestAccounts.Carol); // known to Bridge, unknown to the store
-        await using var s = await LegacyScenario.StartAsync();
+        await using var s = await LegacyScenario.StartAsync(storeUp: true, $"Bridge:Bounces:Relay=127.0.0.1:{FreePort.Next()}");
 
         var result = await Swaks.SendAsync(s.Port, $"{Alice},{TestAccounts.Carol}@{SpoolScenario.Domain}");
 
         Assert.StartsWith($"451 4.5.0 <{TestAccounts.Carol}@{SpoolScenario.Domain}> failed permanently (550 5.1.1", result.FinalReply, StringComparison.Ordinal);
         Assert.Single(await s.InboxAsync(TestAccounts.Alice)); // delivered: a retry by the MTA duplicates it (duplicates over loss)
     }
+
+    [Fact]
+    public async Task A_recipient_refused_for_good_next_to_a_delivered_one_gets_250_and_the_sender_a_dsn()
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Carol);
+        // The DSN goes to the upstream Postfix (Bounces:Relay), which relays it back through Bridge to the sender's store mailbox.
+        var postfixPort = FreePort.Next();
+        await using var s = await LegacyScenario.StartAsync(storeUp: true, $"Bridge:Bounces:Relay=127.0.0.1:{postfixPort}");
+        await using var postfix = await PostfixServer.StartAsync(s.Port, postfixPort);
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{TestAccounts.Carol}@{SpoolScenario.Domain}", from: Bob,
+            extra: ["--header", "Message-Id: <partly@test>", "--header", "Subject: partly"]);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        byte[]? dsnBytes = null;
+        await WaitForAsync(async () => (dsnBytes = (await s.InboxAsync(TestAccounts.Bob)).SingleOrDefault()) is not null);
+        Assert.NotNull(dsnBytes);
+        var dsn = MimeKit.MimeMessage.Load(new MemoryStream(dsnBytes));
+        var report = Assert.IsType<MimeKit.MultipartReport>(dsn.Body);
+        Assert.Equal("delivery-status", report.ReportType);
+        var status = Assert.IsType<MimeKit.MessageDeliveryStatus>(report[1]);
+        var recipient = Assert.Single(status.StatusGroups.Skip(1), g => g.Count > 0);
+        Assert.Equal($"rfc822; {TestAccounts.Carol}@{SpoolScenario.Domain}", recipient["Final-Recipient"]);
+        Assert.Equal("failed", recipient["Action"]);
+        Assert.Equal("5.1.1", recipient["Status"]);
+        Assert.Contains("<partly@test>", report[2].ToString(), StringComparison.Ordinal);
+        Assert.Equal("<>", dsn.Headers["Return-Path"]?.Trim());
+    }
+
+    [Fact]
+    public async Task A_message_from_the_null_sender_never_gets_a_dsn()
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Carol);
+        await using var s = await LegacyScenario.StartAsync(storeUp: true, $"Bridge:Bounces:Relay=127.0.0.1:{FreePort.Next()}");
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{TestAccounts.Carol}@{SpoolScenario.Domain}", from: "");
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("never a DSN for a DSN", StringComparison.Ordinal));
+        Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+    }
+
 
     [Fact]
     public async Task Protocol_smtp_relays_through_a_real_postfix_store_with_the_bytes_unchanged()

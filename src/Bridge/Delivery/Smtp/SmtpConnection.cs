@@ -1,8 +1,8 @@
-// Job: one open SMTP or LMTP session with the mail store: greeting, EHLO/LHLO, optional STARTTLS (or implicit
+// Job: one open SMTP or LMTP session with a relay (the mail store, or the MTA that takes bounces): greeting, EHLO/LHLO, optional STARTTLS (or implicit
 // TLS) and AUTH PLAIN, then transactions that relay the original envelope and the message bytes unchanged
 // (dot-stuffing exactly undoes SmtpServer's unstuffing). RCPTs are pipelined when the store offers PIPELINING.
 // Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled) throws
-// StoreConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA are
+// SmtpConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA are
 // returned per recipient as DeliveryStatus values, never thrown.
 using System.Buffers;
 using System.Net.Security;
@@ -11,19 +11,19 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Bridge.Hosting;
 
-namespace Bridge.Delivery.Store;
+namespace Bridge.Delivery.Smtp;
 
-internal sealed class StoreConnection : IAsyncDisposable
+internal sealed class SmtpConnection : IAsyncDisposable
 {
     private readonly TcpClient _client;
-    private readonly StoreEndpoint _endpoint;
+    private readonly SmtpEndpoint _endpoint;
     private readonly LineReader _reader;
     private Stream _stream;
     private BufferedStream _out;
     private LineState _line;
     private HashSet<string> _extensions = new(StringComparer.OrdinalIgnoreCase);
 
-    private StoreConnection(TcpClient client, StoreEndpoint endpoint)
+    private SmtpConnection(TcpClient client, SmtpEndpoint endpoint)
     {
         _client = client;
         _endpoint = endpoint;
@@ -39,7 +39,7 @@ internal sealed class StoreConnection : IAsyncDisposable
         AtLineStart,
     }
 
-    public StoreEndpoint Endpoint => _endpoint;
+    public SmtpEndpoint Endpoint => _endpoint;
 
     /// <summary>False once the session is in an unknown state; such a connection is not reused.</summary>
     public bool Reusable { get; private set; } = true;
@@ -49,10 +49,10 @@ internal sealed class StoreConnection : IAsyncDisposable
     /// <summary>Replies read since the current transaction began: 0 means the store has not answered it at all.</summary>
     public int RepliesInTransaction { get; private set; }
 
-    public static async Task<StoreConnection> OpenAsync(StoreEndpoint endpoint, CancellationToken cancellationToken)
+    public static async Task<SmtpConnection> OpenAsync(SmtpEndpoint endpoint, CancellationToken cancellationToken)
     {
         var client = new TcpClient { NoDelay = true };
-        var connection = new StoreConnection(client, endpoint);
+        var connection = new SmtpConnection(client, endpoint);
         try
         {
             await client.ConnectAsync(endpoint.Host, endpoint.Port, cancellationToken).ConfigureAwait(false);
@@ -67,7 +67,7 @@ internal sealed class StoreConnection : IAsyncDisposable
             {
                 if (!connection._extensions.Contains("STARTTLS"))
                 {
-                    throw new StoreConnectionException($"{endpoint} does not offer STARTTLS (Bridge:Legacy:Tls=StartTls)");
+                    throw new SmtpConnectionException($"{endpoint} does not offer STARTTLS (Bridge:Legacy:Tls=StartTls)");
                 }
                 await connection.CommandAsync("STARTTLS", cancellationToken).ConfigureAwait(false);
                 await connection.ExpectAsync(220, "STARTTLS", cancellationToken).ConfigureAwait(false);
@@ -93,11 +93,11 @@ internal sealed class StoreConnection : IAsyncDisposable
     {
         var verb = _endpoint.Protocol == StoreProtocol.Lmtp ? "LHLO" : "EHLO";
         await CommandAsync($"{verb} {_endpoint.HeloName}", cancellationToken).ConfigureAwait(false);
-        var lines = await StoreReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false);
-        var reply = StoreReply.Parse(lines);
+        var lines = await SmtpReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false);
+        var reply = SmtpReply.Parse(lines);
         if (!reply.IsSuccess)
         {
-            throw new StoreConnectionException($"{_endpoint} refused {verb}: {reply}");
+            throw new SmtpConnectionException($"{_endpoint} refused {verb}: {reply}");
         }
         _extensions = new HashSet<string>(lines.Skip(1).Select(l => l[4..].Split(' ')[0]), StringComparer.OrdinalIgnoreCase);
     }
@@ -270,7 +270,7 @@ internal sealed class StoreConnection : IAsyncDisposable
             await CommandAsync("QUIT", cancellationToken).ConfigureAwait(false);
             await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or StoreConnectionException or OperationCanceledException)
+        catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
         {
             // the store is gone already: nothing to say goodbye to
         }
@@ -287,7 +287,7 @@ internal sealed class StoreConnection : IAsyncDisposable
 
     private async Task<DeliveryStatus> ReadReplyAsync(CancellationToken cancellationToken)
     {
-        var reply = StoreReply.Parse(await StoreReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false));
+        var reply = SmtpReply.Parse(await SmtpReply.ReadAsync(_reader, cancellationToken).ConfigureAwait(false));
         RepliesInTransaction++;
         return reply;
     }
@@ -297,7 +297,7 @@ internal sealed class StoreConnection : IAsyncDisposable
         var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (reply.Code != code)
         {
-            throw new StoreConnectionException($"{_endpoint} answered {what} with {reply}");
+            throw new SmtpConnectionException($"{_endpoint} answered {what} with {reply}");
         }
     }
 

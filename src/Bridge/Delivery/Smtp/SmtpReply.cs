@@ -1,17 +1,17 @@
-// Job: read one (possibly multi-line) SMTP/LMTP reply from the store and express it as a DeliveryStatus:
+// Job: read one (possibly multi-line) SMTP/LMTP reply from a relay and express it as a DeliveryStatus:
 // "550-5.1.1 first\r\n550 5.1.1 second" -> (550, "5.1.1", "first; second"). A reply without an enhanced
 // code gets the generic one of its class (X.0.0).
-// Failure: a connection closed mid-reply or a malformed reply line throws StoreConnectionException (transient).
+// Failure: a connection closed mid-reply or a malformed reply line throws SmtpConnectionException (transient).
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Bridge.Delivery.Store;
+namespace Bridge.Delivery.Smtp;
 
-/// <summary>The store could not be talked to (refused, closed, garbled, TLS/auth failure): always transient.</summary>
-public sealed class StoreConnectionException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>The relay could not be talked to (refused, closed, garbled, TLS/auth failure): always transient.</summary>
+public sealed class SmtpConnectionException(string message, Exception? inner = null) : Exception(message, inner);
 
-internal static partial class StoreReply
+internal static partial class SmtpReply
 {
     [GeneratedRegex(@"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)", RegexOptions.CultureInvariant)]
     private static partial Regex EnhancedCode();
@@ -42,11 +42,11 @@ internal static partial class StoreReply
         while (true)
         {
             var line = await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false)
-                       ?? throw new StoreConnectionException("the store closed the connection");
+                       ?? throw new SmtpConnectionException("the store closed the connection");
             if (line.Length < 3 || !char.IsAsciiDigit(line[0]) || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]) ||
                 (line.Length > 3 && line[3] is not (' ' or '-')))
             {
-                throw new StoreConnectionException($"the store sent a malformed reply: {line}");
+                throw new SmtpConnectionException($"the store sent a malformed reply: {line}");
             }
             lines.Add(line);
             if (line.Length == 3 || line[3] == ' ')
@@ -55,7 +55,7 @@ internal static partial class StoreReply
             }
             if (lines.Count > 100)
             {
-                throw new StoreConnectionException("the store sent a reply of more than 100 lines");
+                throw new SmtpConnectionException("the store sent a reply of more than 100 lines");
             }
         }
     }
@@ -96,7 +96,7 @@ internal sealed class LineReader(Stream stream)
             }
             if (_end == _buffer.Length)
             {
-                throw new StoreConnectionException("the store sent a reply line longer than 8 KiB");
+                throw new SmtpConnectionException("the store sent a reply line longer than 8 KiB");
             }
             var read = await Stream.ReadAsync(_buffer.AsMemory(_end), cancellationToken).ConfigureAwait(false);
             if (read == 0)
