@@ -160,9 +160,23 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{key}:Username and {key}:Password go together");
         }
-        if (!string.IsNullOrEmpty(legacy.TrustedCertificate) && !File.Exists(legacy.TrustedCertificate))
+        if (!string.IsNullOrEmpty(legacy.TrustedCertificate) && !IsPemCertificateFile(legacy.TrustedCertificate))
         {
-            errors.Add($"{key}:TrustedCertificate '{legacy.TrustedCertificate}' does not exist");
+            errors.Add($"{key}:TrustedCertificate '{legacy.TrustedCertificate}' is not a readable PEM certificate file");
+        }
+    }
+
+    private static bool IsPemCertificateFile(string path)
+    {
+        try
+        {
+            var certificates = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+            certificates.ImportFromPemFile(path);
+            return certificates.Count > 0;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            return false;
         }
     }
 

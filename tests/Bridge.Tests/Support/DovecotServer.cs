@@ -15,13 +15,20 @@ public sealed class DovecotServer : IAsyncDisposable
     private readonly string _config;
     private readonly TempDir _dir;
 
-    private DovecotServer(TempDir dir, string config, int imapPort, int lmtpPort)
+    private DovecotServer(TempDir dir, string config, int imapPort, int lmtpPort, int lmtpsPort)
     {
         _dir = dir;
         _config = config;
         ImapPort = imapPort;
         LmtpPort = lmtpPort;
+        LmtpsPort = lmtpsPort;
     }
+
+    /// <summary>The implicit-TLS LMTP port when started with TLS (0 otherwise).</summary>
+    public int LmtpsPort { get; }
+
+    /// <summary>The store's self-signed certificate (PEM) when started with TLS.</summary>
+    public string CertificatePath => _dir["cert.pem"];
 
     public int ImapPort { get; }
 
@@ -37,13 +44,17 @@ public sealed class DovecotServer : IAsyncDisposable
 
     /// <summary>Starts Dovecot serving each user's INBOX from <paramref name="spoolDirectory"/>/user.</summary>
     public static Task<DovecotServer> StartMboxReaderAsync(string spoolDirectory, params string[] users) =>
-        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, users);
+        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, tls: false, users);
 
     /// <summary>Starts Dovecot as the mail store: LMTP in (on <paramref name="lmtpPort"/>, or a free port), Maildir, IMAP out.</summary>
     public static Task<DovecotServer> StartStoreAsync(int lmtpPort = 0, params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, users);
+        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, tls: false, users);
 
-    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, string[] users)
+    /// <summary>The store with TLS: STARTTLS on the LMTP port, implicit TLS on LmtpsPort, a fresh self-signed certificate for 127.0.0.1.</summary>
+    public static Task<DovecotServer> StartTlsStoreAsync(params string[] users) =>
+        StartAsync("maildir:~/Maildir", lmtp: true, FreePort.Next(), tls: true, users);
+
+    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, bool tls, string[] users)
     {
         Peers.Require("dovecot", "dovecot-imapd");
         foreach (var (program, package) in new[] { ("imap", "dovecot-imapd"), ("lmtp", "dovecot-lmtpd") })
@@ -64,19 +75,36 @@ public sealed class DovecotServer : IAsyncDisposable
             passwd.Add($"{user}:{{PLAIN}}{Password}:{uid}:{gid}::{home}::");
         }
         await File.WriteAllLinesAsync(dir["passwd"], passwd);
+        var lmtpsPort = tls ? FreePort.Next() : 0;
+        var ssl = "ssl = no";
+        if (tls)
+        {
+            var openssl = await Proc.RunAsync(Peers.Require("openssl", "openssl"), ["req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                "-keyout", dir["key.pem"], "-out", dir["cert.pem"], "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+            Assert.True(openssl.ExitCode == 0, openssl.Output);
+            ssl = $"ssl = yes\nssl_cert = <{dir["cert.pem"]}\nssl_key = <{dir["key.pem"]}";
+        }
+        var lmtpsListener = tls ? $$"""
+              inet_listener lmtps {
+                address = 127.0.0.1
+                port = {{lmtpsPort}}
+                ssl = yes
+              }
+            """ : "";
         var lmtpService = lmtp ? $$"""
             service lmtp {
               inet_listener lmtp {
                 address = 127.0.0.1
                 port = {{lmtpPort}}
               }
+            {{lmtpsListener}}
             }
             """ : "";
         var config = $$"""
             base_dir = {{dir["run"]}}
             log_path = {{dir["dovecot.log"]}}
             listen = 127.0.0.1
-            ssl = no
+            {{ssl}}
             disable_plaintext_auth = no
             protocols = imap{{(lmtp ? " lmtp" : "")}}
             auth_mechanisms = plain
@@ -104,7 +132,7 @@ public sealed class DovecotServer : IAsyncDisposable
             """;
         var configPath = dir["dovecot.conf"];
         await File.WriteAllTextAsync(configPath, config);
-        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0);
+        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0, lmtpsPort);
         try
         {
             await server.StartAgainAsync();

@@ -127,13 +127,21 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             return false;
         }
-        using var trusted = X509Certificate2.CreateFromPemFile(_endpoint.TrustedCertificate);
-        using var custom = new X509Chain();
-        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        custom.ChainPolicy.CustomTrustStore.Add(trusted);
-        using var presented = new X509Certificate2(certificate);
-        return custom.Build(presented);
+        try
+        {
+            var trusted = new X509Certificate2Collection();
+            trusted.ImportFromPemFile(_endpoint.TrustedCertificate);
+            using var custom = new X509Chain();
+            custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+            custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+            custom.ChainPolicy.CustomTrustStore.AddRange(trusted);
+            using var presented = new X509Certificate2(certificate);
+            return custom.Build(presented);
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return false; // an unreadable trust file trusts nothing (it is checked when the configuration loads)
+        }
     }
 
     /// <summary>Relays one message. Returns one status per recipient, in order.</summary>
