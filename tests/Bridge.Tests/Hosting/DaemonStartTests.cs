@@ -5,26 +5,12 @@ namespace Bridge.Tests.Hosting;
 /// <summary>The bridge executable as a separate process, started the way an admin starts it.</summary>
 public class DaemonStartTests
 {
-    /// <summary>A copy of the built daemon in a world-readable folder, so that an unprivileged user can run it.</summary>
-    private static string PublishCopy(TempDir dir)
-    {
-        foreach (var file in Directory.GetFiles(AppContext.BaseDirectory))
-        {
-            var name = Path.GetFileName(file);
-            if (name.StartsWith("bridge", StringComparison.Ordinal) || name.EndsWith(".dll", StringComparison.Ordinal))
-            {
-                File.Copy(file, dir[name]);
-            }
-        }
-        return dir["bridge.dll"];
-    }
-
     [Fact]
     public async Task Without_root_binding_627_fails_with_one_line_naming_the_setting()
     {
         Peers.RequireRoot();
         using var dir = new TempDir("bridge-daemon");
-        var dll = PublishCopy(dir);
+        var dll = BridgeProcess.CopyDaemon(dir);
         var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
 
         var result = await Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
@@ -41,7 +27,7 @@ public class DaemonStartTests
     public async Task A_bad_setting_stops_the_daemon_with_one_line_naming_the_key()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = PublishCopy(dir);
+        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Listen": { "Port": 2627 }, "Spool": { "MaxMailboxBytes": -5 } } }""");
 
         var result = await RunInAsync(dir.Path, dll);
@@ -55,7 +41,7 @@ public class DaemonStartTests
     public async Task Appsettings_json_is_read_from_the_working_directory_and_the_command_line_overrides_it()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = PublishCopy(dir);
+        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Bogus" } }""");
 
         var fromFile = await RunInAsync(dir.Path, dll);
@@ -74,7 +60,7 @@ public class DaemonStartTests
     public async Task Broken_json_in_appsettings_stops_the_daemon_with_one_line()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = PublishCopy(dir);
+        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Spool" """);
 
         var result = await RunInAsync(dir.Path, dll);

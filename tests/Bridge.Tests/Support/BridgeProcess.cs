@@ -1,0 +1,88 @@
+// Job: Bridge as its own OS process, started the way an admin starts it (dotnet bridge.dll in a working
+// directory holding appsettings.json), for what needs a real process: signals, exit codes, privileges.
+// Failure: a daemon that does not report "listening" within 30 s fails the test with its output.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Bridge.Native;
+
+namespace Bridge.Tests.Support;
+
+public sealed class BridgeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    private BridgeProcess(Process process) => _process = process;
+
+    public IReadOnlyList<string> Lines => [.. _lines];
+
+    public int Pid => _process.Id;
+
+    /// <summary>A copy of the built daemon in a world-readable folder (an unprivileged user can run it too).</summary>
+    public static string CopyDaemon(TempDir dir)
+    {
+        foreach (var file in Directory.GetFiles(AppContext.BaseDirectory))
+        {
+            var name = Path.GetFileName(file);
+            if (name.StartsWith("bridge", StringComparison.Ordinal) || name.EndsWith(".dll", StringComparison.Ordinal))
+            {
+                File.Copy(file, dir[name]);
+            }
+        }
+        return dir["bridge.dll"];
+    }
+
+    public static async Task<BridgeProcess> StartAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    {
+        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
+        var info = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = workingDirectory.Path,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+        var process = Process.Start(info)!;
+        var bridge = new BridgeProcess(process);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { bridge._lines.Enqueue(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { bridge._lines.Enqueue(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await bridge.WaitForLineAsync("Bridge listening on", TimeSpan.FromSeconds(30));
+        return bridge;
+    }
+
+    public async Task WaitForLineAsync(string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!_lines.Any(l => l.Contains(text, StringComparison.Ordinal)))
+        {
+            if (clock.Elapsed > timeout || _process.HasExited)
+            {
+                Assert.Fail($"bridge did not log \"{text}\" (exited: {_process.HasExited}). Its output:\n{string.Join('\n', _lines)}");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    public void Signal(int signal) => Assert.Equal(0, Libc.Kill(_process.Id, signal));
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
