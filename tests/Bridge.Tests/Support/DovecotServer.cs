@@ -24,6 +24,9 @@ public sealed class DovecotServer : IAsyncDisposable
         LmtpsPort = lmtpsPort;
     }
 
+    /// <summary>The SMTP submission port (AUTH required) when started with submission (0 otherwise).</summary>
+    public int SubmissionPort { get; private init; }
+
     /// <summary>The implicit-TLS LMTP port when started with TLS (0 otherwise).</summary>
     public int LmtpsPort { get; }
 
@@ -44,18 +47,28 @@ public sealed class DovecotServer : IAsyncDisposable
 
     /// <summary>Starts Dovecot serving each user's INBOX from <paramref name="spoolDirectory"/>/user.</summary>
     public static Task<DovecotServer> StartMboxReaderAsync(string spoolDirectory, params string[] users) =>
-        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, tls: false, users);
+        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, tls: false, 0, users);
 
     /// <summary>Starts Dovecot as the mail store: LMTP in (on <paramref name="lmtpPort"/>, or a free port), Maildir, IMAP out.</summary>
     public static Task<DovecotServer> StartStoreAsync(int lmtpPort = 0, params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, tls: false, users);
+        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, tls: false, 0, users);
+
+    /// <summary>The store with an SMTP submission service too (AUTH PLAIN as a user, password Password), which
+    /// relays what it accepts to <paramref name="relayPort"/> (e.g. a Postfix store front that LMTPs back here).</summary>
+    public static Task<DovecotServer> StartStoreWithSubmissionAsync(int lmtpPort, int relayPort, params string[] users) =>
+        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort, tls: false, relayPort, users);
 
     /// <summary>The store with TLS: STARTTLS on the LMTP port, implicit TLS on LmtpsPort, a fresh self-signed certificate for 127.0.0.1.</summary>
     public static Task<DovecotServer> StartTlsStoreAsync(params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, FreePort.Next(), tls: true, users);
+        StartAsync("maildir:~/Maildir", lmtp: true, FreePort.Next(), tls: true, 0, users);
 
-    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, bool tls, string[] users)
+    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, bool tls, int submissionRelayPort,
+        string[] users)
     {
+        if (submissionRelayPort != 0 && !File.Exists("/usr/lib/dovecot/submission"))
+        {
+            throw new InvalidOperationException("Dovecot's submission server is not installed: run ./test.sh or apt-get install -y dovecot-submissiond");
+        }
         Peers.Require("dovecot", "dovecot-imapd");
         foreach (var (program, package) in new[] { ("imap", "dovecot-imapd"), ("lmtp", "dovecot-lmtpd") })
         {
@@ -100,13 +113,25 @@ public sealed class DovecotServer : IAsyncDisposable
             {{lmtpsListener}}
             }
             """ : "";
+        var submissionPort = submissionRelayPort != 0 ? FreePort.Next() : 0;
+        var submission = submissionRelayPort == 0 ? "" : $$"""
+            hostname = store.test
+            submission_relay_host = 127.0.0.1
+            submission_relay_port = {{submissionRelayPort}}
+            service submission-login {
+              inet_listener submission {
+                address = 127.0.0.1
+                port = {{submissionPort}}
+              }
+            }
+            """;
         var config = $$"""
             base_dir = {{dir["run"]}}
             log_path = {{dir["dovecot.log"]}}
             listen = 127.0.0.1
             {{ssl}}
             disable_plaintext_auth = no
-            protocols = imap{{(lmtp ? " lmtp" : "")}}
+            protocols = imap{{(lmtp ? " lmtp" : "")}}{{(submissionRelayPort != 0 ? " submission" : "")}}
             auth_mechanisms = plain
             auth_username_format = %Ln
             recipient_delimiter = +
@@ -120,6 +145,7 @@ public sealed class DovecotServer : IAsyncDisposable
               }
             }
             {{lmtpService}}
+            {{submission}}
             passdb {
               driver = passwd-file
               args = {{dir["passwd"]}}
@@ -132,7 +158,7 @@ public sealed class DovecotServer : IAsyncDisposable
             """;
         var configPath = dir["dovecot.conf"];
         await File.WriteAllTextAsync(configPath, config);
-        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0, lmtpsPort);
+        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0, lmtpsPort) { SubmissionPort = submissionPort };
         try
         {
             await server.StartAgainAsync();
@@ -149,7 +175,8 @@ public sealed class DovecotServer : IAsyncDisposable
     public async Task StartAgainAsync()
     {
         var rc = await Proc.RunDetachedAsync("dovecot", "-c", _config);
-        if (rc != 0 || !await WaitForPortAsync(ImapPort) || (LmtpPort != 0 && !await WaitForPortAsync(LmtpPort)))
+        if (rc != 0 || !await WaitForPortAsync(ImapPort) || (LmtpPort != 0 && !await WaitForPortAsync(LmtpPort))
+            || (SubmissionPort != 0 && !await WaitForPortAsync(SubmissionPort)))
         {
             throw new InvalidOperationException($"dovecot did not start (exit {rc}): {Log}");
         }

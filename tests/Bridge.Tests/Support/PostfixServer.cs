@@ -28,9 +28,9 @@ public sealed class PostfixServer : IAsyncDisposable
         StartAsync("mta.test", [$"relayhost=[127.0.0.1]:{bridgePort}", "mydestination="], port);
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
-    public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort) =>
-        StartAsync("store.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
-            "local_recipient_maps="], 0);
+    public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0) =>
+        StartAsync("front.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
+            "local_recipient_maps="], port);
 
     private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings, int port)
     {

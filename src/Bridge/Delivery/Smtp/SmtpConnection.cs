@@ -1,7 +1,8 @@
 // Job: one open SMTP or LMTP session with a relay (the mail store, or the MTA that takes bounces): greeting, EHLO/LHLO, optional STARTTLS (or implicit
 // TLS) and AUTH PLAIN, then transactions that relay the original envelope and the message bytes unchanged
 // (dot-stuffing exactly undoes SmtpServer's unstuffing). RCPTs are pipelined when the store offers PIPELINING.
-// Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled) throws
+// Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled, "530 authentication
+// required") throws
 // SmtpConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA are
 // returned per recipient as DeliveryStatus values, never thrown.
 using System.Buffers;
@@ -180,6 +181,11 @@ internal sealed class SmtpConnection : IAsyncDisposable
 
         // A refused MAIL FROM is every recipient's answer. Pipelined RCPTs were sent anyway: read their replies.
         var mailReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (mailReply.Code == 530)
+        {
+            // "Authentication required" is about Bridge's configuration, not this message: never bounce mail for it.
+            throw new SmtpConnectionException($"{_endpoint} requires authentication ({mailReply}): set Bridge:Legacy:Username and Password");
+        }
         for (var i = 0; i < recipients.Count; i++)
         {
             if (pipelined)

@@ -39,3 +39,38 @@ public class StoreTlsTests
         Assert.Empty(await store.FetchInboxAsync(TestAccounts.Alice));
     }
 }
+
+/// <summary>Legacy mode with Bridge:Legacy:Username/Password against Dovecot's submission service (AUTH required).</summary>
+public class StoreAuthTests
+{
+    [Fact]
+    public async Task Bridge_authenticates_to_an_smtp_store_that_requires_it()
+    {
+        var lmtpPort = FreePort.Next();
+        var frontPort = FreePort.Next();
+        await using var store = await DovecotServer.StartStoreWithSubmissionAsync(lmtpPort, frontPort, TestAccounts.Alice);
+        await using var front = await PostfixServer.StartStoreFrontAsync(SpoolScenario.Domain, lmtpPort, frontPort);
+        string[] legacy = ["Bridge:Mode=Legacy", "Bridge:Legacy:Host=127.0.0.1", $"Bridge:Legacy:Port={store.SubmissionPort}",
+            "Bridge:Legacy:Protocol=Smtp", "Bridge:Retry:MaxAttempts=1", "Bridge:Retry:Budget=00:00:10"];
+        var to = $"{TestAccounts.Alice}@{SpoolScenario.Domain}";
+
+        await using (var anonymous = await SpoolScenario.StartAsync(legacy))
+        {
+            var refused = await Swaks.SendAsync(anonymous.Port, to);
+            Assert.StartsWith("451 4.4.1", refused.FinalReply, StringComparison.Ordinal); // the store wants AUTH: deferred, not bounced
+        }
+
+        await using var s = await SpoolScenario.StartAsync([.. legacy, $"Bridge:Legacy:Username={TestAccounts.Alice}", $"Bridge:Legacy:Password={DovecotServer.Password}"]);
+        var result = await Swaks.SendAsync(s.Port, to, extra: ["--header", "Message-Id: <auth@test>"]);
+
+        Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
+        byte[]? stored = null;
+        for (var i = 0; i < 120 && stored is null; i++)
+        {
+            stored = (await store.FetchInboxAsync(TestAccounts.Alice)).SingleOrDefault();
+            await Task.Delay(stored is null ? 250 : 0);
+        }
+        Assert.NotNull(stored);
+        Assert.Contains("<auth@test>", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+    }
+}
