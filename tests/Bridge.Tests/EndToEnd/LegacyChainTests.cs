@@ -27,11 +27,11 @@ public partial class LegacyChainTests
             var sent = await Swaks.SendAsync(postfix.SmtpPort, $"bridgetest1@{SpoolScenario.Domain}", extra: ["--header", $"Message-Id: <chain-{i}@test>"]);
             Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
         }
-        await WaitForAsync(() => Task.FromResult(postfix.Log.Contains("status=deferred", StringComparison.Ordinal)), postfix, 30);
+        await Eventually.WaitAsync(() => postfix.Log.Contains("status=deferred", StringComparison.Ordinal), 30, () => postfix.Log);
         await s.StartStoreAsync();
         await postfix.FlushAsync();
 
-        await WaitForAsync(async () => await postfix.QueuedAsync() == 0, postfix, 90);
+        await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0, 90, () => postfix.Log);
         var ids = (await s.InboxAsync(TestAccounts.Alice))
             .Select(m => int.Parse(ChainId().Match(Encoding.UTF8.GetString(m)).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture))
             .Order().ToList();
@@ -52,31 +52,18 @@ public partial class LegacyChainTests
         Assert.Equal("<first@test>", Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).MessageId);
 
         await File.WriteAllTextAsync(file, Json("Legacy"));
-        await WaitForAsync(() => Task.FromResult(s.Bridge.Logs.Lines.Any(l => l.Contains("Bridge:Mode changed from Spool to Legacy", StringComparison.Ordinal))), null, 10);
+        await Eventually.WaitAsync(() => s.Bridge.Logs.Lines.Any(l => l.Contains("Bridge:Mode changed from Spool to Legacy", StringComparison.Ordinal)), 10);
         await Swaks.SendAsync(s.Port, $"bridgetest1@{SpoolScenario.Domain}", extra: ["--header", "Message-Id: <second@test>"]);
         Assert.Contains("<second@test>", Encoding.UTF8.GetString(Assert.Single(await store.FetchInboxAsync(TestAccounts.Alice))), StringComparison.Ordinal);
         Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
 
         await File.WriteAllTextAsync(file, Json("Legacy")); // same mode again: no second log line
         await File.WriteAllTextAsync(file, """{ "Bridge": { "Mode": "Sideways" } }""");
-        await WaitForAsync(() => Task.FromResult(s.Bridge.Logs.Lines.Any(l => l.Contains("'Sideways' at 'Bridge:Mode'", StringComparison.Ordinal))), null, 10);
+        await Eventually.WaitAsync(() => s.Bridge.Logs.Lines.Any(l => l.Contains("'Sideways' at 'Bridge:Mode'", StringComparison.Ordinal)), 10);
         await File.WriteAllTextAsync(file, """{ "Bridge": { "Mode": "Spool" """); // broken JSON: ignored, not "back to defaults"
-        await WaitForAsync(() => Task.FromResult(s.Bridge.Logs.Lines.Any(l => l.Contains("Could not parse the JSON file", StringComparison.Ordinal))), null, 10);
+        await Eventually.WaitAsync(() => s.Bridge.Logs.Lines.Any(l => l.Contains("Could not parse the JSON file", StringComparison.Ordinal)), 10);
         await Swaks.SendAsync(s.Port, $"bridgetest1@{SpoolScenario.Domain}", extra: ["--header", "Message-Id: <third@test>"]);
         Assert.Equal(2, (await store.FetchInboxAsync(TestAccounts.Alice)).Count);
         Assert.Single(s.Bridge.Logs.Lines, l => l.Contains("Bridge:Mode changed", StringComparison.Ordinal));
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition, PostfixServer? postfix, int seconds)
-    {
-        for (var i = 0; i < seconds * 4; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(250);
-        }
-        Assert.Fail($"condition not reached within {seconds} s. {(postfix is null ? "" : "Postfix log:\n" + postfix.Log)}");
     }
 }

@@ -18,8 +18,8 @@ public class PostfixUpstreamTests
             Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
         }
 
-        await WaitUntilAsync(async () => await postfix.QueuedAsync() == 0 && File.Exists(s.BobMailbox)
-                                         && (await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).Count == 3, postfix);
+        await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0 && File.Exists(s.BobMailbox)
+                                         && (await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).Count == 3, 30, () => postfix.Log);
         var alice = await MboxReaders.PythonMailboxAsync(s.AliceMailbox);
         var bob = await MboxReaders.PythonMailboxAsync(s.BobMailbox);
         Assert.Equal(["<via-postfix-0@test>", "<via-postfix-2@test>", "<via-postfix-4@test>"], alice.Select(m => m.MessageId ?? "").Order());
@@ -37,27 +37,14 @@ public class PostfixUpstreamTests
         SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.BobIds.Uid, s.BobIds.Gid); // wrong owner
 
         await Swaks.SendAsync(postfix.SmtpPort, $"alice@{SpoolScenario.Domain}", extra: ["--header", "Message-Id: <deferred@test>"]);
-        await WaitUntilAsync(() => Task.FromResult(postfix.Log.Contains("status=deferred", StringComparison.Ordinal)), postfix);
+        await Eventually.WaitAsync(() => Task.FromResult(postfix.Log.Contains("status=deferred", StringComparison.Ordinal)), 30, () => postfix.Log);
         Assert.Contains("450 4.2.0 Mailbox bridgetest1 is unusable", postfix.Log, StringComparison.Ordinal);
         Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
 
         File.Delete(s.AliceMailbox);
         await postfix.FlushAsync();
-        await WaitUntilAsync(async () => await postfix.QueuedAsync() == 0 && File.Exists(s.AliceMailbox), postfix);
+        await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0 && File.Exists(s.AliceMailbox), 30, () => postfix.Log);
         var message = Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
         Assert.Equal("<deferred@test>", message.MessageId);
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, PostfixServer postfix)
-    {
-        for (var i = 0; i < 120; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(250);
-        }
-        Assert.Fail($"Postfix did not deliver in 30 s. Its log:\n{postfix.Log}");
     }
 }

@@ -23,26 +23,13 @@ public class LiveReloadTests
         Assert.StartsWith("550 5.1.1", (await Swaks.SendAsync(bridge.Port, to)).FinalReply, StringComparison.Ordinal);
 
         await File.WriteAllTextAsync(file, Settings("""{ "ShortNames": [ "bridgetest1", "newname" ] }"""));
-        await WaitForAsync(async () => (await Swaks.SendAsync(bridge.Port, to, extra: ["--quit-after", "RCPT"])).FinalReply.StartsWith("250", StringComparison.Ordinal));
+        await Eventually.WaitAsync(async () => (await Swaks.SendAsync(bridge.Port, to, extra: ["--quit-after", "RCPT"])).FinalReply.StartsWith("250", StringComparison.Ordinal), 10);
         Assert.StartsWith("250 2.0.0 Ok: queued", (await Swaks.SendAsync(bridge.Port, to)).FinalReply, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(spool.Path, TestAccounts.Alice)));
 
         await File.WriteAllTextAsync(file, Settings("""{ "ShortNames": [ "../etc" ] }"""));
-        await WaitForAsync(() => Task.FromResult(bridge.Logs.Lines.Any(l => l.Contains("Configuration change ignored", StringComparison.Ordinal)
-                                                                           && l.Contains("Bridge:Users[0]:ShortNames[0]", StringComparison.Ordinal))));
+        await Eventually.WaitAsync(() => bridge.Logs.Lines.Any(l => l.Contains("Configuration change ignored", StringComparison.Ordinal)
+                                                                           && l.Contains("Bridge:Users[0]:ShortNames[0]", StringComparison.Ordinal)), 10);
         Assert.StartsWith("250 ", (await Swaks.SendAsync(bridge.Port, to)).FinalReply, StringComparison.Ordinal);
-    }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition)
-    {
-        for (var i = 0; i < 40; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(250);
-        }
-        Assert.Fail("the running Bridge did not pick up the edited appsettings.json within 10 s");
     }
 }

@@ -18,7 +18,7 @@ public class StoreOutcomeTests
         await Proc.RunAsync("chown", ["root:root", bobHome]); // Dovecot (as bob) cannot create his Maildir: LMTP 4xx for bob only
 
         var sending = Swaks.SendAsync(s.Port, $"{Alice},{Bob}", extra: ["--header", "Message-Id: <mixed@test>"]);
-        await WaitForAsync(() => s.Bridge.Bridge.Logs.Lines.Any(l => l.Contains("attempt", StringComparison.Ordinal))
+        await Eventually.WaitAsync(() => s.Bridge.Bridge.Logs.Lines.Any(l => l.Contains("attempt", StringComparison.Ordinal))
                                  || s.Store.Log.Contains("Internal error", StringComparison.OrdinalIgnoreCase)
                                  || s.Store.Log.Contains("Permission denied", StringComparison.Ordinal));
         await Task.Delay(1500);
@@ -59,7 +59,7 @@ public class StoreOutcomeTests
         Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
         Assert.Single(await s.InboxAsync(TestAccounts.Alice));
         byte[]? dsnBytes = null;
-        await WaitForAsync(async () => (dsnBytes = (await s.InboxAsync(TestAccounts.Bob)).SingleOrDefault()) is not null);
+        await Eventually.WaitAsync(async () => (dsnBytes = (await s.InboxAsync(TestAccounts.Bob)).SingleOrDefault()) is not null);
         Assert.NotNull(dsnBytes);
         var dsn = MimeKit.MimeMessage.Load(new MemoryStream(dsnBytes));
         var report = Assert.IsType<MimeKit.MultipartReport>(dsn.Body);
@@ -104,24 +104,9 @@ public class StoreOutcomeTests
         Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
         Assert.Contains($"relay=smtp:[127.0.0.1]:{front.SmtpPort}", string.Join('\n', s.Bridge.Logs.Lines), StringComparison.Ordinal);
         byte[]? stored = null;
-        await WaitForAsync(async () => (stored = (await store.FetchInboxAsync(TestAccounts.Alice)).SingleOrDefault()) is not null);
+        await Eventually.WaitAsync(async () => (stored = (await store.FetchInboxAsync(TestAccounts.Alice)).SingleOrDefault()) is not null);
         Assert.NotNull(stored);
         Assert.True(stored.AsSpan().EndsWith((byte[])[.. message, .. "\r\n"u8]), Encoding.Latin1.GetString(stored));
         Assert.Contains("by bridge.localhost (Bridge) with ESMTP", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
     }
-
-    private static async Task WaitForAsync(Func<Task<bool>> condition)
-    {
-        for (var i = 0; i < 120; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-            await Task.Delay(250);
-        }
-        Assert.Fail("condition not reached within 30 s");
-    }
-
-    private static Task WaitForAsync(Func<bool> condition) => WaitForAsync(() => Task.FromResult(condition()));
 }
