@@ -13,7 +13,7 @@ internal static unsafe partial class Libc
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13,
         EEXIST = 17, EISDIR = 21, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
 
-    public const int O_WRONLY = 0x1, O_RDWR = 0x2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
+    public const int O_WRONLY = 0x1, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
         O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
 
     /// <summary>O_NOFOLLOW differs between x86_64 (0400000) and the generic arm64 ABI (0100000).</summary>

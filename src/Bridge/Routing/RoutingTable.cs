@@ -48,10 +48,6 @@ public sealed class RoutingTable
         }
     }
 
-    public string PrimaryDomain => _primaryDomain;
-
-    public bool IsLocalDomain(string domain) => _localDomains.Contains(NormalizeDomain(domain));
-
     public RouteResult Resolve(string localPart, string domain)
     {
         var address = $"{localPart}@{domain}";

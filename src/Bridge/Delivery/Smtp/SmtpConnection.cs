@@ -45,8 +45,6 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>False once the session is in an unknown state; such a connection is not reused.</summary>
     public bool Reusable { get; private set; } = true;
 
-    public int TransactionsDone { get; private set; }
-
     /// <summary>Replies read since the current transaction began: 0 means the store has not answered it at all.</summary>
     public int RepliesInTransaction { get; private set; }
 
@@ -233,7 +231,6 @@ internal sealed class SmtpConnection : IAsyncDisposable
             var final = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
             accepted.ForEach(i => statuses[i] = final);
         }
-        TransactionsDone++;
         Reusable = true;
         return statuses;
     }

@@ -70,8 +70,6 @@ internal sealed class LineReader(Stream stream)
 
     public Stream Stream { get; set; } = stream;
 
-    public bool HasBufferedInput => _end > _start;
-
     public async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
     {
         while (true)
