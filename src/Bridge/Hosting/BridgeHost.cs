@@ -48,6 +48,7 @@ public static class BridgeHost
             o.IncludeScopes = false;
         });
         builder.Services.AddSystemd();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(90)); // systemd's TimeoutStopSec
         customize?.Invoke(builder);
 
         var passwd = new SystemPasswdDatabase();
@@ -91,6 +92,7 @@ public static class BridgeHost
             return new BounceSender(() => live.Current.Options, sp.GetRequiredService<ILogger<BounceSender>>());
         });
         builder.Services.AddSingleton<DeliveryDispatcher>();
+        builder.Services.AddSingleton<SessionGate>();
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
         builder.Services.AddHostedService<SmtpListenerService>();

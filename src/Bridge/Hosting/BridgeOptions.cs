@@ -25,6 +25,24 @@ public sealed class BridgeOptions
 
     public int MaxMessageBytes { get; set; } = 25 * 1024 * 1024;
 
+    /// <summary>Concurrent SMTP sessions; beyond it a new connection is answered 421 4.7.0.</summary>
+    public int MaxConnections { get; set; } = 100;
+
+    /// <summary>Recipients per message; more are answered 452 4.5.3 (the MTA sends them in another transaction).</summary>
+    public int MaxRecipients { get; set; } = 1000;
+
+    /// <summary>CIDRs allowed to connect; empty means loopback only (127.0.0.0/8, ::1). Others get 554 5.7.1.</summary>
+    public List<string> AllowedClients { get; set; } = [];
+
+    /// <summary>A message with more Received: headers than this is a loop: 554 5.4.6.</summary>
+    public int MaxReceivedHeaders { get; set; } = 100;
+
+    /// <summary>How long a session may be idle waiting for the next command (RFC 5321: 5 minutes). Not a cap on the session.</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Consecutive errors (refused or malformed commands) that end a session.</summary>
+    public int MaxErrorsPerSession { get; set; } = 100;
+
     public SpoolOptions Spool { get; set; } = new();
 
     public LegacyOptions Legacy { get; set; } = new();

@@ -30,6 +30,33 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:MaxMessageBytes {options.MaxMessageBytes} is below 1024");
         }
+        if (options.MaxConnections is < 1 or > 100_000)
+        {
+            errors.Add($"{p}:MaxConnections {options.MaxConnections} is not in 1..100000");
+        }
+        if (options.MaxRecipients is < 1 or > 100_000)
+        {
+            errors.Add($"{p}:MaxRecipients {options.MaxRecipients} is not in 1..100000");
+        }
+        if (options.MaxReceivedHeaders < 1)
+        {
+            errors.Add($"{p}:MaxReceivedHeaders {options.MaxReceivedHeaders} must be at least 1");
+        }
+        if (options.CommandTimeout < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"{p}:CommandTimeout {options.CommandTimeout} must be at least 1 s");
+        }
+        if (options.MaxErrorsPerSession < 1)
+        {
+            errors.Add($"{p}:MaxErrorsPerSession {options.MaxErrorsPerSession} must be at least 1");
+        }
+        for (var i = 0; i < options.AllowedClients.Count; i++)
+        {
+            if (!IPNetwork.TryParse(options.AllowedClients[i], out _))
+            {
+                errors.Add($"{p}:AllowedClients[{i}] '{options.AllowedClients[i]}' is not a CIDR like 127.0.0.0/8 or ::1/128");
+            }
+        }
         if (options.RecipientDelimiter.Any(c => char.IsLetterOrDigit(c) || c is '@' or '.' || char.IsWhiteSpace(c)))
         {
             errors.Add($"{p}:RecipientDelimiter '{options.RecipientDelimiter}' may not contain letters, digits, '@', '.' or spaces");

@@ -64,7 +64,9 @@ public sealed partial class LiveSettings : IDisposable
         if (previous.Options.Listen.Address != snapshot.Options.Listen.Address ||
             previous.Options.Listen.Port != snapshot.Options.Listen.Port ||
             previous.Options.ServerName != snapshot.Options.ServerName ||
-            previous.Options.MaxMessageBytes != snapshot.Options.MaxMessageBytes)
+            previous.Options.MaxMessageBytes != snapshot.Options.MaxMessageBytes ||
+            previous.Options.CommandTimeout != snapshot.Options.CommandTimeout ||
+            previous.Options.MaxErrorsPerSession != snapshot.Options.MaxErrorsPerSession)
         {
             LogNeedsRestart();
         }
@@ -85,6 +87,6 @@ public sealed partial class LiveSettings : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:Mode changed from {Previous} to {Current}; applies from the next transaction")]
     private partial void LogModeChanged(BridgeMode previous, BridgeMode current);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:Listen, Bridge:ServerName and Bridge:MaxMessageBytes changes take effect after a restart")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:Listen, ServerName, MaxMessageBytes, CommandTimeout and MaxErrorsPerSession changes take effect after a restart")]
     private partial void LogNeedsRestart();
 }

@@ -1,7 +1,8 @@
 // Job: own the listening socket. It is bound before the host starts, so that a bind failure (port 627 needs
 // root or CAP_NET_BIND_SERVICE; port in use) is one clear line naming the setting, not a stack trace; then
-// SmtpServer takes connections from it through IEndpointListenerFactory.
-// Failure: Bind throws ListenerBindException with the message to print; accept errors end the listener.
+// SmtpServer takes connections from it through IEndpointListenerFactory. Each accepted client passes the
+// SessionGate first; StopAccepting closes the socket (an MTA then sees "connection refused" and queues).
+// Failure: Bind throws ListenerBindException with the message to print; a refused client gets its reply line.
 using System.Net;
 using System.Net.Sockets;
 using SmtpServer;
@@ -15,6 +16,9 @@ public sealed class ListenerBindException(string message, Exception inner) : Exc
 public sealed class BoundListener : IEndpointListenerFactory, IDisposable
 {
     private TcpListener? _listener;
+
+    /// <summary>Set before the server starts: admits or refuses each accepted client.</summary>
+    public SessionGate? Gate { get; set; }
 
     public IPEndPoint? LocalEndpoint => _listener?.LocalEndpoint as IPEndPoint;
 
@@ -44,7 +48,11 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
     }
 
     public IEndpointListener CreateListener(IEndpointDefinition endpointDefinition) =>
-        new Listener(_listener ?? throw new InvalidOperationException("Bind must be called before the server starts"));
+        new Listener(_listener ?? throw new InvalidOperationException("Bind must be called before the server starts"),
+            Gate ?? throw new InvalidOperationException("Gate must be set before the server starts"));
+
+    /// <summary>Stops taking connections (graceful stop); sessions already open go on.</summary>
+    public void StopAccepting() => _listener?.Stop();
 
     public void Dispose()
     {
@@ -52,15 +60,53 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
         _listener = null;
     }
 
-    private sealed class Listener(TcpListener listener) : IEndpointListener
+    private sealed class Listener(TcpListener listener, SessionGate gate) : IEndpointListener
     {
         public async Task<ISecurableDuplexPipe> GetPipeAsync(ISessionContext context, CancellationToken cancellationToken)
         {
-            var client = await listener.AcceptTcpClientAsync(cancellationToken).ConfigureAwait(false);
-            client.NoDelay = true;
-            context.Properties[EndpointListener.LocalEndPointKey] = listener.LocalEndpoint;
-            context.Properties[EndpointListener.RemoteEndPointKey] = client.Client.RemoteEndPoint!;
-            return new SessionPipe(client);
+            while (true)
+            {
+                if (gate.Draining)
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false); // until the server stops
+                }
+                TcpClient client;
+                try
+                {
+                    client = await listener.AcceptTcpClientAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (gate.Draining && ex is ObjectDisposedException or SocketException or InvalidOperationException)
+                {
+                    continue; // the socket was closed for a graceful stop
+                }
+                var remote = (IPEndPoint)client.Client.RemoteEndPoint!;
+                var refusal = gate.Admit(remote.Address);
+                if (refusal is not null)
+                {
+                    await RefuseAsync(client, refusal).ConfigureAwait(false);
+                    continue;
+                }
+                client.NoDelay = true;
+                context.Properties[EndpointListener.LocalEndPointKey] = listener.LocalEndpoint;
+                context.Properties[EndpointListener.RemoteEndPointKey] = remote;
+                return new SessionPipe(client, gate.Release);
+            }
+        }
+
+        private static async Task RefuseAsync(TcpClient client, string reply)
+        {
+            using (client)
+            {
+                try
+                {
+                    using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                    await client.GetStream().WriteAsync(System.Text.Encoding.ASCII.GetBytes(reply + "\r\n"), timeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException)
+                {
+                    // the client is gone already
+                }
+            }
         }
 
         public void Dispose() => listener.Stop();

@@ -1,4 +1,4 @@
-// Job: SmtpServer's message store: the end of DATA. Checks size, reads the header summary, prepends Received,
+// Job: SmtpServer's message store: the end of DATA. Checks size and the Received count (loops), prepends Received,
 // hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets.
 // Logs one line per recipient with the outcome.
 // Failure: never throws into SmtpServer (a thrown exception becomes a 2xx timeout or a bare 554 there):
@@ -17,13 +17,14 @@ using SmtpServer.Storage;
 namespace Bridge.Intake;
 
 internal sealed partial class MessageIntake(
-    LiveSettings settings, DeliveryDispatcher dispatcher, ILogger<MessageIntake> logger) : IMessageStore
+    LiveSettings settings, DeliveryDispatcher dispatcher, SessionGate gate, ILogger<MessageIntake> logger) : IMessageStore
 {
     public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction,
         ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var queueId = QueueId.Next();
+        using var inFlight = gate.DeliveryStarted();
         try
         {
             var snapshot = settings.Current;
@@ -33,6 +34,14 @@ internal sealed partial class MessageIntake(
                 var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
                 LogRejected(queueId, sender, tooBig);
                 return SmtpReplies.From(tooBig);
+            }
+
+            var headers = HeaderSummaryReader.Read(buffer);
+            if (headers.ReceivedCount > snapshot.Options.MaxReceivedHeaders)
+            {
+                var loop = new DeliveryStatus(554, "5.4.6", $"Too many Received headers ({headers.ReceivedCount}): mail forwarding loop");
+                LogRejected(queueId, sender, loop);
+                return SmtpReplies.From(loop);
             }
 
             var session = SessionState.Of(context);
@@ -54,7 +63,7 @@ internal sealed partial class MessageIntake(
             var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
                 snapshot.Options.ServerName, session.Esmtp, queueId,
                 recipients.Select(r => r.Address).ToList(), DateTimeOffset.Now);
-            var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, HeaderSummaryReader.Read(buffer),
+            var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, headers,
                 transaction.Parameters ?? new Dictionary<string, string>());
 
             var result = await dispatcher.DeliverAsync(request, snapshot.Options.Mode, snapshot.Options.Legacy.FallbackToSpool,

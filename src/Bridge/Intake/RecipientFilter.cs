@@ -1,25 +1,39 @@
-// Job: decide each RCPT through Routing and remember the resolved recipient for DATA.
-// Failure: a refused recipient is answered with Routing's precise reply (554 5.7.1 relay, 550 5.1.1 unknown).
+// Job: decide MAIL and each RCPT: no new transaction while Bridge stops (421 4.3.2), at most
+// Bridge:MaxRecipients per message (452 4.5.3), and each recipient through Routing, remembering the result for DATA.
+// Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
 using Bridge.Hosting;
 using SmtpServer;
 using SmtpServer.Mail;
+using SmtpServer.Protocol;
 using SmtpServer.Storage;
 
 namespace Bridge.Intake;
 
-internal sealed class RecipientFilter(LiveSettings settings) : IMailboxFilter
+internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate) : IMailboxFilter
 {
-    public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken) =>
-        Task.FromResult(true);
+    public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
+    {
+        if (gate.Draining)
+        {
+            throw new SmtpResponseException(new SmtpResponse(SmtpReplyCode.ServiceUnavailable, "4.3.2 Service shutting down, try again later"), true);
+        }
+        return Task.FromResult(true);
+    }
 
     public Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
+        var session = SessionState.Of(context);
+        var max = settings.Current.Options.MaxRecipients;
+        if (session.Routes.Count >= max)
+        {
+            throw SmtpReplies.Refusal(new Bridge.Delivery.DeliveryStatus(452, "4.5.3", $"Too many recipients (at most {max} per message)"));
+        }
         var route = settings.Current.Routing.Resolve(to.User ?? "", to.Host ?? "");
         if (!route.IsAccepted)
         {
             throw SmtpReplies.Refusal(route.Refusal);
         }
-        SessionState.Of(context).Routes[to] = route.Recipient!;
+        session.Routes[to] = route.Recipient!;
         return Task.FromResult(true);
     }
 }

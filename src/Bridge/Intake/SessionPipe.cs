@@ -1,6 +1,6 @@
 // Job: the duplex pipe SmtpServer runs a session on: reads from the socket, writes replies through
 // ReplyTextStream. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
-// Failure: disposing closes the socket; an upgrade request is refused.
+// Failure: disposing closes the socket (once) and tells the SessionGate; an upgrade request is refused.
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -9,9 +9,10 @@ using SmtpServer.IO;
 
 namespace Bridge.Intake;
 
-internal sealed class SessionPipe(TcpClient client) : ISecurableDuplexPipe
+internal sealed class SessionPipe(TcpClient client, Action onDispose) : ISecurableDuplexPipe
 {
     private readonly NetworkStream _stream = client.GetStream();
+    private int _disposed;
 
     public PipeReader Input { get; } = PipeReader.Create(client.GetStream());
 
@@ -26,7 +27,12 @@ internal sealed class SessionPipe(TcpClient client) : ISecurableDuplexPipe
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         _stream.Dispose();
         client.Dispose();
+        onDispose();
     }
 }

@@ -1,7 +1,7 @@
 // Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store and command factory.
 // SessionTimeout is not used as a cap (an MTA sends many messages over one connection); the per-command
-// idle timeout is RFC 5321's five minutes.
-// Failure: a faulted session is logged; the server keeps accepting. Stop cancels the listener.
+// idle timeout is Bridge:CommandTimeout (RFC 5321: five minutes).
+// Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
 using Bridge.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -11,7 +11,7 @@ using SmtpServer.ComponentModel;
 namespace Bridge.Intake;
 
 internal sealed partial class SmtpListenerService(
-    BoundListener listener, LiveSettings settings, RecipientFilter filter, MessageIntake intake,
+    BoundListener listener, LiveSettings settings, SessionGate gate, RecipientFilter filter, MessageIntake intake,
     ILogger<SmtpListenerService> logger) : IHostedService
 {
     private SmtpServer.SmtpServer? _server;
@@ -25,11 +25,12 @@ internal sealed partial class SmtpListenerService(
             .ServerName(options.ServerName)
             .Endpoint(e => e.Endpoint(endpoint).SessionTimeout(TimeSpan.FromDays(1)))
             .MaxMessageSize(options.MaxMessageBytes, MaxMessageSizeHandling.Ignore)
-            .MaxRetryCount(100)
-            .CommandWaitTimeout(TimeSpan.FromMinutes(5))
+            .MaxRetryCount(options.MaxErrorsPerSession)
+            .CommandWaitTimeout(options.CommandTimeout)
             .CustomSmtpGreeting(context => $"220 {context.ServerOptions.ServerName} ESMTP Bridge")
             .Build();
 
+        listener.Gate = gate;
         var services = new ServiceProvider();
         services.Add(listener);
         services.Add(new BridgeCommandFactory());
@@ -44,15 +45,31 @@ internal sealed partial class SmtpListenerService(
         return Task.CompletedTask;
     }
 
+    /// <summary>Graceful stop: no new connections, new transactions get 421 4.3.2, messages being delivered
+    /// finish (until the host's ShutdownTimeout), then the remaining idle sessions are closed with 421.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (_server is null || _running is null)
         {
             return;
         }
+        gate.BeginDrain();
+        listener.StopAccepting();
+        LogStopping(gate.InFlight);
+        while (gate.InFlight > 0 && !cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None).ConfigureAwait(false);
+        }
         _server.Shutdown();
-        await Task.WhenAny(_running, Task.Delay(Timeout.Infinite, cancellationToken)).ConfigureAwait(false);
+        await Task.WhenAny(_running, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+        LogStopped();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopping: no new connections or transactions; waiting for {InFlight} message(s) being delivered")]
+    private partial void LogStopping(int inFlight);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopped")]
+    private partial void LogStopped();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bridge listening on {Endpoint}, mode {Mode}, server name {ServerName}")]
     private partial void LogListening(System.Net.IPEndPoint endpoint, Bridge.Routing.BridgeMode mode, string serverName);

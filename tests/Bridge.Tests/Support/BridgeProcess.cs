@@ -74,6 +74,14 @@ public sealed class BridgeProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The daemon's exit code, once it has exited by itself.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
     public void Signal(int signal) => Assert.Equal(0, Libc.Kill(_process.Id, signal));
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,73 @@
+// Job: a bare SMTP client over a socket, for what swaks cannot do: hold sessions open, send exact bytes,
+// read the reply to each line.
+// Failure: a reply that does not come within 30 s fails the test.
+using System.Net.Sockets;
+using System.Text;
+
+namespace Bridge.Tests.Support;
+
+public sealed class RawSmtp : IDisposable
+{
+    private readonly TcpClient _client;
+    private readonly NetworkStream _stream;
+    private readonly StreamReader _reader;
+
+    private RawSmtp(TcpClient client)
+    {
+        _client = client;
+        _stream = client.GetStream();
+        _reader = new StreamReader(_stream, Encoding.Latin1);
+    }
+
+    public static async Task<(RawSmtp Session, string Greeting)> ConnectAsync(int port)
+    {
+        var client = new TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        var session = new RawSmtp(client);
+        return (session, await session.ReadReplyAsync());
+    }
+
+    /// <summary>The full last line of the next reply ("250 2.0.0 Ok"), or "(closed)" when the server hung up.</summary>
+    public async Task<string> ReadReplyAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            string? line;
+            try
+            {
+                line = await _reader.ReadLineAsync(timeout.Token);
+            }
+            catch (IOException)
+            {
+                return "(closed)";
+            }
+            if (line is null)
+            {
+                return "(closed)";
+            }
+            if (line.Length < 4 || line[3] != '-')
+            {
+                return line;
+            }
+        }
+    }
+
+    public async Task<string> CommandAsync(string line)
+    {
+        await SendAsync(line);
+        return await ReadReplyAsync();
+    }
+
+    public async Task SendAsync(string line)
+    {
+        await _stream.WriteAsync(Encoding.Latin1.GetBytes(line + "\r\n"));
+        await _stream.FlushAsync();
+    }
+
+    public void Dispose()
+    {
+        _reader.Dispose();
+        _client.Dispose();
+    }
+}
