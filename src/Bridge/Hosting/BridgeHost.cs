@@ -58,6 +58,16 @@ public static class BridgeHost
             return (null, "bridge: invalid configuration: " + string.Join("; ", errors));
         }
 
+        var journalDirectory = snapshot.Options.Spool.JournalDirectory;
+        try
+        {
+            Directory.CreateDirectory(journalDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (null, $"bridge: cannot create Bridge:Spool:JournalDirectory '{journalDirectory}': {ex.Message}");
+        }
+
         var listener = new BoundListener();
         try
         {
@@ -73,11 +83,12 @@ public static class BridgeHost
         builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd, fileErrors,
             sp.GetRequiredService<ILogger<LiveSettings>>()));
         builder.Services.AddSingleton<InProcessMailboxLocks>();
+        builder.Services.AddSingleton(new AppendJournal(journalDirectory));
         builder.Services.AddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveSettings>();
             return new SpoolDeliveryAgent(() => live.Current.Spool, sp.GetRequiredService<InProcessMailboxLocks>(),
-                sp.GetRequiredService<ILogger<SpoolDeliveryAgent>>());
+                sp.GetRequiredService<AppendJournal>(), sp.GetRequiredService<ILogger<SpoolDeliveryAgent>>());
         });
         builder.Services.AddSingleton<StoreConnectionPool>();
         builder.Services.AddSingleton(sp =>
@@ -95,6 +106,7 @@ public static class BridgeHost
         builder.Services.AddSingleton<SessionGate>();
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
+        builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
         builder.Services.AddHostedService<SmtpListenerService>();
         return (builder.Build(), null);
     }

@@ -82,6 +82,9 @@ public sealed class SpoolOptions
     /// <summary>A dotlock older than this (ctime) is stale and removed, as Postfix does after 500 s.</summary>
     public TimeSpan DotlockStaleAfter { get; set; } = TimeSpan.FromSeconds(500);
 
+    /// <summary>Where Bridge notes each append in progress, to clean up after a crash (read at start).</summary>
+    public string JournalDirectory { get; set; } = "/var/lib/bridge/journal";
+
     /// <summary>Group given to new mailboxes (Debian: mail).</summary>
     public string MailGroup { get; set; } = "mail";
 }

@@ -141,6 +141,10 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{key}:Directory '{spool.Directory}' must be an absolute path");
         }
+        if (string.IsNullOrWhiteSpace(spool.JournalDirectory) || !Path.IsPathFullyQualified(spool.JournalDirectory))
+        {
+            errors.Add($"{key}:JournalDirectory '{spool.JournalDirectory}' must be an absolute path");
+        }
         if (spool.MaxMailboxBytes < 0)
         {
             errors.Add($"{key}:MaxMailboxBytes {spool.MaxMailboxBytes} is negative (0 means no limit)");

@@ -13,8 +13,8 @@ internal static unsafe partial class Libc
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13,
         EEXIST = 17, EISDIR = 21, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
 
-    public const int O_WRONLY = 0x1, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
-        O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
+    public const int O_RDONLY = 0x0, O_WRONLY = 0x1, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
+        O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
 
     /// <summary>O_NOFOLLOW differs between x86_64 (0400000) and the generic arm64 ABI (0100000).</summary>
     public static readonly int O_NOFOLLOW =
@@ -42,6 +42,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "write", SetLastError = true)]
     private static partial nint Write(int fd, byte* buffer, nint count);
+
+    [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
+    private static partial nint Pread(int fd, byte* buffer, nint count, long offset);
 
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
@@ -115,6 +118,22 @@ internal static unsafe partial class Libc
             }
         }
         return 0;
+    }
+
+    /// <summary>Reads up to buffer.Length bytes at offset; returns the count, or -1 with the errno set.</summary>
+    public static int ReadAt(int fd, Span<byte> buffer, long offset)
+    {
+        fixed (byte* p = buffer)
+        {
+            while (true)
+            {
+                var n = Pread(fd, p, buffer.Length, offset);
+                if (n >= 0 || LastError != EINTR)
+                {
+                    return (int)n;
+                }
+            }
+        }
     }
 
     public static int Fstat(int fd, out FileStat stat)

@@ -40,6 +40,7 @@ public sealed class BridgeServer : IAsyncDisposable
         {
             $"--Bridge:Listen:Port={port}",
             $"--Bridge:Spool:Directory={spoolDirectory}",
+            $"--Bridge:Spool:JournalDirectory={Path.Combine(contentRoot, "journal")}",
         };
         args.AddRange(settings.Select(s => "--" + s));
         var logs = new LogCapture();

@@ -58,7 +58,8 @@ public static class MboxReaders
     {
         var formail = Peers.Require("formail", "procmail");
         var bytes = await File.ReadAllBytesAsync(path);
-        var result = await Proc.RunAsync(formail, ["-s", "formail", "-czxMessage-ID:"], stdinBytes: bytes);
+        // The child drains its message: otherwise formail gets EPIPE on large bodies and exits 74 on a sound mbox.
+        var result = await Proc.RunAsync(formail, ["-s", "sh", "-c", "formail -czxMessage-ID:; cat >/dev/null"], stdinBytes: bytes);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"formail could not split {path}: {result.Stderr}");

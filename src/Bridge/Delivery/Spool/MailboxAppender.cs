@@ -2,12 +2,15 @@
 // in-process lock, open with O_NOFOLLOW|O_APPEND (or create O_EXCL 0600 and fchown to the user), refuse
 // symlinks, non-regular files, hard links and foreign owners, take the dotlock and a whole-file fcntl (OFD)
 // write lock non-blocking with jittered retries, then record the real end of the file.
+// Before the first delivery after a crash it settles the append that crash interrupted (AppendJournal).
 // Append, Commit (fsync) and Rollback (ftruncate to the recorded size + fsync) all happen under the locks.
 // Failure: every problem is a DeliveryStatus (450/451 4.2.0, 452 4.3.1, 552 5.2.2, 451 4.3.0); the file is
 // never written before all checks passed, and a rollback restores its exact previous size.
 using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
+
+public sealed record RecoveryNote(bool Critical, string Message);
 
 internal sealed class MailboxAppender : IDisposable
 {
@@ -28,8 +31,14 @@ internal sealed class MailboxAppender : IDisposable
 
     public long OriginalSize { get; private set; }
 
+    public FileStat Stat { get; private set; }
+
+    /// <summary>What recovery did before this delivery (null: nothing to recover).</summary>
+    public RecoveryNote? Recovery { get; private set; }
+
     public static async Task<(MailboxAppender? Appender, DeliveryStatus Status)> OpenAsync(
-        string shortName, uint expectedUid, SpoolSettings settings, InProcessMailboxLocks locks, CancellationToken cancellationToken)
+        string shortName, uint expectedUid, SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal,
+        CancellationToken cancellationToken)
     {
         var path = System.IO.Path.Combine(settings.Directory, shortName);
         var appender = new MailboxAppender(path, shortName);
@@ -51,6 +60,7 @@ internal sealed class MailboxAppender : IDisposable
             {
                 return Fail(status);
             }
+            appender.Recovery = appender.Recover(journal);
             status = appender.CheckAfterLock();
             return status.IsSuccess ? (appender, status) : Fail(status);
         }
@@ -65,6 +75,114 @@ internal sealed class MailboxAppender : IDisposable
             appender.Dispose();
             return (null, failure);
         }
+    }
+
+    /// <summary>At start: settle an entry a crash left in the journal, under the mailbox's locks.</summary>
+    public static async Task<RecoveryNote?> RecoverAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
+        AppendJournal journal, CancellationToken cancellationToken)
+    {
+        var path = System.IO.Path.Combine(settings.Directory, shortName);
+        using var appender = new MailboxAppender(path, shortName);
+        appender._processLock = await locks.TryEnterAsync(path, settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+        appender._fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
+        if (appender._fd < 0)
+        {
+            journal.Forget(shortName); // no such mailbox (any more): nothing of ours to clean up
+            return null;
+        }
+        var locked = await appender.LockAsync(settings, DateTime.UtcNow + settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+        if (appender._processLock is null || !locked.IsSuccess)
+        {
+            return new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({locked}); will retry before its next delivery");
+        }
+        return appender.Recover(journal);
+    }
+
+    /// <summary>Settles the journal entry of an append that a crash interrupted (caller holds the locks):
+    /// a complete record stays; a partial record of ours at the end is truncated away; a partial record with
+    /// another writer's mail after it is left in place (truncating would destroy that mail) and reported.</summary>
+    private RecoveryNote? Recover(AppendJournal journal)
+    {
+        var entry = journal.Find(_name);
+        if (entry is null)
+        {
+            return null;
+        }
+        if (Libc.Fstat(_fd, out var now) != 0 || now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
+        {
+            journal.Forget(_name);
+            return null;
+        }
+        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0); // OFD locks survive closing it
+        if (reader < 0)
+        {
+            return new RecoveryNote(true, $"{_name}: cannot read the mailbox to check an interrupted append: {Errno.Describe(Libc.LastError)}");
+        }
+        try
+        {
+            var firstLine = System.Text.Encoding.UTF8.GetBytes(entry.FirstLine + "\n");
+            var head = new byte[firstLine.Length];
+            var got = Libc.ReadAt(reader, head, entry.Before);
+            if (got <= 0 || !firstLine.AsSpan(0, got).SequenceEqual(head.AsSpan(0, got)))
+            {
+                journal.Forget(_name);
+                return new RecoveryNote(false, $"{_name}: the bytes after {entry.Before} are not the interrupted append; left alone");
+            }
+            var foreign = FindRecordStart(reader, entry.Before + firstLine.Length, now.Size);
+            var complete = now.Size >= entry.After && (foreign < 0 || foreign >= entry.After - 1) && EndsRecordAt(reader, entry.After);
+            if (complete)
+            {
+                journal.Forget(_name);
+                return null;
+            }
+            if (foreign >= 0)
+            {
+                journal.Forget(_name);
+                return new RecoveryNote(true, $"{_name}: an incomplete record left by a crash at offset {entry.Before} is followed by other mail; left in place");
+            }
+            if (Libc.Ftruncate(_fd, entry.Before) != 0 || Libc.Fsync(_fd) != 0)
+            {
+                return new RecoveryNote(true, $"{_name}: cannot truncate an incomplete record left by a crash: {Errno.Describe(Libc.LastError)}");
+            }
+            journal.Forget(_name);
+            return new RecoveryNote(false, $"{_name}: removed an incomplete record of {now.Size - entry.Before} bytes left by a crash (mailbox back to {entry.Before} bytes)");
+        }
+        finally
+        {
+            Libc.Close(reader);
+        }
+    }
+
+    /// <summary>Offset of the first "\nFrom " at or after <paramref name="from"/>, or -1. Bridge's own records
+    /// never contain one after their first line (mboxo quoting), so one there starts another writer's record.</summary>
+    private static long FindRecordStart(int fd, long from, long end)
+    {
+        var marker = "\nFrom "u8;
+        var buffer = new byte[64 * 1024];
+        for (var offset = from; offset < end; offset += buffer.Length - marker.Length)
+        {
+            var n = Libc.ReadAt(fd, buffer, offset);
+            if (n <= 0)
+            {
+                return -1;
+            }
+            var at = buffer.AsSpan(0, n).IndexOf(marker);
+            if (at >= 0)
+            {
+                return offset + at;
+            }
+            if (n < buffer.Length)
+            {
+                return -1;
+            }
+        }
+        return -1;
+    }
+
+    private static bool EndsRecordAt(int fd, long after)
+    {
+        Span<byte> tail = stackalloc byte[2];
+        return Libc.ReadAt(fd, tail, after - 2) == 2 && tail.SequenceEqual("\n\n"u8);
     }
 
     public static DeliveryStatus ShuttingDown() => new(421, "4.3.2", "System shutting down, try again later");
@@ -194,6 +312,7 @@ internal sealed class MailboxAppender : IDisposable
             return DeliveryStatus.MailboxUnusable(_name, $"it has {locked.Links} hard links");
         }
         OriginalSize = locked.Size; // the real end: O_APPEND writes land here while we hold the locks
+        Stat = locked;
         return new DeliveryStatus(250, "2.0.0", "ready");
     }
 
@@ -216,7 +335,8 @@ internal sealed class MailboxAppender : IDisposable
             : Errno.ToStatus(Libc.LastError, _name, "fsync");
     }
 
-    /// <summary>Restores the size recorded under the lock. Returns an error text when that failed.</summary>
+    /// <summary>Restores the size recorded under the lock. Returns an error text when that failed (the journal
+    /// entry must then stay, for recovery to finish the job).</summary>
     public string? Rollback()
     {
         if (!_written)

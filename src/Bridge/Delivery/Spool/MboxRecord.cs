@@ -50,9 +50,13 @@ internal sealed class MboxRecord
             .Append("X-Original-To: ").Append(Sanitize(originalRecipient)).Append('\n')
             .Append("Delivered-To: ").Append(Sanitize(deliveredTo)).Append('\n');
         _envelope = Encoding.UTF8.GetBytes(envelope.ToString());
+        FirstLine = $"From {fromLineSender}  {AscTime(localTime)}";
         _prefix = prefix;
         _message = message;
     }
+
+    /// <summary>The From_ line that starts the record (without its newline).</summary>
+    public string FirstLine { get; }
 
     /// <summary>asctime(3) layout, e.g. "Tue Nov  3 19:57:21 2026".</summary>
     public static string AscTime(DateTime t) =>

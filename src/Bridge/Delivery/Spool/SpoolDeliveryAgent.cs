@@ -1,7 +1,8 @@
 // Job: deliver one message into the /var/mail mbox of every recipient, all or none: one copy per mailbox,
 // mailboxes locked in a fixed order (no deadlock between sessions), every copy appended and fsync'ed before
 // success is reported; if any copy fails, every copy already written is truncated away under its lock, so
-// a 4xx never leaves duplicates behind when the MTA retries.
+// a 4xx never leaves duplicates behind when the MTA retries. Each append is announced in the AppendJournal
+// first, so that an append cut short by a crash is removed before anything else is written to that mailbox.
 // Failure: a DeliveryStatus (see MailboxAppender and Errno); never throws for a delivery problem.
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
@@ -9,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Bridge.Delivery.Spool;
 
 public sealed partial class SpoolDeliveryAgent(
-    Func<SpoolSettings> settings, InProcessMailboxLocks locks, ILogger<SpoolDeliveryAgent> logger) : IDeliveryAgent
+    Func<SpoolSettings> settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<SpoolDeliveryAgent> logger) : IDeliveryAgent
 {
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
@@ -47,24 +48,40 @@ public sealed partial class SpoolDeliveryAgent(
             {
                 var uid = target.User.Uid ?? Native.Libc.Geteuid();
                 var (appender, status) = await MailboxAppender
-                    .OpenAsync(target.User.ShortName, uid, current, locks, cancellationToken).ConfigureAwait(false);
+                    .OpenAsync(target.User.ShortName, uid, current, locks, journal, cancellationToken).ConfigureAwait(false);
                 if (appender is null)
                 {
                     return status;
+                }
+                if (appender.Recovery is { } note)
+                {
+                    LogRecovery(note);
                 }
                 var record = new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now,
                     request.ReceivedHeader, request.Message);
                 opened.Add((appender, record, target));
             }
 
-            if (current.MaxMailboxBytes > 0)
+            var lengths = opened.Select(o => o.Record.Length).ToList();
+            for (var i = 0; i < opened.Count; i++)
             {
-                foreach (var (appender, record, target) in opened)
+                if (current.MaxMailboxBytes > 0 && opened[i].Appender.OriginalSize + lengths[i] > current.MaxMailboxBytes)
                 {
-                    if (appender.OriginalSize + record.Length > current.MaxMailboxBytes)
-                    {
-                        return DeliveryStatus.MailboxFull(target.User.ShortName);
-                    }
+                    return DeliveryStatus.MailboxFull(opened[i].Target.User.ShortName);
+                }
+            }
+
+            // No byte is appended before the journal says where each append starts and ends.
+            for (var i = 0; i < opened.Count; i++)
+            {
+                var (appender, record, target) = opened[i];
+                var entry = new AppendJournalEntry(appender.Stat.Device, appender.Stat.Inode, appender.OriginalSize,
+                    appender.OriginalSize + lengths[i], record.FirstLine);
+                var rc = journal.Record(target.User.ShortName, entry);
+                if (rc != 0)
+                {
+                    ForgetAll(opened);
+                    return DeliveryStatus.LocalError($"cannot write the append journal in {journal.Directory}: {Errno.Describe(rc)}");
                 }
             }
 
@@ -86,6 +103,7 @@ public sealed partial class SpoolDeliveryAgent(
                     return status;
                 }
             }
+            ForgetAll(opened);
             return DeliveryStatus.Delivered(request.QueueId);
         }
         finally
@@ -99,15 +117,59 @@ public sealed partial class SpoolDeliveryAgent(
 
     private void RollBack(string queueId, List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)> opened)
     {
-        foreach (var (appender, _, _) in opened)
+        foreach (var (appender, _, target) in opened)
         {
             var error = appender.Rollback();
             if (error is not null)
             {
-                LogRollbackFailed(queueId, error);
+                LogRollbackFailed(queueId, error); // the journal entry stays: recovery truncates before the next delivery
+            }
+            else
+            {
+                journal.Forget(target.User.ShortName);
             }
         }
     }
+
+    private void ForgetAll(List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)> opened)
+    {
+        foreach (var (_, _, target) in opened)
+        {
+            journal.Forget(target.User.ShortName);
+        }
+    }
+
+    /// <summary>At start, before Bridge listens: settle every append a crash interrupted.</summary>
+    public async Task RecoverAsync(CancellationToken cancellationToken)
+    {
+        var current = settings();
+        foreach (var shortName in journal.Pending().Where(ShortName.IsSafeFileName))
+        {
+            var note = await MailboxAppender.RecoverAsync(shortName, current, locks, journal, cancellationToken).ConfigureAwait(false);
+            if (note is not null)
+            {
+                LogRecovery(note);
+            }
+        }
+    }
+
+    private void LogRecovery(RecoveryNote note)
+    {
+        if (note.Critical)
+        {
+            LogRecoveryProblem(note.Message);
+        }
+        else
+        {
+            LogRecovered(note.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "spool recovery: {Message}")]
+    private partial void LogRecovered(string message);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "spool recovery: {Message}")]
+    private partial void LogRecoveryProblem(string message);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "{QueueId}: rollback failed, the mailbox may hold a partial record: {Error}")]
     private partial void LogRollbackFailed(string queueId, string error);
