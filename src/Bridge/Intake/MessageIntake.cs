@@ -1,4 +1,4 @@
-// Job: SmtpServer's message store: the end of DATA. Checks size and the Received count (loops), prepends Received,
+// Job: SmtpServer's message store: the end of DATA. Checks size, bare LFs and the Received count (loops), prepends Received,
 // hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets.
 // Logs one line per recipient with the outcome.
 // Failure: never throws into SmtpServer (a thrown exception becomes a 2xx timeout or a bare 554 there):
@@ -34,6 +34,14 @@ internal sealed partial class MessageIntake(
                 var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
                 LogRejected(queueId, sender, tooBig);
                 return SmtpReplies.From(tooBig);
+            }
+
+            if (HasBareLineFeed(buffer))
+            {
+                // Relayed unchanged, "\n.\n" could end the message early at a lenient store (SMTP smuggling).
+                var bareLf = new DeliveryStatus(550, "5.5.2", "Bare <LF> received: SMTP requires <CR><LF> line ends");
+                LogRejected(queueId, sender, bareLf);
+                return SmtpReplies.From(bareLf);
             }
 
             var headers = HeaderSummaryReader.Read(buffer);
@@ -84,6 +92,34 @@ internal sealed partial class MessageIntake(
         {
             LogUnexpected(ex, queueId);
             return SmtpReplies.From(DeliveryStatus.LocalError("unexpected error, see the Bridge log"));
+        }
+    }
+
+    private static bool HasBareLineFeed(ReadOnlySequence<byte> message)
+    {
+        var previous = (byte)0; // the CRLF before the message belongs to the DATA command
+        foreach (var segment in message)
+        {
+            var span = segment.Span;
+            for (var at = span.IndexOf((byte)'\n'); at >= 0; at = NextLf(span, at))
+            {
+                var before = at == 0 ? previous : span[at - 1];
+                if (before != (byte)'\r')
+                {
+                    return true;
+                }
+            }
+            if (span.Length > 0)
+            {
+                previous = span[^1];
+            }
+        }
+        return false;
+
+        static int NextLf(ReadOnlySpan<byte> span, int at)
+        {
+            var next = span[(at + 1)..].IndexOf((byte)'\n');
+            return next < 0 ? -1 : at + 1 + next;
         }
     }
 

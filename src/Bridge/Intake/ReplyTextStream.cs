@@ -1,5 +1,7 @@
 // Job: the output side of a session's socket, where SmtpServer's own reply texts are made precise:
-// - ", N retry(ies) remaining." (appended to every reply a filter raised) is removed;
+// - ", N retry(ies) remaining." (appended to every reply a filter raised) is removed; at "0 remaining"
+//   SmtpServer drops the session after the reply, so "421 4.7.0 Too many errors" is added, as Postfix says it;
+// - its state machine's "501 expected ..." (a command out of sequence) becomes "503 5.5.1";
 // - the library's fixed replies get enhanced status codes (RFC 2034), e.g. "250 Ok" -> "250 2.0.0 Ok";
 // - its "502 Unrecognized command" (also given for a malformed address) becomes "500 5.5.2";
 // - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
@@ -12,8 +14,10 @@ namespace Bridge.Intake;
 
 internal sealed partial class ReplyTextStream(Stream inner) : Stream
 {
-    [GeneratedRegex(@", \d+ retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@", (\d+) retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
     private static partial Regex RetrySuffix();
+
+    private const string TooManyErrors = "421 4.7.0 Too many errors, closing connection";
 
     public override bool CanRead => false;
     public override bool CanSeek => false;
@@ -68,14 +72,20 @@ internal sealed partial class ReplyTextStream(Stream inner) : Stream
         var changed = false;
         for (var i = 0; i < lines.Length; i++)
         {
-            var line = RetrySuffix().Replace(lines[i], "");
+            var suffix = RetrySuffix().Match(lines[i]);
+            var line = suffix.Success ? lines[i][..suffix.Index] : lines[i];
             if (FixedReplies.TryGetValue(line, out var fixedReply))
             {
                 line = fixedReply;
             }
             else if (line.StartsWith("501 expected ", StringComparison.Ordinal))
             {
-                line = "501 5.5.2 Syntax error, " + line[4..];
+                // SmtpServer's state machine refusing a command in the wrong place: RFC 5321 calls that 503.
+                line = "503 5.5.1 Bad sequence of commands, " + line[4..];
+            }
+            if (suffix.Success && suffix.Groups[1].Value == "0")
+            {
+                line += "\r\n" + TooManyErrors; // SmtpServer ends the session after this reply without saying so
             }
             changed |= line != lines[i];
             lines[i] = line;

@@ -18,6 +18,9 @@ public sealed partial class SessionGate(LiveSettings settings, ILogger<SessionGa
 
     public bool Draining => _draining;
 
+    /// <summary>Inactivity limit of a session's reads (Bridge:CommandTimeout), also inside DATA.</summary>
+    public TimeSpan IdleLimit => settings.Current.Options.CommandTimeout;
+
     public int InFlight => Volatile.Read(ref _inFlight);
 
     public void BeginDrain() => _draining = true;

@@ -1,5 +1,5 @@
-// Job: the duplex pipe SmtpServer runs a session on: reads from the socket, writes replies through
-// ReplyTextStream. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
+// Job: the duplex pipe SmtpServer runs a session on: reads from the socket through IdleTimeoutStream, writes
+// replies through ReplyTextStream. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
 // Failure: disposing closes the socket (once) and tells the SessionGate; an upgrade request is refused.
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -9,12 +9,12 @@ using SmtpServer.IO;
 
 namespace Bridge.Intake;
 
-internal sealed class SessionPipe(TcpClient client, Action onDispose) : ISecurableDuplexPipe
+internal sealed class SessionPipe(TcpClient client, TimeSpan idleLimit, Action onDispose) : ISecurableDuplexPipe
 {
     private readonly NetworkStream _stream = client.GetStream();
     private int _disposed;
 
-    public PipeReader Input { get; } = PipeReader.Create(client.GetStream());
+    public PipeReader Input { get; } = PipeReader.Create(new IdleTimeoutStream(client.GetStream(), idleLimit));
 
     public PipeWriter Output { get; } = PipeWriter.Create(new ReplyTextStream(client.GetStream()));
 

@@ -1,0 +1,161 @@
+using System.Net.Sockets;
+using System.Text;
+using Bridge.Tests.Support;
+
+namespace Bridge.Tests.Intake;
+
+/// <summary>Hostile and broken input over a raw socket: a precise reply, nothing written, and the server
+/// still delivers a normal message afterwards.</summary>
+public class BadInputTests
+{
+    private const string Alice = "alice@" + SpoolScenario.Domain;
+
+    public static TheoryData<string, string[], string> Corpus => new()
+    {
+        { "CR in MAIL", ["EHLO x", "MAIL FROM:<a\rb@example.org>"], "500 5.5.2 " },
+        { "LF in RCPT", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<ali\nce@afp548.test>"], "500 5.5.2 " },
+        { "NUL in RCPT", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<ali\0ce@afp548.test>"], "500 5.5.2 " },
+        { "../ in local part", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<../alice@afp548.test>"], "500 5.5.2 " },
+        { "quoted ../ local part", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<\"../../etc/passwd\"@afp548.test>"], "550 5.1.1 " },
+        { "/ in local part", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice/x@afp548.test>"], "550 5.1.1 " },
+        { "8-bit in a command", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<al\u00e9ce@afp548.test>"], "550 5.1.1 " },
+        { "1 MB line", ["EHLO x", "MAIL FROM:<" + new string('a', 1_000_000) + "@example.org>"], "553 5.1.3 " },
+        { "RCPT before MAIL", ["EHLO x", "RCPT TO:<alice@afp548.test>"], "503 5.5.1 " },
+        { "DATA without RCPT", ["EHLO x", "MAIL FROM:<a@example.org>", "DATA"], "503 5.5.1 " },
+        { "unknown command", ["EHLO x", "XYZZY plugh"], "500 5.5.2 " },
+        { "binary garbage", ["EHLO x", "\u0001\u0002\u00ff\u00fe"], "500 5.5.2 " },
+    };
+
+    [Theory]
+    [MemberData(nameof(Corpus))]
+    public async Task Each_bad_command_gets_its_reply_writes_nothing_and_the_server_still_works(string name, string[] lines, string reply)
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        string last = "";
+        foreach (var line in lines)
+        {
+            last = await session.CommandAsync(line);
+        }
+        session.Dispose();
+
+        Assert.True(last.StartsWith(reply, StringComparison.Ordinal), $"{name}: got \"{last}\"");
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+        Assert.StartsWith("250 2.0.0 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("bare LF in the body", "Subject: x\r\n\r\nline one\nline two\r\n")]
+    [InlineData("bare LF dot LF smuggling", "Subject: x\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\r\nmore\r\n")]
+    [InlineData("a message starting with LF", "\nSubject: x\r\n\r\nbody\r\n")]
+    public async Task Bare_lf_in_data_is_refused_550_5_5_2_and_nothing_is_written(string name, string message)
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        await session.CommandAsync($"RCPT TO:<{Alice}>");
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+        await session.SendAsync(message + ".");
+
+        var reply = await session.ReadReplyAsync();
+        Assert.True(reply.StartsWith("550 5.5.2 Bare <LF>", StringComparison.Ordinal), $"{name}: {reply}");
+        Assert.StartsWith("250 ", await session.CommandAsync("RSET"), StringComparison.Ordinal);
+        session.Dispose();
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+    }
+
+    [Fact]
+    public async Task A_client_that_stalls_inside_data_is_closed_with_421_4_4_2_and_nothing_is_written()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:CommandTimeout=00:00:02");
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        await session.CommandAsync($"RCPT TO:<{Alice}>");
+        await session.CommandAsync("DATA");
+        await session.SendAsync("Subject: slow loris");
+
+        Assert.Equal("421 4.4.2 Idle timeout, closing connection", await session.ReadReplyAsync());
+        Assert.Equal("(closed)", await session.ReadReplyAsync());
+        session.Dispose();
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_thousand_recipients_beyond_the_limit_get_452_and_the_message_reaches_the_accepted_one()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:MaxRecipients=1", "Bridge:MaxErrorsPerSession=5000");
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        Assert.StartsWith("250 ", await session.CommandAsync($"RCPT TO:<{Alice}>"), StringComparison.Ordinal);
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.StartsWith("452 4.5.3 ", await session.CommandAsync($"RCPT TO:<bob+{i}@afp548.test>"), StringComparison.Ordinal);
+        }
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+        await session.SendAsync("Subject: many\r\n\r\nbody\r\n.");
+        Assert.StartsWith("250 2.0.0 ", await session.ReadReplyAsync(), StringComparison.Ordinal);
+        session.Dispose();
+        Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
+        Assert.False(File.Exists(s.BobMailbox));
+    }
+
+    [Fact]
+    public async Task Too_many_errors_in_a_row_end_the_session_with_421_4_7_0()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:MaxErrorsPerSession=5");
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.StartsWith("500 5.5.2 ", await session.CommandAsync("BOGUS"), StringComparison.Ordinal);
+        }
+
+        Assert.StartsWith("500 5.5.2 ", await session.CommandAsync("BOGUS"), StringComparison.Ordinal);
+        Assert.Equal("421 4.7.0 Too many errors, closing connection", await session.ReadReplyAsync());
+        Assert.Equal("(closed)", await session.ReadReplyAsync());
+        session.Dispose();
+    }
+
+    [Fact]
+    public async Task A_bounded_fuzz_of_the_dialogue_writes_nothing_and_leaves_the_server_answering()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:CommandTimeout=00:00:02");
+        var random = new Random(20261124);
+        string[] verbs = ["EHLO", "HELO", "MAIL FROM:", "RCPT TO:", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "STARTTLS", "AUTH PLAIN", "BDAT 10", "."];
+        for (var sessionNo = 0; sessionNo < 40; sessionNo++)
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(System.Net.IPAddress.Loopback, s.Port);
+            var stream = client.GetStream();
+            for (var command = 0; command < 15; command++)
+            {
+                var bytes = new byte[random.Next(0, 60)];
+                random.NextBytes(bytes);
+                var line = random.Next(3) switch
+                {
+                    0 => bytes,
+                    1 => [.. Encoding.ASCII.GetBytes(verbs[random.Next(verbs.Length)] + " "), .. bytes],
+                    _ => Encoding.ASCII.GetBytes(verbs[random.Next(verbs.Length)] + " <" + Convert.ToBase64String(bytes) + "@afp548.test>"),
+                };
+                try
+                {
+                    await stream.WriteAsync((byte[])[.. line, .. "\r\n"u8]);
+                }
+                catch (IOException)
+                {
+                    break; // the server closed this session (QUIT, too many errors): fine
+                }
+            }
+            await Task.Delay(20);
+        }
+
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+        Assert.StartsWith("250 2.0.0 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+        Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
+        Assert.DoesNotContain(s.Bridge.Logs.Lines, l => l.StartsWith("Error", StringComparison.Ordinal) || l.StartsWith("Critical", StringComparison.Ordinal));
+    }
+}
