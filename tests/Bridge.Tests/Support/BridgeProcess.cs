@@ -32,16 +32,25 @@ public sealed class BridgeProcess : IAsyncDisposable
         return dir["bridge.dll"];
     }
 
-    public static async Task<BridgeProcess> StartAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
+    public static Task<BridgeProcess> StartAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        StartUnderAsync([], workingDirectory, environment, args);
+
+    /// <param name="wrapper">A command the daemon runs under, e.g. ["prlimit", "--fsize=1000"].</param>
+    public static async Task<BridgeProcess> StartUnderAsync(string[] wrapper, TempDir workingDirectory,
+        IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet")
         {
             WorkingDirectory = workingDirectory.Path,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var part in wrapper.Skip(1).Append(wrapper.Length > 0 ? "dotnet" : null).OfType<string>())
+        {
+            info.ArgumentList.Add(part);
+        }
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
         {

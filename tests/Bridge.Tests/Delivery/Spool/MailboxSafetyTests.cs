@@ -136,3 +136,33 @@ public class MailboxSafetyTests
         Assert.Equal(0, stat.Size);
     }
 }
+
+/// <summary>The file-size limit of the daemon's process (RLIMIT_FSIZE): EFBIG, not a crash by SIGXFSZ.</summary>
+public class FileSizeLimitTests
+{
+    [Fact]
+    public async Task A_mailbox_that_would_pass_the_process_file_size_limit_gets_552_5_2_2_and_stays_as_it_was()
+    {
+        var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        using var dir = new TempDir("bridge-daemon");
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
+        var port = FreePort.Next();
+        await File.WriteAllTextAsync(dir["appsettings.json"], $$"""
+            { "Bridge": { "Listen": { "Port": {{port}} }, "LocalDomains": [ "{{SpoolScenario.Domain}}" ],
+              "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{dir["journal"]}}" } } }
+            """);
+        var mailbox = spool[TestAccounts.Alice];
+        var before = (byte[])[.. SpoolScenario.SampleMbox, .. Enumerable.Repeat((byte)'x', 100_000), .. "\n\n"u8];
+        SpoolScenario.CreateMailbox(mailbox, before, alice.Uid, alice.Gid);
+        // .NET's W^X double mapping cannot start under a file-size limit (it segfaults): switch it off.
+        await using var bridge = await BridgeProcess.StartUnderAsync(["prlimit", "--fsize=120000"], dir,
+            new Dictionary<string, string> { ["DOTNET_EnableWriteXorExecute"] = "0" });
+
+        var result = await Swaks.SendAsync(port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}", body: new string('y', 50_000));
+
+        Assert.StartsWith("552 5.2.2 Mailbox bridgetest1 is full", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(mailbox));
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}", body: "small")).FinalReply,
+            StringComparison.Ordinal); // the daemon is alive
+    }
+}
