@@ -12,7 +12,7 @@ using System.Text.RegularExpressions;
 
 namespace Bridge.Intake;
 
-internal sealed partial class ReplyTextStream(Stream inner) : Stream
+internal sealed partial class ReplyTextStream(Stream inner, Action replyWritten) : Stream
 {
     [GeneratedRegex(@", (\d+) retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
     private static partial Regex RetrySuffix();
@@ -25,10 +25,17 @@ internal sealed partial class ReplyTextStream(Stream inner) : Stream
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    public override void Write(byte[] buffer, int offset, int count) => inner.Write(Clean(buffer.AsMemory(offset, count)).Span);
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        replyWritten();
+        inner.Write(Clean(buffer.AsMemory(offset, count)).Span);
+    }
 
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-        inner.WriteAsync(Clean(buffer), cancellationToken);
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        replyWritten();
+        return inner.WriteAsync(Clean(buffer), cancellationToken);
+    }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();

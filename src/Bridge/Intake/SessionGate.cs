@@ -21,6 +21,8 @@ public sealed partial class SessionGate(LiveSettings settings, ILogger<SessionGa
     /// <summary>Inactivity limit of a session's reads (Bridge:CommandTimeout), also inside DATA.</summary>
     public TimeSpan IdleLimit => settings.Current.Options.CommandTimeout;
 
+    public long MaxMessageBytes => settings.Current.Options.MaxMessageBytes;
+
     public int InFlight => Volatile.Read(ref _inFlight);
 
     public void BeginDrain() => _draining = true;

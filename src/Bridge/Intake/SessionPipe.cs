@@ -1,5 +1,5 @@
-// Job: the duplex pipe SmtpServer runs a session on: reads from the socket through IdleTimeoutStream, writes
-// replies through ReplyTextStream. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
+// Job: the duplex pipe SmtpServer runs a session on: reads from the socket through InputGuardStream (idle
+// and memory limits), writes replies through ReplyTextStream, which tells the guard when a reply went out. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
 // Failure: disposing closes the socket (once) and tells the SessionGate; an upgrade request is refused.
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -9,14 +9,26 @@ using SmtpServer.IO;
 
 namespace Bridge.Intake;
 
-internal sealed class SessionPipe(TcpClient client, TimeSpan idleLimit, Action onDispose) : ISecurableDuplexPipe
+internal sealed class SessionPipe : ISecurableDuplexPipe
 {
-    private readonly NetworkStream _stream = client.GetStream();
+    private readonly TcpClient _client;
+    private readonly NetworkStream _stream;
+    private readonly Action _onDispose;
     private int _disposed;
 
-    public PipeReader Input { get; } = PipeReader.Create(new IdleTimeoutStream(client.GetStream(), idleLimit));
+    public SessionPipe(TcpClient client, TimeSpan idleLimit, long maxMessageBytes, Action onDispose)
+    {
+        _client = client;
+        _stream = client.GetStream();
+        _onDispose = onDispose;
+        var guard = new InputGuardStream(_stream, idleLimit, (2 * maxMessageBytes) + (1 << 20));
+        Input = PipeReader.Create(guard);
+        Output = PipeWriter.Create(new ReplyTextStream(_stream, guard.ReplyWritten));
+    }
 
-    public PipeWriter Output { get; } = PipeWriter.Create(new ReplyTextStream(client.GetStream()));
+    public PipeReader Input { get; }
+
+    public PipeWriter Output { get; }
 
     public bool IsSecure => false;
 
@@ -32,7 +44,7 @@ internal sealed class SessionPipe(TcpClient client, TimeSpan idleLimit, Action o
             return;
         }
         _stream.Dispose();
-        client.Dispose();
-        onDispose();
+        _client.Dispose();
+        _onDispose();
     }
 }

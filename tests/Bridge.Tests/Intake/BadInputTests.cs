@@ -121,6 +121,58 @@ public class BadInputTests
     }
 
     [Fact]
+    public async Task A_client_streaming_a_body_without_end_is_cut_off_with_552_5_3_4_long_before_it_stops()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:MaxMessageBytes=100000");
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        await session.CommandAsync($"RCPT TO:<{Alice}>");
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+
+        var line = new string('z', 998);
+        var sent = 0L;
+        try
+        {
+            for (var i = 0; i < 200_000; i++) // 200 MB if nobody stopped it
+            {
+                await session.SendAsync(line);
+                sent += 1000;
+            }
+        }
+        catch (IOException)
+        {
+            // the server closed the connection: expected
+        }
+
+        Assert.True(sent < 20_000_000, $"the server read {sent} bytes before stopping");
+        Assert.Equal("552 5.3.4 Message size exceeds fixed limit, closing connection", await session.ReadReplyAsync());
+        session.Dispose();
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_line_over_one_mebibyte_gets_500_5_5_2_and_the_connection_is_closed()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        try
+        {
+            await session.SendAsync("MAIL FROM:<" + new string('a', 3 << 20) + "@example.org>");
+        }
+        catch (IOException)
+        {
+            // closed while we were still sending
+        }
+
+        Assert.Equal("500 5.5.2 Line too long, closing connection", await session.ReadReplyAsync());
+        session.Dispose();
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_bounded_fuzz_of_the_dialogue_writes_nothing_and_leaves_the_server_answering()
     {
         await using var s = await SpoolScenario.StartAsync("Bridge:CommandTimeout=00:00:02");
