@@ -24,7 +24,7 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
         if (toSpool.Count > 0)
         {
             var spooled = await spool.DeliverAsync(request with { Recipients = toSpool }, cancellationToken).ConfigureAwait(false);
-            if (!spooled.Status.IsSuccess)
+            if (spooled.Recipients.Any(o => o.Status.IsTransient))
             {
                 return spooled with
                 {

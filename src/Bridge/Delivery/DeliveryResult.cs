@@ -14,13 +14,6 @@ public sealed record RecipientOutcome(RoutedRecipient Recipient, DeliveryStatus 
 
 public sealed record DeliveryResult(DeliveryStatus Status, IReadOnlyList<RecipientOutcome> Recipients)
 {
-    public static DeliveryResult Uniform(string queueId, IEnumerable<RoutedRecipient> recipients, DeliveryStatus status,
-        string relay, int attempts)
-    {
-        var outcomes = recipients.Select(r => new RecipientOutcome(r, status, relay, attempts)).ToList();
-        return new DeliveryResult(status.IsSuccess ? DeliveryStatus.Delivered(queueId) : status, outcomes);
-    }
-
     /// <summary>Some copies delivered, the others refused for good, none still pending: the case for a DSN.</summary>
     public static bool NeedsNotification(IReadOnlyList<RecipientOutcome> outcomes) =>
         outcomes.Any(o => o.Status.IsSuccess) && outcomes.Any(o => o.Status.IsPermanent) && !outcomes.Any(o => o.Status.IsTransient);

@@ -25,6 +25,9 @@ public sealed class BridgeOptions
 
     public int MaxMessageBytes { get; set; } = 25 * 1024 * 1024;
 
+    /// <summary>Longest line Bridge accepts, in commands and in messages (RFC 5321 needs 1000); longer: 500 5.5.2 and close.</summary>
+    public int MaxLineBytes { get; set; } = 1 << 20;
+
     /// <summary>Concurrent SMTP sessions; beyond it a new connection is answered 421 4.7.0.</summary>
     public int MaxConnections { get; set; } = 100;
 

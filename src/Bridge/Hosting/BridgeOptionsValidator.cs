@@ -30,6 +30,10 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:MaxMessageBytes {options.MaxMessageBytes} is below 1024");
         }
+        if (options.MaxLineBytes < 1000)
+        {
+            errors.Add($"{p}:MaxLineBytes {options.MaxLineBytes} is below the 1000 bytes RFC 5321 requires");
+        }
         if (options.MaxConnections is < 1 or > 100_000)
         {
             errors.Add($"{p}:MaxConnections {options.MaxConnections} is not in 1..100000");

@@ -2,7 +2,7 @@
 // - an inactivity limit on every read (Bridge:CommandTimeout), also inside DATA, where SmtpServer has none;
 // - memory: SmtpServer buffers a whole command line or message before looking at it, so bytes received
 //   since the last reply are capped at 2 x Bridge:MaxMessageBytes + 1 MiB (dot-stuffing can double a body)
-//   and a single line at 1 MiB. Messages merely over MaxMessageBytes still get their 552 5.3.4 from
+//   and a single line at Bridge:MaxLineBytes. Messages merely over MaxMessageBytes still get their 552 5.3.4 from
 //   MessageIntake; this catches a client that would stream without end.
 // Failure: past a limit, the reply ("421 4.4.2", "552 5.3.4", "500 5.5.2") is written and the connection
 // closed; SmtpServer then sees the end of input and writes nothing of its own.
@@ -10,10 +10,8 @@ using System.Net.Sockets;
 
 namespace Bridge.Intake;
 
-internal sealed class InputGuardStream(NetworkStream inner, TimeSpan idleLimit, long maxBytesBetweenReplies) : Stream
+internal sealed class InputGuardStream(NetworkStream inner, TimeSpan idleLimit, long maxBytesBetweenReplies, int maxLineBytes) : Stream
 {
-    public const int MaxLineBytes = 1 << 20;
-
     private long _sinceReply;
     private long _lineLength;
 
@@ -51,13 +49,13 @@ internal sealed class InputGuardStream(NetworkStream inner, TimeSpan idleLimit, 
         return read;
     }
 
-    /// <summary>Follows the line being received across reads; false once any line passes MaxLineBytes.</summary>
+    /// <summary>Follows the line being received across reads; false once any line is longer than the limit.</summary>
     private bool WithinLineLimit(ReadOnlySpan<byte> chunk)
     {
         var current = _lineLength;
         for (var lf = chunk.IndexOf((byte)'\n'); lf >= 0; lf = chunk.IndexOf((byte)'\n'))
         {
-            if (current + lf > MaxLineBytes)
+            if (current + lf > maxLineBytes)
             {
                 return false;
             }
@@ -65,7 +63,7 @@ internal sealed class InputGuardStream(NetworkStream inner, TimeSpan idleLimit, 
             chunk = chunk[(lf + 1)..];
         }
         _lineLength = current + chunk.Length;
-        return _lineLength <= MaxLineBytes;
+        return _lineLength <= maxLineBytes;
     }
 
     private async Task<int> RefuseAsync(string reply)

@@ -23,6 +23,8 @@ public sealed partial class SessionGate(LiveSettings settings, ILogger<SessionGa
 
     public long MaxMessageBytes => settings.Current.Options.MaxMessageBytes;
 
+    public int MaxLineBytes => settings.Current.Options.MaxLineBytes;
+
     public int InFlight => Volatile.Read(ref _inFlight);
 
     public void BeginDrain() => _draining = true;

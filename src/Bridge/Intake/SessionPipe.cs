@@ -16,12 +16,12 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
     private readonly Action _onDispose;
     private int _disposed;
 
-    public SessionPipe(TcpClient client, TimeSpan idleLimit, long maxMessageBytes, Action onDispose)
+    public SessionPipe(TcpClient client, TimeSpan idleLimit, long maxMessageBytes, int maxLineBytes, Action onDispose)
     {
         _client = client;
         _stream = client.GetStream();
         _onDispose = onDispose;
-        var guard = new InputGuardStream(_stream, idleLimit, (2 * maxMessageBytes) + (1 << 20));
+        var guard = new InputGuardStream(_stream, idleLimit, (2 * maxMessageBytes) + (1 << 20), maxLineBytes);
         Input = PipeReader.Create(guard);
         Output = PipeWriter.Create(new ReplyTextStream(_stream, guard.ReplyWritten));
     }

@@ -153,7 +153,25 @@ public class BadInputTests
     }
 
     [Fact]
-    public async Task A_line_over_one_mebibyte_gets_500_5_5_2_and_the_connection_is_closed()
+    public async Task Pipelined_garbage_gets_one_reply_per_line_and_writes_nothing()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.SendAsync("FOO bar\r\nMAIL\r\n\u0000\u0001\u0002\r\nRCPT TO:\r\nDATA\r\nNOOP");
+
+        string[] replies = [await session.ReadReplyAsync(), await session.ReadReplyAsync(), await session.ReadReplyAsync(),
+            await session.ReadReplyAsync(), await session.ReadReplyAsync(), await session.ReadReplyAsync()];
+        session.Dispose();
+
+        Assert.All(replies[..5], r => Assert.Matches("^50[03] 5\\.5\\.[12] ", r));
+        Assert.StartsWith("250 2.0.0", replies[5], StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(s.Spool.Path));
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_line_over_Bridge_MaxLineBytes_gets_500_5_5_2_and_the_connection_is_closed()
     {
         await using var s = await SpoolScenario.StartAsync();
         var (session, _) = await RawSmtp.ConnectAsync(s.Port);

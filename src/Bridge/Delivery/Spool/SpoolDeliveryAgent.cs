@@ -1,4 +1,6 @@
 // Job: deliver one message into the /var/mail mbox of every recipient, all or none: one copy per mailbox,
+// (a mailbox refused for good, by a Delivered-To loop or Bridge:Spool:MaxMailboxBytes, is left out and
+// reported for its recipients alone, so the others still get the message and the sender a notification),
 // mailboxes locked in a fixed order (no deadlock between sessions), every copy appended and fsync'ed before
 // success is reported; if any copy fails, every copy already written is truncated away under its lock, so
 // a 4xx never leaves duplicates behind when the MTA retries. Each append is announced in the AppendJournal
@@ -15,11 +17,19 @@ public sealed partial class SpoolDeliveryAgent(
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
         var settingsNow = settings();
-        var status = await DeliverAllAsync(request, settingsNow, cancellationToken).ConfigureAwait(false);
-        return DeliveryResult.Uniform(request.QueueId, request.Recipients, status, $"spool:{settingsNow.Directory}", 1);
+        var refused = new Dictionary<string, DeliveryStatus>(StringComparer.Ordinal);
+        var status = await DeliverAllAsync(request, settingsNow, refused, cancellationToken).ConfigureAwait(false);
+        var relay = $"spool:{settingsNow.Directory}";
+        var outcomes = request.Recipients
+            .Select(r => new RecipientOutcome(r, refused.TryGetValue(r.User.ShortName, out var own) ? own : status, relay, 1))
+            .ToList();
+        return DeliveryResult.Compose(request.QueueId, outcomes);
     }
 
-    private async Task<DeliveryStatus> DeliverAllAsync(DeliveryRequest request, SpoolSettings current, CancellationToken cancellationToken)
+    /// <summary>Mailboxes refused for good (loop, over MaxMailboxBytes) go into <paramref name="refused"/> and are
+    /// left out; the others are written all or none. Returns the status of that write.</summary>
+    private async Task<DeliveryStatus> DeliverAllAsync(DeliveryRequest request, SpoolSettings current,
+        Dictionary<string, DeliveryStatus> refused, CancellationToken cancellationToken)
     {
         // One copy per mailbox: the first recipient that resolved to it names X-Original-To.
         var targets = request.Recipients
@@ -32,13 +42,14 @@ public sealed partial class SpoolDeliveryAgent(
         {
             if (!ShortName.IsSafeFileName(target.User.ShortName))
             {
-                return new DeliveryStatus(550, "5.1.3", $"<{target.Address}>: short name is not a safe spool file name");
+                refused[target.User.ShortName] = new DeliveryStatus(550, "5.1.3", $"<{target.Address}>: short name is not a safe spool file name");
             }
-            if (request.Headers.DeliveredTo.Contains(target.DeliveredTo, StringComparer.OrdinalIgnoreCase))
+            else if (request.Headers.DeliveredTo.Contains(target.DeliveredTo, StringComparer.OrdinalIgnoreCase))
             {
-                return DeliveryStatus.Loop(target.DeliveredTo);
+                refused[target.User.ShortName] = DeliveryStatus.Loop(target.DeliveredTo);
             }
         }
+        targets.RemoveAll(t => refused.ContainsKey(t.User.ShortName));
 
         var now = DateTime.Now;
         var opened = new List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)>();
@@ -63,11 +74,14 @@ public sealed partial class SpoolDeliveryAgent(
             }
 
             var lengths = opened.Select(o => o.Record.Length).ToList();
-            for (var i = 0; i < opened.Count; i++)
+            for (var i = opened.Count - 1; i >= 0; i--)
             {
                 if (current.MaxMailboxBytes > 0 && opened[i].Appender.OriginalSize + lengths[i] > current.MaxMailboxBytes)
                 {
-                    return DeliveryStatus.MailboxFull(opened[i].Target.User.ShortName);
+                    refused[opened[i].Target.User.ShortName] = DeliveryStatus.MailboxFull(opened[i].Target.User.ShortName);
+                    opened[i].Appender.Dispose();
+                    opened.RemoveAt(i);
+                    lengths.RemoveAt(i);
                 }
             }
 

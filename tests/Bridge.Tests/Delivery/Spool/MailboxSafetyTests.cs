@@ -77,6 +77,29 @@ public class MailboxSafetyTests
     }
 
     [Fact]
+    public async Task A_mailbox_over_its_limit_in_a_multi_recipient_message_gets_a_dsn_and_the_others_the_message()
+    {
+        var bouncePort = FreePort.Next();
+        await using var s = await SpoolScenario.StartAsync("Bridge:Spool:MaxMailboxBytes=4000", $"Bridge:Bounces:Relay=127.0.0.1:{bouncePort}");
+        await using var mta = await PostfixServer.StartAsync(s.Port, bouncePort); // the local MTA takes the bounce back to the sender
+        byte[] nearlyFull = [.. SpoolScenario.SampleMbox, .. Enumerable.Repeat((byte)'x', 5000), .. "\n\n"u8];
+        SpoolScenario.CreateMailbox(s.AliceMailbox, nearlyFull, s.AliceIds.Uid, s.AliceIds.Gid);
+
+        var result = await Swaks.SendAsync(s.Port, $"{Alice},{Bob}", from: $"{TestAccounts.Bob}@{SpoolScenario.Domain}",
+            extra: ["--header", "Message-Id: <full@test>"]);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(nearlyFull, await File.ReadAllBytesAsync(s.AliceMailbox));
+        await Eventually.WaitAsync(async () => (await MboxReaders.PythonMailboxAsync(s.BobMailbox)).Count == 2, 30, () => mta.Log);
+        var bobs = await MboxReaders.PythonMailboxAsync(s.BobMailbox);
+        Assert.Contains(bobs, m => m.MessageId == "<full@test>");
+        var dsn = Assert.Single(bobs, m => m.MessageId != "<full@test>");
+        Assert.Contains("Status: 5.2.2", dsn.BodyText, StringComparison.Ordinal);
+        Assert.Contains($"Final-Recipient: rfc822; {Alice}", dsn.BodyText, StringComparison.Ordinal);
+        Assert.StartsWith("MAILER-DAEMON", dsn.FromLine, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task When_one_mailbox_cannot_be_used_no_mailbox_gets_the_message()
     {
         await using var s = await SpoolScenario.StartAsync();
