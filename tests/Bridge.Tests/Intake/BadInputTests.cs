@@ -21,6 +21,7 @@ public class BadInputTests
         { "8-bit in a command", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<al\u00e9ce@afp548.test>"], "550 5.1.1 " },
         { "1 MB line", ["EHLO x", "MAIL FROM:<" + new string('a', 1_000_000) + "@example.org>"], "553 5.1.3 " },
         { "RCPT before MAIL", ["EHLO x", "RCPT TO:<alice@afp548.test>"], "503 5.5.1 " },
+        { "SIZE over the limit", ["EHLO x", "MAIL FROM:<a@example.org> SIZE=999999999"], "552 5.3.4 " },
         { "DATA without RCPT", ["EHLO x", "MAIL FROM:<a@example.org>", "DATA"], "503 5.5.1 " },
         { "unknown command", ["EHLO x", "XYZZY plugh"], "500 5.5.2 " },
         { "binary garbage", ["EHLO x", "\u0001\u0002\u00ff\u00fe"], "500 5.5.2 " },
