@@ -10,11 +10,8 @@ public class DaemonStartTests
     {
         Peers.RequireRoot();
         using var dir = new TempDir("bridge-daemon");
-        var dll = BridgeProcess.CopyDaemon(dir);
-        var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
 
-        var result = await Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
-            "env", $"HOME={dir.Path}", "DOTNET_CLI_TELEMETRY_OPTOUT=1", dotnet, dll, $"--Bridge:Spool:Directory={dir.Path}"]);
+        var result = await BridgeProcess.RunAsNobodyAsync(dir, $"--Bridge:Spool:Directory={dir.Path}");
 
         Assert.NotEqual(0, result.ExitCode);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -27,10 +24,9 @@ public class DaemonStartTests
     public async Task A_bad_setting_stops_the_daemon_with_one_line_naming_the_key()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Listen": { "Port": 2627 }, "Spool": { "MaxMailboxBytes": -5 } } }""");
 
-        var result = await RunInAsync(dir.Path, dll);
+        var result = await BridgeProcess.RunToExitAsync(dir);
 
         Assert.Equal(78, result.ExitCode);
         var line = Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -41,29 +37,25 @@ public class DaemonStartTests
     public async Task Appsettings_json_is_read_from_the_working_directory_and_the_command_line_overrides_it()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Bogus" } }""");
 
-        var fromFile = await RunInAsync(dir.Path, dll);
-        var overridden = await RunInAsync(dir.Path, dll, "--Bridge:Mode=Spool", "--Bridge:Listen:Port=1", "--Bridge:Listen:Address=192.0.2.1");
+        var fromFile = await BridgeProcess.RunToExitAsync(dir);
+        var overridden = await BridgeProcess.RunToExitAsync(dir, "--Bridge:Mode=Spool", "--Bridge:Listen:Port=1", "--Bridge:Listen:Address=192.0.2.1");
 
         Assert.Contains("'Bogus' at 'Bridge:Mode'", fromFile.Output, StringComparison.Ordinal);
         Assert.Contains("cannot listen on 192.0.2.1:1", overridden.Output, StringComparison.Ordinal);
         Assert.Contains("Bridge:Listen:Address", overridden.Output, StringComparison.Ordinal);
     }
 
-    private static Task<ProcResult> RunInAsync(string workingDirectory, string dll, params string[] args) =>
-        Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
-            timeout: TimeSpan.FromSeconds(30));
+
 
     [Fact]
     public async Task Broken_json_in_appsettings_stops_the_daemon_with_one_line()
     {
         using var dir = new TempDir("bridge-daemon");
-        var dll = BridgeProcess.CopyDaemon(dir);
         await File.WriteAllTextAsync(dir["appsettings.json"], """{ "Bridge": { "Mode": "Spool" """);
 
-        var result = await RunInAsync(dir.Path, dll);
+        var result = await BridgeProcess.RunToExitAsync(dir);
 
         Assert.Equal(78, result.ExitCode);
         var line = Assert.Single(result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries));

@@ -32,6 +32,23 @@ public sealed class BridgeProcess : IAsyncDisposable
         return dir["bridge.dll"];
     }
 
+    /// <summary>Runs the executable to its end in <paramref name="workingDirectory"/> (e.g. `check`, or a start that must fail).</summary>
+    public static Task<ProcResult> RunToExitAsync(TempDir workingDirectory, params string[] args)
+    {
+        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
+        return Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory.Path)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
+            timeout: TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Runs the executable to its end as the unprivileged user nobody.</summary>
+    public static Task<ProcResult> RunAsNobodyAsync(TempDir workingDirectory, params string[] args)
+    {
+        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
+        var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
+        return Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
+            "env", $"HOME={workingDirectory.Path}", "DOTNET_CLI_TELEMETRY_OPTOUT=1", dotnet, dll, .. args], timeout: TimeSpan.FromSeconds(30));
+    }
+
     public static Task<BridgeProcess> StartAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args) =>
         StartUnderAsync([], workingDirectory, environment, args);
 

@@ -45,6 +45,9 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// <summary>False once the session is in an unknown state; such a connection is not reused.</summary>
     public bool Reusable { get; private set; } = true;
 
+    /// <summary>The store's greeting line (text after the code).</summary>
+    public string Greeting { get; private set; } = "";
+
     /// <summary>Replies read since the current transaction began: 0 means the store has not answered it at all.</summary>
     public int RepliesInTransaction { get; private set; }
 
@@ -60,7 +63,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
             {
                 await connection.StartTlsAsync(cancellationToken).ConfigureAwait(false);
             }
-            await connection.ExpectAsync(220, "greeting", cancellationToken).ConfigureAwait(false);
+            connection.Greeting = (await connection.ExpectAsync(220, "greeting", cancellationToken).ConfigureAwait(false)).ToString();
             await connection.HelloAsync(cancellationToken).ConfigureAwait(false);
             if (endpoint.Tls == StoreTls.StartTls)
             {
@@ -303,13 +306,14 @@ internal sealed class SmtpConnection : IAsyncDisposable
         return reply;
     }
 
-    private async Task ExpectAsync(int code, string what, CancellationToken cancellationToken)
+    private async Task<DeliveryStatus> ExpectAsync(int code, string what, CancellationToken cancellationToken)
     {
         var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (reply.Code != code)
         {
             throw new SmtpConnectionException($"{_endpoint} answered {what} with {reply}");
         }
+        return reply;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,94 @@
+// Job: the verbs of the bridge executable: the daemon (default), `check`, `--version`, `--help`.
+// Settings work the same for every verb: appsettings.json in the working directory, environment, --Bridge:Key=value.
+// Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
+using System.Reflection;
+using Bridge.Operations;
+using Bridge.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+
+namespace Bridge.Hosting;
+
+public static class CommandLine
+{
+    private const string Usage = """
+        Usage: bridge [check] [--Bridge:Key=value ...]
+               bridge --version | --help
+
+          (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
+          check         check the configuration and this machine (port, spool permissions, mailboxes, store);
+                        one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
+
+        Settings come from ./appsettings.json, the environment (Bridge__Listen__Port=2627) and the command line
+        (--Bridge:Mode=Legacy).
+        """;
+
+    public static string Version =>
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var verb = args.Length > 0 && !args[0].StartsWith("--Bridge", StringComparison.OrdinalIgnoreCase) ? args[0] : null;
+        switch (verb)
+        {
+            case null:
+                return await RunDaemonAsync(args).ConfigureAwait(false);
+            case "--version":
+                Console.WriteLine($"bridge {Version}");
+                return 0;
+            case "--help" or "-h" or "help":
+                Console.WriteLine(Usage);
+                return 0;
+            case "check" when args.Skip(1).Any(a => a is "--help" or "-h"):
+                Console.WriteLine("Usage: bridge check [--Bridge:Key=value ...]\n  Checks the configuration and this machine; exit code 1 when any finding is FAIL.");
+                return 0;
+            case "check":
+                return await CheckAsync(args[1..]).ConfigureAwait(false);
+            default:
+                await Console.Error.WriteLineAsync($"bridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
+                return 64;
+        }
+    }
+
+    private static async Task<int> RunDaemonAsync(string[] args)
+    {
+        var (host, error) = BridgeHost.Build(args);
+        if (host is null)
+        {
+            await Console.Error.WriteLineAsync(error).ConfigureAwait(false);
+            return error!.Contains("invalid configuration", StringComparison.Ordinal) ? 78 : 69;
+        }
+        using (host)
+        {
+            await host.RunAsync().ConfigureAwait(false);
+        }
+        return 0;
+    }
+
+    private static async Task<int> CheckAsync(string[] args)
+    {
+        IConfiguration configuration;
+        try
+        {
+            var environment = Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT") ?? Environments.Production;
+            configuration = new ConfigurationBuilder()
+                .SetBasePath(Directory.GetCurrentDirectory())
+                .AddJsonFile("appsettings.json", optional: true)
+                .AddJsonFile($"appsettings.{environment}.json", optional: true)
+                .AddEnvironmentVariables()
+                .AddCommandLine(args)
+                .Build();
+        }
+        catch (InvalidDataException ex)
+        {
+            Console.WriteLine(new Finding(Level.Fail, "configuration", $"{ex.Message} {ex.InnerException?.Message}".TrimEnd()));
+            return 1;
+        }
+        var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None).ConfigureAwait(false);
+        foreach (var finding in findings)
+        {
+            Console.WriteLine(finding);
+        }
+        return findings.Any(f => f.Level == Level.Fail) ? 1 : 0;
+    }
+}

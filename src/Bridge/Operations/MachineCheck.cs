@@ -1,0 +1,182 @@
+// Job: `bridge check`: validate the configuration and this machine the way an admin would before trusting
+// Bridge with mail: the listening port, the spool directory (the seed's "most likely a permissions problem"),
+// the journal directory, each configured user's mailbox and account, and in Legacy mode the mail store.
+// Failure: every problem is a Finding (FAIL or WARN with its fix); the command exits 1 when any FAIL.
+using System.Net;
+using System.Net.Sockets;
+using Bridge.Delivery.Smtp;
+using Bridge.Hosting;
+using Bridge.Native;
+using Bridge.Routing;
+using Microsoft.Extensions.Configuration;
+
+namespace Bridge.Operations;
+
+public static class MachineCheck
+{
+    public static async Task<IReadOnlyList<Finding>> RunAsync(IConfiguration configuration, IPasswdDatabase passwd, CancellationToken cancellationToken)
+    {
+        var findings = new List<Finding>();
+        var (snapshot, errors) = SettingsSnapshot.Load(configuration, passwd);
+        if (snapshot is null)
+        {
+            findings.AddRange(errors.Select(e => new Finding(Level.Fail, "configuration", e)));
+            return findings;
+        }
+        var options = snapshot.Options;
+        findings.Add(new Finding(Level.Ok, "configuration", $"valid; mode {options.Mode}, server name {options.ServerName}"));
+        findings.Add(CheckPort(options.Listen));
+        findings.AddRange(CheckSpoolDirectory(options.Spool));
+        findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
+        findings.AddRange(CheckUsers(options, snapshot, passwd));
+        if (options.UsesStore)
+        {
+            findings.Add(await CheckStoreAsync(options, cancellationToken).ConfigureAwait(false));
+        }
+        return findings;
+    }
+
+    private static Finding CheckPort(ListenOptions listen)
+    {
+        var subject = $"listen {listen.Address}:{listen.Port}";
+        try
+        {
+            using var probe = new TcpListener(IPAddress.Parse(listen.Address), listen.Port);
+            probe.Start();
+            return new Finding(Level.Ok, subject, "the port can be bound");
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AccessDenied)
+        {
+            return new Finding(Level.Fail, subject, "permission denied", "run as root or with CAP_NET_BIND_SERVICE, or set Bridge:Listen:Port above 1023");
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            return new Finding(Level.Fail, subject, "already in use (is Bridge already running?)", "stop the other program or set Bridge:Listen:Port");
+        }
+        catch (SocketException ex)
+        {
+            return new Finding(Level.Fail, subject, ex.Message, "check Bridge:Listen:Address");
+        }
+    }
+
+    private static IEnumerable<Finding> CheckSpoolDirectory(SpoolOptions spool)
+    {
+        var subject = $"spool {spool.Directory}";
+        if (Libc.Lstat(spool.Directory, out var stat) != 0)
+        {
+            yield return new Finding(Level.Fail, subject, "does not exist", $"mkdir -m 1777 {spool.Directory}");
+            yield break;
+        }
+        const uint directory = 0x4000;
+        if ((stat.Mode & Libc.S_IFMT) != directory)
+        {
+            yield return new Finding(Level.Fail, subject, "is not a directory", "set Bridge:Spool:Directory");
+            yield break;
+        }
+        var mode = stat.Permissions;
+        var mailGid = Libc.GetGroupId(spool.MailGroup);
+        var sticky1777 = mode == Convert.ToUInt32("1777", 8);
+        var setgidMail = mode == Convert.ToUInt32("2775", 8) && stat.Gid == mailGid;
+        yield return sticky1777 || setgidMail
+            ? new Finding(Level.Ok, subject, $"mode {Convert.ToString(mode, 8)}{(setgidMail ? $" group {spool.MailGroup}" : "")}")
+            : new Finding(Level.Warn, subject, $"mode {Convert.ToString(mode, 8)} (owner uid {stat.Uid}, gid {stat.Gid}): mail readers may be unable to create dotlocks",
+                $"chmod 1777 {spool.Directory} (or chown root:{spool.MailGroup} and chmod 2775)");
+        yield return CheckWritableDirectory("dotlocks", spool.Directory, "Bridge:Spool:Directory");
+    }
+
+    /// <summary>Creates and removes a file, as a dotlock or a journal entry would be.</summary>
+    private static Finding CheckWritableDirectory(string what, string path, string key)
+    {
+        var subject = $"{what} {path}";
+        var probe = Path.Combine(path, $".bridge-check-{Environment.ProcessId}");
+        var fd = Libc.Open(probe, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180);
+        if (fd < 0)
+        {
+            var error = Libc.LastError;
+            if (error == Libc.ENOENT && what == "journal")
+            {
+                return new Finding(Level.Ok, subject, "will be created at start");
+            }
+            return new Finding(Level.Fail, subject, $"Bridge (uid {Libc.Geteuid()}) cannot create files here: {Delivery.Spool.Errno.Describe(error)}",
+                $"give Bridge's user write access, or set {key}");
+        }
+        Libc.Close(fd);
+        Libc.Unlink(probe);
+        return new Finding(Level.Ok, subject, $"Bridge (uid {Libc.Geteuid()}) can create files here");
+    }
+
+    private static IEnumerable<Finding> CheckUsers(BridgeOptions options, SettingsSnapshot snapshot, IPasswdDatabase passwd)
+    {
+        foreach (var user in options.Users)
+        {
+            var first = user.ShortNames[0].ToLowerInvariant();
+            var subject = $"user {first}";
+            var account = passwd.Find(first);
+            if (account is null)
+            {
+                yield return new Finding(Level.Warn, subject, $"no system account: its mailbox will belong to Bridge's own uid {Libc.Geteuid()}",
+                    "make sure the mail store can read it, or create the account");
+            }
+            foreach (var name in user.ShortNames.Where(n => n.Contains('@', StringComparison.Ordinal)))
+            {
+                var domain = name[(name.IndexOf('@', StringComparison.Ordinal) + 1)..];
+                if (!snapshot.Routing.Resolve(name[..name.IndexOf('@', StringComparison.Ordinal)], domain).IsAccepted)
+                {
+                    yield return new Finding(Level.Warn, subject, $"short name {name}: {domain} is not a local domain, so it never matches",
+                        $"add {domain} to Bridge:LocalDomains");
+                }
+            }
+            yield return CheckMailbox(Path.Combine(options.Spool.Directory, first), subject, account?.Uid ?? Libc.Geteuid(),
+                account is null ? null : first);
+        }
+    }
+
+    private static Finding CheckMailbox(string path, string subject, uint expectedUid, string? login)
+    {
+        if (Libc.Lstat(path, out var stat) != 0)
+        {
+            return new Finding(Level.Ok, subject, $"{path} does not exist yet (created 0600 on first delivery)");
+        }
+        const uint symlink = 0xA000;
+        if ((stat.Mode & Libc.S_IFMT) == symlink)
+        {
+            return new Finding(Level.Fail, subject, $"{path} is a symbolic link: Bridge defers its mail", $"replace it with the real file");
+        }
+        if (!stat.IsRegularFile)
+        {
+            return new Finding(Level.Fail, subject, $"{path} is not a regular file: Bridge defers its mail", "move it away");
+        }
+        if (stat.Links != 1)
+        {
+            return new Finding(Level.Fail, subject, $"{path} has {stat.Links} hard links: Bridge defers its mail", "remove the other links");
+        }
+        if (stat.Uid != expectedUid)
+        {
+            return new Finding(Level.Fail, subject, $"{path} is owned by uid {stat.Uid}, not by its user (uid {expectedUid}): Bridge defers its mail",
+                $"chown {login ?? expectedUid.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}");
+        }
+        if ((stat.Permissions & Convert.ToUInt32("007", 8)) != 0) // 0600, or 0660 with group mail, is fine
+        {
+            return new Finding(Level.Warn, subject, $"{path} is readable by others (mode {Convert.ToString(stat.Permissions, 8)})", $"chmod 600 {path}");
+        }
+        return new Finding(Level.Ok, subject, $"{path}: owner, type and mode are right ({stat.Size} bytes)");
+    }
+
+    private static async Task<Finding> CheckStoreAsync(BridgeOptions options, CancellationToken cancellationToken)
+    {
+        var endpoint = SmtpEndpoint.From(options);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            await using var connection = await SmtpConnection.OpenAsync(endpoint, timeout.Token).ConfigureAwait(false);
+            await connection.QuitAsync(timeout.Token).ConfigureAwait(false);
+            return new Finding(Level.Ok, $"store {endpoint}", $"answers ({connection.Greeting})");
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or SmtpConnectionException or OperationCanceledException
+                                       or System.Security.Authentication.AuthenticationException)
+        {
+            return new Finding(Level.Fail, $"store {endpoint}", ex.Message, "start the mail store or fix Bridge:Legacy:Host/Port/Protocol/Tls");
+        }
+    }
+}
