@@ -24,8 +24,17 @@ public sealed class PostfixServer : IAsyncDisposable
 
     /// <summary>Postfix as the upstream MTA: everything goes to Bridge as its relayhost.</summary>
     /// <param name="port">Postfix's own SMTP port, when the test had to know it before (0: a free one).</param>
+    /// <remarks>The relay settings are deploy/postfix/main.cf.snippet, with only the port changed.</remarks>
     public static Task<PostfixServer> StartAsync(int bridgePort, int port = 0) =>
-        StartAsync("mta.test", [$"relayhost=[127.0.0.1]:{bridgePort}", "mydestination="], port);
+        StartAsync("mta.test", [.. DeploySnippet(bridgePort), "mydestination="], port);
+
+    /// <summary>The `key = value` lines of deploy/postfix/main.cf.snippet, with Bridge's port put in.</summary>
+    private static string[] DeploySnippet(int bridgePort) =>
+    [
+        .. File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "deploy", "postfix", "main.cf.snippet"))
+            .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.TrimStart().StartsWith('#'))
+            .Select(l => l.Replace(" = ", "=", StringComparison.Ordinal).Replace("127.0.0.1]:627", $"127.0.0.1]:{bridgePort}", StringComparison.Ordinal).Trim()),
+    ];
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
     public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0) =>
