@@ -46,23 +46,39 @@ public sealed class DovecotServer : IAsyncDisposable
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
     /// <summary>Starts Dovecot serving each user's INBOX from <paramref name="spoolDirectory"/>/user.</summary>
+    /// <remarks>Configured with deploy/dovecot/10-bridge-spool.conf, /var/mail replaced by the test's spool.</remarks>
     public static Task<DovecotServer> StartMboxReaderAsync(string spoolDirectory, params string[] users) =>
-        StartAsync($"mbox:~/mail:INBOX={spoolDirectory}/%u", lmtp: false, lmtpPort: 0, tls: false, 0, users);
+        StartAsync(Deploy("10-bridge-spool.conf", ("/var/mail/", spoolDirectory + "/")), lmtp: false, lmtpPort: 0, tls: false, 0, users);
 
     /// <summary>Starts Dovecot as the mail store: LMTP in (on <paramref name="lmtpPort"/>, or a free port), Maildir, IMAP out.</summary>
     public static Task<DovecotServer> StartStoreAsync(int lmtpPort = 0, params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, tls: false, 0, users);
+        StartAsync(MaildirStore, lmtp: true, lmtpPort == 0 ? FreePort.Next() : lmtpPort, tls: false, 0, users);
+
+    private const string MaildirStore = "mail_location = maildir:~/Maildir";
+
+    /// <summary>A file of deploy/dovecot with test paths or ports put in.</summary>
+    private static string Deploy(string file, params (string From, string To)[] replacements)
+    {
+        var text = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "dovecot", file));
+        foreach (var (from, to) in replacements)
+        {
+            Assert.Contains(from, text, StringComparison.Ordinal);
+            text = text.Replace(from, to, StringComparison.Ordinal);
+        }
+        return text;
+    }
 
     /// <summary>The store with an SMTP submission service too (AUTH PLAIN as a user, password Password), which
     /// relays what it accepts to <paramref name="relayPort"/> (e.g. a Postfix store front that LMTPs back here).</summary>
     public static Task<DovecotServer> StartStoreWithSubmissionAsync(int lmtpPort, int relayPort, params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, lmtpPort, tls: false, relayPort, users);
+        StartAsync(MaildirStore, lmtp: true, lmtpPort, tls: false, relayPort, users);
 
     /// <summary>The store with TLS: STARTTLS on the LMTP port, implicit TLS on LmtpsPort, a fresh self-signed certificate for 127.0.0.1.</summary>
     public static Task<DovecotServer> StartTlsStoreAsync(params string[] users) =>
-        StartAsync("maildir:~/Maildir", lmtp: true, FreePort.Next(), tls: true, 0, users);
+        StartAsync(MaildirStore, lmtp: true, FreePort.Next(), tls: true, 0, users);
 
-    private static async Task<DovecotServer> StartAsync(string mailLocation, bool lmtp, int lmtpPort, bool tls, int submissionRelayPort,
+    /// <param name="mailSettings">mail_location and related settings (deploy/dovecot/10-bridge-spool.conf, or a Maildir store).</param>
+    private static async Task<DovecotServer> StartAsync(string mailSettings, bool lmtp, int lmtpPort, bool tls, int submissionRelayPort,
         string[] users)
     {
         if (submissionRelayPort != 0 && !File.Exists("/usr/lib/dovecot/submission"))
@@ -104,7 +120,10 @@ public sealed class DovecotServer : IAsyncDisposable
                 ssl = yes
               }
             """ : "";
-        var lmtpService = lmtp ? $$"""
+        var lmtpService = !lmtp ? "" : !tls ? Deploy("20-bridge-lmtp.conf", ("port = 24", $"port = {lmtpPort}")) : $$"""
+            protocols = $protocols lmtp
+            auth_username_format = %Ln
+            recipient_delimiter = +
             service lmtp {
               inet_listener lmtp {
                 address = 127.0.0.1
@@ -112,7 +131,7 @@ public sealed class DovecotServer : IAsyncDisposable
               }
             {{lmtpsListener}}
             }
-            """ : "";
+            """;
         var submissionPort = submissionRelayPort != 0 ? FreePort.Next() : 0;
         var submission = submissionRelayPort == 0 ? "" : $$"""
             hostname = store.test
@@ -131,10 +150,8 @@ public sealed class DovecotServer : IAsyncDisposable
             listen = 127.0.0.1
             {{ssl}}
             disable_plaintext_auth = no
-            protocols = imap{{(lmtp ? " lmtp" : "")}}{{(submissionRelayPort != 0 ? " submission" : "")}}
+            protocols = imap{{(submissionRelayPort != 0 ? " submission" : "")}}
             auth_mechanisms = plain
-            auth_username_format = %Ln
-            recipient_delimiter = +
             lmtp_save_to_detail_mailbox = no
             service imap-login {
               inet_listener imap {
@@ -154,7 +171,7 @@ public sealed class DovecotServer : IAsyncDisposable
               driver = passwd-file
               args = {{dir["passwd"]}}
             }
-            mail_location = {{mailLocation}}
+            {{mailSettings}}
             """;
         var configPath = dir["dovecot.conf"];
         await File.WriteAllTextAsync(configPath, config);
