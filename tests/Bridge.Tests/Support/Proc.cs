@@ -13,7 +13,7 @@ public sealed record ProcResult(int ExitCode, string Stdout, string Stderr)
 public static class Proc
 {
     public static async Task<ProcResult> RunAsync(string file, IEnumerable<string> args, string? stdin = null,
-        TimeSpan? timeout = null, byte[]? stdinBytes = null)
+        TimeSpan? timeout = null, byte[]? stdinBytes = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(file)
         {
@@ -25,6 +25,10 @@ public static class Proc
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
         }
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {file}");
         var stdout = process.StandardOutput.ReadToEndAsync();
