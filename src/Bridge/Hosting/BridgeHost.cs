@@ -9,7 +9,9 @@ using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
 using Bridge.Intake;
 using Bridge.Native;
+using Bridge.Observability;
 using Bridge.Routing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -41,12 +43,19 @@ public static class BridgeHost
         var fileErrors = new ConfigurationFileErrors();
         fileErrors.Watch(builder.Configuration);
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
+        if (builder.Configuration.GetValue<bool>("Bridge:Logging:Json"))
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff ";
-            o.IncludeScopes = false;
-        });
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fffK");
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff ";
+                o.IncludeScopes = false;
+            });
+        }
         builder.Services.AddSystemd();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(90)); // systemd's TimeoutStopSec
         customize?.Invoke(builder);
@@ -79,6 +88,8 @@ public static class BridgeHost
         }
 
         builder.Services.AddSingleton(listener);
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<BridgeMetrics>();
         builder.Services.AddSingleton<IPasswdDatabase>(passwd);
         builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd, fileErrors,
             sp.GetRequiredService<ILogger<LiveSettings>>()));
@@ -95,7 +106,7 @@ public static class BridgeHost
         {
             var live = sp.GetRequiredService<LiveSettings>();
             return new StoreDeliveryAgent(() => live.Current.Options, sp.GetRequiredService<StoreConnectionPool>(),
-                sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
+                sp.GetRequiredService<BridgeMetrics>(), sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
         });
         builder.Services.AddSingleton(sp =>
         {

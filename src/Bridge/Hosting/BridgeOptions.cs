@@ -54,6 +54,8 @@ public sealed class BridgeOptions
 
     public BounceOptions Bounces { get; set; } = new();
 
+    public LoggingOptions Logging { get; set; } = new();
+
     /// <summary>True when Bridge:Mode or any user's Mode sends mail to the store.</summary>
     public bool UsesStore => Mode == BridgeMode.Legacy || Users.Any(u => u.Mode == BridgeMode.Legacy);
 }
@@ -155,4 +157,10 @@ public sealed class BounceOptions
 {
     /// <summary>host:port of an SMTP server that accepts bounces (MAIL FROM:&lt;&gt;) for any sender.</summary>
     public string Relay { get; set; } = "127.0.0.1:25";
+}
+
+public sealed class LoggingOptions
+{
+    /// <summary>One JSON object per log line instead of text (read at start).</summary>
+    public bool Json { get; set; }
 }

@@ -7,6 +7,7 @@ using System.Buffers;
 using System.Diagnostics;
 using Bridge.Delivery;
 using Bridge.Hosting;
+using Bridge.Observability;
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
 using SmtpServer;
@@ -17,12 +18,20 @@ using SmtpServer.Storage;
 namespace Bridge.Intake;
 
 internal sealed partial class MessageIntake(
-    LiveSettings settings, DeliveryDispatcher dispatcher, SessionGate gate, ILogger<MessageIntake> logger) : IMessageStore
+    LiveSettings settings, DeliveryDispatcher dispatcher, SessionGate gate, BridgeMetrics metrics, ILogger<MessageIntake> logger) : IMessageStore
 {
     public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction,
         ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        var status = await DeliverAsync(context, transaction, buffer, started, cancellationToken).ConfigureAwait(false);
+        metrics.Transaction(status.Code, status.Enhanced, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return SmtpReplies.From(status);
+    }
+
+    private async Task<DeliveryStatus> DeliverAsync(ISessionContext context, IMessageTransaction transaction,
+        ReadOnlySequence<byte> buffer, long started, CancellationToken cancellationToken)
+    {
         var queueId = QueueId.Next();
         using var inFlight = gate.DeliveryStarted();
         try
@@ -33,7 +42,7 @@ internal sealed partial class MessageIntake(
             {
                 var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
                 LogRejected(queueId, sender, tooBig);
-                return SmtpReplies.From(tooBig);
+                return tooBig;
             }
 
             if (HasBareLineFeed(buffer))
@@ -41,7 +50,7 @@ internal sealed partial class MessageIntake(
                 // Relayed unchanged, "\n.\n" could end the message early at a lenient store (SMTP smuggling).
                 var bareLf = new DeliveryStatus(550, "5.5.2", "Bare <LF> received: SMTP requires <CR><LF> line ends");
                 LogRejected(queueId, sender, bareLf);
-                return SmtpReplies.From(bareLf);
+                return bareLf;
             }
 
             var headers = HeaderSummaryReader.Read(buffer);
@@ -49,7 +58,7 @@ internal sealed partial class MessageIntake(
             {
                 var loop = new DeliveryStatus(554, "5.4.6", $"Too many Received headers ({headers.ReceivedCount}): mail forwarding loop");
                 LogRejected(queueId, sender, loop);
-                return SmtpReplies.From(loop);
+                return loop;
             }
 
             var session = SessionState.Of(context);
@@ -61,7 +70,7 @@ internal sealed partial class MessageIntake(
                     var route = snapshot.Routing.Resolve(to.User ?? "", to.Host ?? "");
                     if (!route.IsAccepted)
                     {
-                        return SmtpReplies.From(DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again"));
+                        return DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again");
                     }
                     routed = route.Recipient!;
                 }
@@ -80,18 +89,20 @@ internal sealed partial class MessageIntake(
             foreach (var outcome in result.Recipients)
             {
                 var status = outcome.Status;
-                LogDelivery(queueId, sender, outcome.Recipient.DeliveredTo, outcome.Recipient.Address,
-                    outcome.Recipient.User.ModeOverride ?? snapshot.Options.Mode, outcome.Relay, delay, outcome.Attempts,
-                    status.IsSuccess ? "sent" : status.IsTransient ? "deferred" : "bounced", status);
+                var mode = outcome.Recipient.User.ModeOverride ?? snapshot.Options.Mode;
+                var word = status.IsSuccess ? "sent" : status.IsTransient ? "deferred" : "bounced";
+                LogDelivery(queueId, sender, outcome.Recipient.DeliveredTo, outcome.Recipient.Address, mode, outcome.Relay, delay,
+                    outcome.Attempts, word, status);
+                metrics.Recipient(word, mode.ToString());
             }
-            return SmtpReplies.From(result.Status);
+            return result.Status;
         }
 #pragma warning disable CA1031 // the one place every unexpected failure must become a reply, not an exception
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             LogUnexpected(ex, queueId);
-            return SmtpReplies.From(DeliveryStatus.LocalError("unexpected error, see the Bridge log"));
+            return DeliveryStatus.LocalError("unexpected error, see the Bridge log");
         }
     }
 

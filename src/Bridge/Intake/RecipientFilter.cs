@@ -2,6 +2,7 @@
 // Bridge:MaxRecipients per message (452 4.5.3), and each recipient through Routing, remembering the result for DATA.
 // Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
 using Bridge.Hosting;
+using Bridge.Observability;
 using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
@@ -9,7 +10,7 @@ using SmtpServer.Storage;
 
 namespace Bridge.Intake;
 
-internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate) : IMailboxFilter
+internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, BridgeMetrics metrics) : IMailboxFilter
 {
     public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
     {
@@ -26,11 +27,13 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate) :
         var max = settings.Current.Options.MaxRecipients;
         if (session.Routes.Count >= max)
         {
+            metrics.RecipientRefused("4.5.3");
             throw SmtpReplies.Refusal(new Bridge.Delivery.DeliveryStatus(452, "4.5.3", $"Too many recipients (at most {max} per message)"));
         }
         var route = settings.Current.Routing.Resolve(to.User ?? "", to.Host ?? "");
         if (!route.IsAccepted)
         {
+            metrics.RecipientRefused(route.Refusal.Enhanced);
             throw SmtpReplies.Refusal(route.Refusal);
         }
         session.Routes[to] = route.Recipient!;

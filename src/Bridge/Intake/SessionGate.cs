@@ -5,11 +5,12 @@
 // Failure: none; a refusal is the reply line to send before closing.
 using System.Net;
 using Bridge.Hosting;
+using Bridge.Observability;
 using Microsoft.Extensions.Logging;
 
 namespace Bridge.Intake;
 
-public sealed partial class SessionGate(LiveSettings settings, ILogger<SessionGate> logger)
+public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics metrics, ILogger<SessionGate> logger)
 {
     private int _open;
     private int _inFlight;
@@ -36,18 +37,25 @@ public sealed partial class SessionGate(LiveSettings settings, ILogger<SessionGa
         if (!AllowListFor(options.AllowedClients).Allows(client))
         {
             LogRefusedClient(client);
+            metrics.ConnectionRefused("not-allowed");
             return $"554 5.7.1 {client} is not allowed to connect (Bridge:AllowedClients)";
         }
         if (Interlocked.Increment(ref _open) > options.MaxConnections)
         {
             Interlocked.Decrement(ref _open);
             LogTooMany(client, options.MaxConnections);
+            metrics.ConnectionRefused("too-many");
             return "421 4.7.0 Too many connections, try again later";
         }
+        metrics.SessionOpened();
         return null;
     }
 
-    public void Release() => Interlocked.Decrement(ref _open);
+    public void Release()
+    {
+        Interlocked.Decrement(ref _open);
+        metrics.SessionClosed();
+    }
 
     public IDisposable DeliveryStarted()
     {

@@ -6,6 +6,7 @@
 using Bridge.Delivery.Smtp;
 using System.Diagnostics;
 using Bridge.Hosting;
+using Bridge.Observability;
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
@@ -14,7 +15,7 @@ using Polly.Timeout;
 namespace Bridge.Delivery.Store;
 
 public sealed partial class StoreDeliveryAgent(
-    Func<BridgeOptions> options, StoreConnectionPool pool, ILogger<StoreDeliveryAgent> logger) : IDeliveryAgent
+    Func<BridgeOptions> options, StoreConnectionPool pool, BridgeMetrics metrics, ILogger<StoreDeliveryAgent> logger) : IDeliveryAgent
 {
     private readonly Lock _gate = new();
     private StorePipeline? _pipeline;
@@ -32,6 +33,7 @@ public sealed partial class StoreDeliveryAgent(
         async ValueTask<AttemptResult> AttemptAsync(CancellationToken attemptToken)
         {
             attempts++;
+            metrics.StoreAttempt();
             var open = Enumerable.Range(0, recipients.Count).Where(i => statuses[i] is not { } s || s.IsTransient).ToList();
             try
             {
@@ -108,6 +110,7 @@ public sealed partial class StoreDeliveryAgent(
                 _pipeline = StorePipeline.Build(retry, state =>
                 {
                     LogBreaker(state);
+                    metrics.BreakerOpen(state == CircuitState.Open);
                     return ValueTask.CompletedTask;
                 });
             }
