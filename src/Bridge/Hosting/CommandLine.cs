@@ -1,4 +1,4 @@
-// Job: the verbs of the bridge executable: the daemon (default), `check`, `--version`, `--help`.
+// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `--version`, `--help`.
 // Settings work the same for every verb: appsettings.json in the working directory, environment, --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
 using System.Reflection;
@@ -12,12 +12,14 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check] [--Bridge:Key=value ...]
+        Usage: bridge [check | drain [--user NAME] [--dry-run]] [--Bridge:Key=value ...]
                bridge --version | --help
 
           (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
           check         check the configuration and this machine (port, spool permissions, mailboxes, store);
                         one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
+          drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
+                        from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
 
         Settings come from ./appsettings.json, the environment (Bridge__Listen__Port=2627) and the command line
         (--Bridge:Mode=Legacy).
@@ -44,6 +46,11 @@ public static class CommandLine
                 return 0;
             case "check":
                 return await CheckAsync(args[1..]).ConfigureAwait(false);
+            case "drain" when args.Skip(1).Any(a => a is "--help" or "-h"):
+                Console.WriteLine("Usage: bridge drain [--user NAME] [--dry-run] [--Bridge:Key=value ...]\n  Delivers spooled mail to the mail store; exit code 1 when a mailbox could not be drained completely.");
+                return 0;
+            case "drain":
+                return await DrainAsync(args[1..]).ConfigureAwait(false);
             default:
                 await Console.Error.WriteLineAsync($"bridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
                 return 64;
@@ -65,13 +72,43 @@ public static class CommandLine
         return 0;
     }
 
-    private static async Task<int> CheckAsync(string[] args)
+    private static async Task<int> DrainAsync(string[] args)
     {
-        IConfiguration configuration;
+        string? user = null;
+        var dryRun = false;
+        var settings = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--user" when i + 1 < args.Length:
+                    user = args[++i];
+                    break;
+                case "--dry-run":
+                    dryRun = true;
+                    break;
+                default:
+                    settings.Add(args[i]);
+                    break;
+            }
+        }
+        var configuration = LoadConfiguration([.. settings], out var loadError);
+        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        if (snapshot is null)
+        {
+            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
+            return 78;
+        }
+        return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private static IConfiguration? LoadConfiguration(string[] args, out string? error)
+    {
+        error = null;
         try
         {
             var environment = Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT") ?? Environments.Production;
-            configuration = new ConfigurationBuilder()
+            return new ConfigurationBuilder()
                 .SetBasePath(Directory.GetCurrentDirectory())
                 .AddJsonFile("appsettings.json", optional: true)
                 .AddJsonFile($"appsettings.{environment}.json", optional: true)
@@ -81,7 +118,17 @@ public static class CommandLine
         }
         catch (InvalidDataException ex)
         {
-            Console.WriteLine(new Finding(Level.Fail, "configuration", $"{ex.Message} {ex.InnerException?.Message}".TrimEnd()));
+            error = $"{ex.Message} {ex.InnerException?.Message}".TrimEnd();
+            return null;
+        }
+    }
+
+    private static async Task<int> CheckAsync(string[] args)
+    {
+        var configuration = LoadConfiguration(args, out var loadError);
+        if (configuration is null)
+        {
+            Console.WriteLine(new Finding(Level.Fail, "configuration", loadError!));
             return 1;
         }
         var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None).ConfigureAwait(false);

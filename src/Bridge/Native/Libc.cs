@@ -55,6 +55,12 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "fchown", SetLastError = true)]
     public static partial int Fchown(int fd, uint uid, uint gid);
 
+    [LibraryImport(Lib, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Rename(string from, string to);
+
+    [LibraryImport(Lib, EntryPoint = "fchmod", SetLastError = true)]
+    public static partial int Fchmod(int fd, uint mode);
+
     [LibraryImport(Lib, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Unlink(string path);
 

@@ -37,9 +37,9 @@ public sealed class PostfixServer : IAsyncDisposable
     ];
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
-    public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0) =>
+    public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0, params string[] settings) =>
         StartAsync("front.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
-            "local_recipient_maps="], port);
+            "local_recipient_maps=", .. settings], port);
 
     private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings, int port)
     {

@@ -185,6 +185,95 @@ internal sealed class MailboxAppender : IDisposable
         return Libc.ReadAt(fd, tail, after - 2) == 2 && tail.SequenceEqual("\n\n"u8);
     }
 
+    /// <summary>For `drain`: an existing mailbox, locked exactly as for a delivery (null + status if not possible).</summary>
+    public static async Task<(MailboxAppender? Appender, DeliveryStatus Status)> LockExistingAsync(string shortName,
+        SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal, CancellationToken cancellationToken)
+    {
+        var path = System.IO.Path.Combine(settings.Directory, shortName);
+        var appender = new MailboxAppender(path, shortName);
+        appender._processLock = await locks.TryEnterAsync(path, settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+        appender._fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
+        if (appender._processLock is null || appender._fd < 0)
+        {
+            var status = appender._fd < 0 ? DeliveryStatus.MailboxUnusable(shortName, Errno.Describe(Libc.LastError)) : DeliveryStatus.LockBusy(shortName);
+            appender.Dispose();
+            return (null, status);
+        }
+        var locked = await appender.LockAsync(settings, DateTime.UtcNow + settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+        appender.Recovery = locked.IsSuccess ? appender.Recover(journal) : null;
+        var checkedStatus = locked.IsSuccess ? appender.CheckAfterLock() : locked;
+        if (!checkedStatus.IsSuccess || !appender.Stat.IsRegularFile)
+        {
+            appender.Dispose();
+            return (null, checkedStatus.IsSuccess ? DeliveryStatus.MailboxUnusable(shortName, "it is not a regular file") : checkedStatus);
+        }
+        return (appender, checkedStatus);
+    }
+
+    public string Path => _path;
+
+    /// <summary>For `drain`, with the locks held: the mailbox becomes its bytes from <paramref name="offset"/> on.
+    /// The rest is written to a new file (same owner, group, mode), fsync'ed and renamed over the mailbox, so a
+    /// crash leaves either the old or the new mailbox, never a mix. Writers that take the dotlock before
+    /// opening (Postfix, procmail) and Bridge (which re-checks the link count after locking) never write to the
+    /// replaced file. Returns null or the error.</summary>
+    public string? KeepFrom(long offset)
+    {
+        if (offset >= Stat.Size)
+        {
+            return Libc.Ftruncate(_fd, 0) == 0 && Libc.Fsync(_fd) == 0 ? null : Errno.Describe(Libc.LastError);
+        }
+        var temporary = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(_path)!, $".{_name}.drain-{Environment.ProcessId}");
+        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
+        var writer = Libc.Open(temporary, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180);
+        try
+        {
+            if (reader < 0 || writer < 0)
+            {
+                return Errno.Describe(Libc.LastError);
+            }
+            var buffer = new byte[64 * 1024];
+            for (var at = offset; at < Stat.Size;)
+            {
+                var n = Libc.ReadAt(reader, buffer, at);
+                if (n <= 0)
+                {
+                    return n < 0 ? Errno.Describe(Libc.LastError) : "the mailbox ended early";
+                }
+                var rc = Libc.WriteAll(writer, buffer.AsSpan(0, n));
+                if (rc != 0)
+                {
+                    return Errno.Describe(rc);
+                }
+                at += n;
+            }
+            if (Libc.Fchown(writer, Stat.Uid, Stat.Gid) != 0 || Libc.Fchmod(writer, Stat.Permissions) != 0 || Libc.Fsync(writer) != 0 ||
+                Libc.Rename(temporary, _path) != 0)
+            {
+                return Errno.Describe(Libc.LastError);
+            }
+            var directory = Libc.Open(System.IO.Path.GetDirectoryName(_path)!, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+            if (directory >= 0)
+            {
+                Libc.Fsync(directory);
+                Libc.Close(directory);
+            }
+            return null;
+        }
+        finally
+        {
+            if (reader >= 0)
+            {
+                Libc.Close(reader);
+            }
+            if (writer >= 0)
+            {
+                Libc.Close(writer);
+            }
+            Libc.Unlink(temporary); // gone already after a successful rename
+        }
+    }
+
     public static DeliveryStatus ShuttingDown() => new(421, "4.3.2", "System shutting down, try again later");
 
     private DeliveryStatus OpenChecked(uint expectedUid, SpoolSettings settings)

@@ -1,0 +1,123 @@
+// Job: `bridge drain`: what the Mac OS X mail store did at login: take the waiting mail out of /var/mail spools
+// and deliver it to the store (Legacy target), to move from Spool to Legacy mode without losing what was spooled.
+// Each mailbox is locked as for a delivery; its records are relayed in order (sender from the From_ line,
+// recipient the mailbox's user); the first refusal stops that mailbox; only the relayed records are removed
+// (MailboxAppender.KeepFrom: new file + rename, crash-safe). --dry-run only lists.
+// Failure: a mailbox that cannot be drained keeps all its mail and makes the exit code 1; a crash after
+// relaying but before the removal can only cause duplicates at the next drain, never a loss.
+using Bridge.Delivery.Smtp;
+using Bridge.Delivery.Spool;
+using Bridge.Hosting;
+using Bridge.Routing;
+
+namespace Bridge.Operations;
+
+public static class SpoolDrain
+{
+    public static async Task<int> RunAsync(SettingsSnapshot snapshot, string? user, bool dryRun, TextWriter output, CancellationToken cancellationToken)
+    {
+        var options = snapshot.Options;
+        if (string.IsNullOrWhiteSpace(options.Legacy.Host))
+        {
+            await output.WriteLineAsync("drain: set Bridge:Legacy:Host (and Port, Protocol): drain delivers to the mail store").ConfigureAwait(false);
+            return 78;
+        }
+        var names = user is not null
+            ? [user.ToLowerInvariant()]
+            : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName).Order().ToList();
+        var endpoint = SmtpEndpoint.From(options);
+        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
+        var journal = new AppendJournal(options.Spool.JournalDirectory);
+        var locks = new InProcessMailboxLocks();
+        var failed = 0;
+        foreach (var name in names)
+        {
+            if (!ShortName.IsSafeFileName(name))
+            {
+                await output.WriteLineAsync($"drain {name}: not a safe spool file name").ConfigureAwait(false);
+                failed++;
+                continue;
+            }
+            var (mailbox, status) = await MailboxAppender.LockExistingAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
+            if (mailbox is null)
+            {
+                await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
+                failed++;
+                continue;
+            }
+            using (mailbox)
+            {
+                if (!await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, dryRun, output, cancellationToken).ConfigureAwait(false))
+                {
+                    failed++;
+                }
+            }
+        }
+        return failed > 0 ? 1 : 0;
+    }
+
+    private static async Task<bool> DrainAsync(MailboxAppender mailbox, string name, string recipient, SmtpEndpoint endpoint, bool dryRun,
+        TextWriter output, CancellationToken cancellationToken)
+    {
+        using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
+        var relayed = 0;
+        var keepFrom = 0L;
+        var ok = true;
+        SmtpConnection? connection = null;
+        try
+        {
+            foreach (var record in MboxRecords.Read(file))
+            {
+                if (dryRun)
+                {
+                    await output.WriteLineAsync($"drain {name}: would relay a message from <{record.Sender}> ({record.Message.Length} bytes) to {recipient}").ConfigureAwait(false);
+                    continue;
+                }
+                connection ??= await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+                var reply = (await connection.SendAsync(record.Sender, [recipient], new Dictionary<string, string>(), default,
+                    record.Message, cancellationToken).ConfigureAwait(false))[0];
+                if (!reply.IsSuccess)
+                {
+                    await output.WriteLineAsync($"drain {name}: the store refused message {relayed + 1} ({reply}); it and the rest stay in the spool").ConfigureAwait(false);
+                    ok = false;
+                    break;
+                }
+                relayed++;
+                keepFrom = record.End;
+                if (!Console.IsOutputRedirected)
+                {
+                    await output.WriteAsync($"\rdrain {name}: {relayed} relayed").ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or SmtpConnectionException
+                                       or System.Security.Authentication.AuthenticationException)
+        {
+            await output.WriteLineAsync($"drain {name}: store {endpoint}: {ex.Message}; the rest stays in the spool").ConfigureAwait(false);
+            ok = false;
+        }
+        finally
+        {
+            if (connection is not null)
+            {
+                await connection.QuitAsync(cancellationToken).ConfigureAwait(false);
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (relayed > 0)
+        {
+            var error = mailbox.KeepFrom(keepFrom);
+            if (error is not null)
+            {
+                await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed ({error}): a later drain relays them again").ConfigureAwait(false);
+                return false;
+            }
+        }
+        if (!dryRun)
+        {
+            await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {mailbox.Stat.Size - keepFrom} bytes left in the spool").ConfigureAwait(false);
+        }
+        return ok;
+    }
+}

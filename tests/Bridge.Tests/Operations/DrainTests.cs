@@ -1,0 +1,108 @@
+using System.Text;
+using Bridge.Native;
+using Bridge.Tests.Support;
+
+namespace Bridge.Tests.Operations;
+
+/// <summary>`bridge drain`: spooled mail to the store, removing exactly what the store accepted.</summary>
+public class DrainTests
+{
+    private static string[] Settings(SpoolScenario s, int storePort, string protocol = "Lmtp") =>
+    [
+        $"--Bridge:Spool:Directory={s.Spool.Path}", $"--Bridge:Spool:JournalDirectory={s.Root["journal"]}",
+        $"--Bridge:LocalDomains:0={SpoolScenario.Domain}", "--Bridge:Legacy:Host=127.0.0.1", $"--Bridge:Legacy:Port={storePort}",
+        $"--Bridge:Legacy:Protocol={protocol}",
+    ];
+
+    /// <summary>Three messages in alice's spool, written by Bridge itself in Spool mode.</summary>
+    private static async Task FillAsync(SpoolScenario s, int bigBody = 0)
+    {
+        using var dir = new TempDir();
+        string[] bodies = ["first", "From the second\n>From quoted", bigBody > 0 ? new string('b', bigBody) : "third"];
+        for (var i = 0; i < bodies.Length; i++)
+        {
+            var file = dir[$"m{i}"];
+            await File.WriteAllTextAsync(file, $"Subject: spooled {i}\nMessage-Id: <spooled-{i}@test>\n\n{bodies[i]}");
+            var sent = await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}", from: i == 2 ? "" : "sender@example.org", dataFile: file);
+            Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Drain_moves_every_spooled_message_to_the_store_and_empties_the_mailbox()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        await FillAsync(s);
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice);
+        using var dir = new TempDir("bridge-daemon");
+
+        var result = await BridgeProcess.RunToExitAsync(dir, ["drain", "--user", TestAccounts.Alice, .. Settings(s, store.LmtpPort)]);
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Contains($"drain {TestAccounts.Alice}: 3 relayed to lmtp:[127.0.0.1]:{store.LmtpPort}, 0 bytes left in the spool", result.Stdout, StringComparison.Ordinal);
+        Assert.Equal(0, new FileInfo(s.AliceMailbox).Length);
+        var stored = (await store.FetchInboxAsync(TestAccounts.Alice)).Select(m => Encoding.UTF8.GetString(m)).ToList();
+        Assert.Equal(3, stored.Count);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Contains($"<spooled-{i}@test>", stored[i], StringComparison.Ordinal);
+        }
+        Assert.EndsWith("\r\n\r\n>From the second\r\n>From quoted\r\n", stored[1], StringComparison.Ordinal);
+        Assert.StartsWith("Return-Path: <>", stored[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_the_store_down_nothing_leaves_the_spool()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        await FillAsync(s);
+        var before = await File.ReadAllBytesAsync(s.AliceMailbox);
+        using var dir = new TempDir("bridge-daemon");
+
+        var result = await BridgeProcess.RunToExitAsync(dir, ["drain", .. Settings(s, FreePort.Next())]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the rest stays in the spool", result.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(s.AliceMailbox));
+    }
+
+    [Fact]
+    public async Task A_dry_run_lists_and_moves_nothing()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        await FillAsync(s);
+        var before = await File.ReadAllBytesAsync(s.AliceMailbox);
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice);
+        using var dir = new TempDir("bridge-daemon");
+
+        var result = await BridgeProcess.RunToExitAsync(dir, ["drain", "--dry-run", "--user", TestAccounts.Alice, .. Settings(s, store.LmtpPort)]);
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.Equal(3, result.Stdout.Split('\n').Count(l => l.Contains("would relay a message from <", StringComparison.Ordinal)));
+        Assert.Equal(before, await File.ReadAllBytesAsync(s.AliceMailbox));
+        Assert.Empty(await store.FetchInboxAsync(TestAccounts.Alice));
+    }
+
+    [Fact]
+    public async Task A_refusal_stops_the_drain_and_the_spool_keeps_exactly_the_rest_with_its_owner()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        await FillAsync(s, bigBody: 60_000); // the store front refuses messages over 30 kB
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice);
+        await using var front = await PostfixServer.StartStoreFrontAsync(SpoolScenario.Domain, store.LmtpPort, 0, "message_size_limit=30000");
+        using var dir = new TempDir("bridge-daemon");
+
+        var result = await BridgeProcess.RunToExitAsync(dir, ["drain", "--user", TestAccounts.Alice, .. Settings(s, front.SmtpPort, "Smtp")]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the store refused message 3 (552 5.3.4", result.Stdout, StringComparison.Ordinal);
+        var left = await MboxReaders.PythonMailboxAsync(s.AliceMailbox);
+        Assert.Equal("<spooled-2@test>", Assert.Single(left).MessageId);
+        Assert.Equal(0, Libc.Lstat(s.AliceMailbox, out var stat));
+        Assert.Equal(s.AliceIds.Uid, stat.Uid);
+        Assert.Equal(Convert.ToUInt32("600", 8), stat.Permissions);
+        await Eventually.WaitAsync(async () => (await store.FetchInboxAsync(TestAccounts.Alice)).Count == 2, 30, () => front.Log);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+        Assert.Equal(2, (await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).Count); // Bridge appends to the new file
+    }
+}
