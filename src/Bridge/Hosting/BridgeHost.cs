@@ -15,6 +15,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 
 namespace Bridge.Hosting;
 
@@ -90,6 +91,18 @@ public static class BridgeHost
         builder.Services.AddSingleton(listener);
         builder.Services.AddMetrics();
         builder.Services.AddSingleton<BridgeMetrics>();
+        if (snapshot.Options.Metrics.PrometheusPort > 0)
+        {
+            // Loopback only: metrics name users and domains in their tags.
+            var port = snapshot.Options.Metrics.PrometheusPort;
+            builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+                .AddMeter(BridgeMetrics.MeterName)
+                .AddPrometheusHttpListener(o =>
+                {
+                    o.Host = "127.0.0.1";
+                    o.Port = port;
+                }));
+        }
         builder.Services.AddSingleton<IPasswdDatabase>(passwd);
         builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd, fileErrors,
             sp.GetRequiredService<ILogger<LiveSettings>>()));

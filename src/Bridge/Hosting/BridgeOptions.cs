@@ -56,6 +56,8 @@ public sealed class BridgeOptions
 
     public LoggingOptions Logging { get; set; } = new();
 
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>True when Bridge:Mode or any user's Mode sends mail to the store.</summary>
     public bool UsesStore => Mode == BridgeMode.Legacy || Users.Any(u => u.Mode == BridgeMode.Legacy);
 }
@@ -163,4 +165,10 @@ public sealed class LoggingOptions
 {
     /// <summary>One JSON object per log line instead of text (read at start).</summary>
     public bool Json { get; set; }
+}
+
+public sealed class MetricsOptions
+{
+    /// <summary>Port of a Prometheus endpoint on 127.0.0.1 (http://127.0.0.1:PORT/metrics); 0 = off (read at start).</summary>
+    public int PrometheusPort { get; set; }
 }

@@ -30,6 +30,10 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:MaxMessageBytes {options.MaxMessageBytes} is below 1024");
         }
+        if (options.Metrics.PrometheusPort is < 0 or > 65535)
+        {
+            errors.Add($"{p}:Metrics:PrometheusPort {options.Metrics.PrometheusPort} is not in 0..65535 (0 = off)");
+        }
         if (options.MaxLineBytes < 1000)
         {
             errors.Add($"{p}:MaxLineBytes {options.MaxLineBytes} is below the 1000 bytes RFC 5321 requires");

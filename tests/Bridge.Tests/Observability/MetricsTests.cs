@@ -68,3 +68,26 @@ public class MetricsTests
         params (string Key, string Value)[] tags) =>
         measurements.Where(m => m.Name == name && tags.All(t => Equals(m.Tags.GetValueOrDefault(t.Key), t.Value))).Sum(m => m.Value);
 }
+
+/// <summary>The optional Prometheus endpoint (Bridge:Metrics:PrometheusPort), on loopback only.</summary>
+public class PrometheusEndpointTests
+{
+    [Fact]
+    public async Task The_endpoint_serves_bridge_metrics_on_loopback_when_a_port_is_set()
+    {
+        var port = FreePort.Next();
+        await using var s = await SpoolScenario.StartAsync($"Bridge:Metrics:PrometheusPort={port}");
+        await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}");
+
+        using var http = new HttpClient();
+        string text = "";
+        await Eventually.WaitAsync(async () =>
+        {
+            text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+            return text.Contains("bridge_transactions", StringComparison.Ordinal);
+        }, 15);
+
+        Assert.Matches(@"bridge_transactions(_total)?\{[^}]*outcome=""accepted""[^}]*\} 1", text);
+        Assert.Contains("bridge_delivery_duration", text, StringComparison.Ordinal);
+    }
+}
