@@ -30,6 +30,20 @@ public class PostfixUpstreamTests
     }
 
     [Fact]
+    public async Task With_the_deploy_snippet_postfix_sends_each_recipient_in_its_own_transaction()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        await using var postfix = await PostfixServer.StartAsync(s.Port);
+
+        await Swaks.SendAsync(postfix.SmtpPort, $"alice@{SpoolScenario.Domain},bob@{SpoolScenario.Domain}", extra: ["--header", "Message-Id: <two@test>"]);
+
+        await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0 && File.Exists(s.AliceMailbox) && File.Exists(s.BobMailbox), 30, () => postfix.Log);
+        var sent = s.Bridge.Logs.Lines.Where(l => l.Contains("status=sent", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, sent.Count);
+        Assert.NotEqual(sent[0].Split(':')[1], sent[1].Split(':')[1]); // two queue ids: two transactions
+    }
+
+    [Fact]
     public async Task Postfix_keeps_a_deferred_message_queued_and_delivers_it_once_when_the_mailbox_is_fixed()
     {
         await using var s = await SpoolScenario.StartAsync();
