@@ -27,32 +27,13 @@ public partial class KillRecoveryTests
             """);
         var body = string.Concat(Enumerable.Repeat(new string('k', 499) + "\n", 6000)); // 3 MB: long appends (lines below Postfix's 990 fold)
         await using var postfix = await PostfixServer.StartAsync(port);
-        var bridge = await BridgeProcess.StartAsync(dir, null);
-        try
+        await StreamThroughKillAsync(dir, postfix, total, async i =>
         {
-            for (var i = 0; i < total; i++)
-            {
-                var file = data[$"m{i}"];
-                await File.WriteAllTextAsync(file, $"Subject: kill {i}\nMessage-Id: <kill-{i}@test>\n\n{body}end {i}");
-                Assert.StartsWith("250 ", (await Swaks.SendAsync(postfix.SmtpPort, $"{TestAccounts.Alice}@{SpoolScenario.Domain}", dataFile: file)).FinalReply,
-                    StringComparison.Ordinal);
-                if (i == total / 2)
-                {
-                    await Eventually.WaitAsync(() => bridge.Lines.Count(l => l.Contains("status=sent", StringComparison.Ordinal)) >= 2, 60, () => postfix.Log);
-                    bridge.Signal(Sigkill);
-                    await bridge.WaitForExitAsync(TimeSpan.FromSeconds(10));
-                    await bridge.DisposeAsync();
-                    await Task.Delay(1000);
-                    bridge = await BridgeProcess.StartAsync(dir, null);
-                }
-            }
-            await postfix.FlushAsync();
-            await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0, 120, () => postfix.Log);
-        }
-        finally
-        {
-            await bridge.DisposeAsync();
-        }
+            var file = data[$"m{i}"];
+            await File.WriteAllTextAsync(file, $"Subject: kill {i}\nMessage-Id: <kill-{i}@test>\n\n{body}end {i}");
+            Assert.StartsWith("250 ", (await Swaks.SendAsync(postfix.SmtpPort, $"{TestAccounts.Alice}@{SpoolScenario.Domain}", dataFile: file)).FinalReply,
+                StringComparison.Ordinal);
+        }, bridge => Eventually.WaitAsync(() => bridge.Lines.Count(l => l.Contains("status=sent", StringComparison.Ordinal)) >= 2, 60, () => postfix.Log));
 
         var mailbox = spool[TestAccounts.Alice];
         var messages = await MboxReaders.PythonMailboxAsync(mailbox);
@@ -79,16 +60,33 @@ public partial class KillRecoveryTests
               "Legacy": { "Host": "127.0.0.1", "Port": {{store.LmtpPort}}, "Protocol": "Lmtp" } } }
             """);
         await using var postfix = await PostfixServer.StartAsync(port);
+        await StreamThroughKillAsync(dir, postfix, total, async i =>
+        {
+            var sent = await Swaks.SendAsync(postfix.SmtpPort, $"{TestAccounts.Alice}@{SpoolScenario.Domain}",
+                extra: ["--header", $"Message-Id: <kill-{i}@test>", "--body", string.Concat(Enumerable.Repeat("legacy line\n", 5000))]);
+            Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
+        }, _ => Task.CompletedTask);
+
+        var ids = (await store.FetchInboxAsync(TestAccounts.Alice))
+            .Select(m => int.Parse(KillId().Match(Encoding.ASCII.GetString(m)).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(Enumerable.Range(0, total).ToList(), ids.Distinct().Order().ToList()); // none lost
+        Assert.True(ids.Count - total <= 1, $"{ids.Count - total} duplicates: only a message acknowledged by the store at the moment of the kill may arrive twice");
+    }
+
+    /// <summary>Sends <paramref name="total"/> messages into Postfix, kills Bridge with SIGKILL half way (after
+    /// <paramref name="beforeKill"/>), starts it again, then flushes Postfix until its queue is empty.</summary>
+    private static async Task StreamThroughKillAsync(TempDir dir, PostfixServer postfix, int total, Func<int, Task> sendAsync,
+        Func<BridgeProcess, Task> beforeKill)
+    {
         var bridge = await BridgeProcess.StartAsync(dir, null);
         try
         {
             for (var i = 0; i < total; i++)
             {
-                var sent = await Swaks.SendAsync(postfix.SmtpPort, $"{TestAccounts.Alice}@{SpoolScenario.Domain}",
-                    extra: ["--header", $"Message-Id: <kill-{i}@test>", "--body", string.Concat(Enumerable.Repeat("legacy line\n", 5000))]);
-                Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
+                await sendAsync(i);
                 if (i == total / 2)
                 {
+                    await beforeKill(bridge);
                     bridge.Signal(Sigkill);
                     await bridge.WaitForExitAsync(TimeSpan.FromSeconds(10));
                     await bridge.DisposeAsync();
@@ -103,10 +101,5 @@ public partial class KillRecoveryTests
         {
             await bridge.DisposeAsync();
         }
-
-        var ids = (await store.FetchInboxAsync(TestAccounts.Alice))
-            .Select(m => int.Parse(KillId().Match(Encoding.ASCII.GetString(m)).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
-        Assert.Equal(Enumerable.Range(0, total).ToList(), ids.Distinct().Order().ToList()); // none lost
-        Assert.True(ids.Count - total <= 1, $"{ids.Count - total} duplicates: only a message acknowledged by the store at the moment of the kill may arrive twice");
     }
 }
