@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(swaks postfix dovecot-imapd dovecot-lmtpd dovecot-submissiond procmail python3 util-linux openssl systemd)
+packages=(swaks postfix dovecot-imapd dovecot-lmtpd dovecot-submissiond procmail python3 util-linux openssl systemd time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -105,4 +105,32 @@ public class DrainTests
         Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
         Assert.Equal(2, (await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).Count); // Bridge appends to the new file
     }
+
+    [Fact]
+    public async Task Reading_a_200_MB_mbox_keeps_memory_at_one_message()
+    {
+        var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
+        using var dir = new TempDir("bridge-daemon");
+        var mailbox = spool[TestAccounts.Alice];
+        var body = string.Concat(Enumerable.Repeat(new string('m', 99) + "\n", 1000)); // 100 kB per message
+        SpoolScenario.CreateMailbox(mailbox, [], alice.Uid, alice.Gid); // owner and mode; the content follows
+        await using (var writer = new StreamWriter(mailbox))
+        {
+            for (var i = 0; i < 2000; i++)
+            {
+                await writer.WriteAsync($"From sender@example.org  Tue Nov 24 10:00:00 2026\nSubject: big {i}\n\n{body}\n");
+            }
+        }
+        BridgeProcess.CopyDaemon(dir);
+
+        var result = await Proc.RunAsync("/usr/bin/time", ["-f", "maxrss=%M", "dotnet", dir["bridge.dll"], "drain", "--dry-run",
+            "--user", TestAccounts.Alice, $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={dir["journal"]}",
+            "--Bridge:Legacy:Host=127.0.0.1"], timeout: TimeSpan.FromMinutes(3));
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal(2000, result.Stdout.Split('\n').Count(l => l.Contains("would relay", StringComparison.Ordinal)));
+        var maxRssKb = long.Parse(result.Stderr.Split("maxrss=")[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(maxRssKb < 150_000, $"peak RSS {maxRssKb / 1024} MiB for a {new FileInfo(mailbox).Length >> 20} MiB mbox");
+    }
 }
