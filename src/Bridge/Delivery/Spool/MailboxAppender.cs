@@ -81,21 +81,20 @@ internal sealed class MailboxAppender : IDisposable
     public static async Task<RecoveryNote?> RecoverAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
         AppendJournal journal, CancellationToken cancellationToken)
     {
-        var path = System.IO.Path.Combine(settings.Directory, shortName);
-        using var appender = new MailboxAppender(path, shortName);
-        appender._processLock = await locks.TryEnterAsync(path, settings.LockTimeout, cancellationToken).ConfigureAwait(false);
-        appender._fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
-        if (appender._fd < 0)
+        var (mailbox, status) = await LockExistingAsync(shortName, settings, locks, journal, cancellationToken).ConfigureAwait(false);
+        if (mailbox is not null)
+        {
+            using (mailbox)
+            {
+                return mailbox.Recovery; // LockExistingAsync settled the journal entry under the locks
+            }
+        }
+        if (Libc.Lstat(System.IO.Path.Combine(settings.Directory, shortName), out _) != 0 && Libc.LastError == Libc.ENOENT)
         {
             journal.Forget(shortName); // no such mailbox (any more): nothing of ours to clean up
             return null;
         }
-        var locked = await appender.LockAsync(settings, DateTime.UtcNow + settings.LockTimeout, cancellationToken).ConfigureAwait(false);
-        if (appender._processLock is null || !locked.IsSuccess)
-        {
-            return new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({locked}); will retry before its next delivery");
-        }
-        return appender.Recover(journal);
+        return new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({status}); will retry before its next delivery");
     }
 
     /// <summary>Settles the journal entry of an append that a crash interrupted (caller holds the locks):
