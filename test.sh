@@ -50,6 +50,11 @@ set -e
 # dotnet test prints "Passed: N" / "Failed: N" under "Total tests:"; repeat them as one plain line.
 passed=$(grep -E '^ +Passed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
 failed=$(grep -E '^ +Failed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+# Repeat each failure (name, message, first lines of the stack) last, where a CI log's tail shows it.
+if [ "${failed:-0}" != 0 ]; then
+  echo "Failures:"
+  awk '/^  Failed /{on=1; n=0} /^  (Passed|Skipped) |^Test Run|^Results File/{on=0} on && n++ < 40' "$log"
+fi
 rm -f "$log"
 echo "${passed:-0} passed, ${failed:-0} failed"
 exit "$status"
