@@ -70,24 +70,34 @@ public class MetricsTests
 }
 
 /// <summary>The optional Prometheus endpoint (Bridge:Metrics:PrometheusPort), on loopback only.</summary>
+/// <remarks>Bridge runs as its own process here: OpenTelemetry listens to every meter named "Bridge" in a
+/// process, so an in-process Bridge would also export the counts of other tests running in parallel.</remarks>
 public class PrometheusEndpointTests
 {
     [Fact]
     public async Task The_endpoint_serves_bridge_metrics_on_loopback_when_a_port_is_set()
     {
+        await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        using var dir = new TempDir("bridge-daemon");
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
         var port = FreePort.Next();
-        await using var s = await SpoolScenario.StartAsync($"Bridge:Metrics:PrometheusPort={port}");
-        await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}");
+        var metricsPort = FreePort.Next();
+        await File.WriteAllTextAsync(dir["appsettings.json"], $$"""
+            { "Bridge": { "Listen": { "Port": {{port}} }, "LocalDomains": [ "{{SpoolScenario.Domain}}" ],
+              "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{dir["journal"]}}" }, "Metrics": { "PrometheusPort": {{metricsPort}} } } }
+            """);
+        await using var bridge = await BridgeProcess.StartAsync(dir, null);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
 
         using var http = new HttpClient();
         string text = "";
         await Eventually.WaitAsync(async () =>
         {
-            text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+            text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
             return text.Contains("bridge_transactions", StringComparison.Ordinal);
         }, 15);
 
-        Assert.Matches(@"bridge_transactions(_total)?\{[^}]*outcome=""accepted""[^}]*\} 1", text);
+        Assert.Matches(@"bridge_transactions(_total)?\{[^}]*outcome=""accepted""[^}]*\} 1( |\n)", text);
         Assert.Contains("bridge_delivery_duration", text, StringComparison.Ordinal);
     }
 }
