@@ -1,6 +1,7 @@
 // Job: a private, real Postfix instance (its own config, queue and log under a temp directory): either the
 // upstream MTA relaying everything to Bridge (relayhost = [127.0.0.1]:<bridge port>, as an admin configures
-// it), or an SMTP mail store front that hands mail on to Dovecot over LMTP.
+// it), an SMTP mail store front that hands mail on to Dovecot over LMTP, or (for bench/) the final destination
+// delivering with local(8) into mbox files.
 // Failure: a Postfix that does not start fails the test with its log.
 namespace Bridge.Tests.Support;
 
@@ -40,6 +41,13 @@ public sealed class PostfixServer : IAsyncDisposable
     public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0, params string[] settings) =>
         StartAsync("front.test", ["relayhost=", $"mydestination={domain}", $"local_transport=lmtp:inet:127.0.0.1:{lmtpPort}",
             "local_recipient_maps=", .. settings], port);
+
+    /// <summary>Postfix as the final destination: smtpd -> cleanup -> qmgr -> local(8), which appends mail for the
+    /// accounts of <paramref name="domain"/> to <paramref name="spoolDirectory"/>/login (Postfix's own mbox delivery,
+    /// the benchmark's yardstick for spool mode).</summary>
+    public static Task<PostfixServer> StartLocalDeliveryAsync(string domain, string spoolDirectory) =>
+        StartAsync("local.test", ["relayhost=", $"mydestination={domain}", $"mail_spool_directory={spoolDirectory}",
+            "home_mailbox=", "mailbox_command=", "local_transport=local"], 0);
 
     private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings, int port)
     {

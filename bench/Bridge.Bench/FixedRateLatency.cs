@@ -1,0 +1,36 @@
+// Job: the latency a target adds at a fixed, modest load: one connection sends a 10 KB message every
+// 1/rate seconds (on a fixed schedule, so a slow reply delays the next send but not the schedule) and records
+// the time from the end of DATA to the reply; p50 and p99 of those.
+// Failure: a refused message throws (SmtpProbe).
+using System.Diagnostics;
+
+namespace Bridge.Bench;
+
+internal sealed record LatencyResult(double P50Milliseconds, double P99Milliseconds, int Samples);
+
+internal static class FixedRateLatency
+{
+    public static async Task<LatencyResult> RunAsync(Target target, int perSecond, TimeSpan duration)
+    {
+        await target.ResetAsync();
+        var message = SmtpProbe.Message(10 * 1024, "fixed rate");
+        using var probe = await SmtpProbe.ConnectAsync(target.Port, target.Lmtp);
+        for (var i = 0; i < 20; i++)
+        {
+            await probe.SendAsync(target.Recipient, message); // warm-up, not counted
+        }
+        var samples = new List<double>();
+        var count = (int)(duration.TotalSeconds * perSecond);
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < count; i++)
+        {
+            var due = TimeSpan.FromSeconds((double)i / perSecond);
+            if (due > clock.Elapsed)
+            {
+                await Task.Delay(due - clock.Elapsed);
+            }
+            samples.Add((await probe.SendAsync(target.Recipient, message)).TotalMilliseconds);
+        }
+        return new LatencyResult(Stats.Percentile(samples, 50), Stats.Percentile(samples, 99), samples.Count);
+    }
+}

@@ -1,0 +1,123 @@
+// Job: the benchmark's one entry point (bench/run.sh): starts every system under test once, runs smtp-source
+// against each, run after run interleaved (so drift hits all alike), then the latency, mailbox-size and memory
+// measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
+// Failure: any run that fails or loses a message stops the benchmark with a message; nothing half is written.
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Bridge.Bench;
+using Bridge.Tests.Support;
+
+var options = BenchOptions.Parse(args);
+if (options is null)
+{
+    Console.Error.WriteLine("usage: bridge-bench [--runs N] [--messages N] [--quick] [--serve] [--out FILE]");
+    return 64;
+}
+Peers.RequireRoot();
+var started = DateTimeOffset.Now;
+Console.WriteLine($"Benchmark: {options.Runs} runs, {options.Messages} messages of {options.MessageBytes} bytes per run (1 session: {options.Messages / 4})");
+
+await using var spool = await BridgeTarget.StartSpoolAsync();
+await using var postfix = await PostfixLocalTarget.StartAsync();
+await using var legacy = await BridgeTarget.StartLegacyAsync();
+await using var dovecot = await DovecotLmtpTarget.StartAsync();
+await using var sink = await SmtpSinkTarget.StartAsync();
+Target[] targets = [spool, postfix, legacy, dovecot, sink];
+if (options.Serve)
+{
+    // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.
+    Console.WriteLine($"Bridge spool: port {spool.Port} pid {spool.Pid}; Bridge legacy: port {legacy.Port} pid {legacy.Pid}; " +
+        $"Postfix: port {postfix.Port}; Dovecot LMTP: port {dovecot.Port}; smtp-sink: port {sink.Port}; recipient {spool.Recipient}. Ctrl-C or SIGTERM ends.");
+    var stop = new TaskCompletionSource();
+    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, e => { e.Cancel = true; stop.TrySetResult(); });
+    using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, e => { e.Cancel = true; stop.TrySetResult(); });
+    await stop.Task;
+    return 0;
+}
+
+LoadShape[] shapes =
+[
+    new(1, false, options.Messages / 4, options.MessageBytes), new(1, true, options.Messages / 4, options.MessageBytes),
+    new(16, false, options.Messages, options.MessageBytes), new(16, true, options.Messages, options.MessageBytes),
+];
+foreach (var target in targets)
+{
+    await SmtpSource.RunAsync(target, shapes[3] with { Messages = 200 }); // warm-up: JIT, process pools, caches
+}
+
+var throughput = new Dictionary<(LoadShape, string), List<double>>();
+for (var run = 1; run <= options.Runs; run++)
+{
+    foreach (var shape in shapes)
+    {
+        foreach (var target in targets)
+        {
+            var rate = await SmtpSource.RunAsync(target, shape);
+            throughput.TryAdd((shape, target.Name), []);
+            throughput[(shape, target.Name)].Add(rate);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {run}/{options.Runs}  {shape.Label,-45} {target.Name,-18} {rate,8:0} msg/s"));
+        }
+    }
+}
+
+var latency = new Dictionary<string, LatencyResult>();
+foreach (var target in targets)
+{
+    latency[target.Name] = await FixedRateLatency.RunAsync(target, 100, options.LatencyDuration);
+    Console.WriteLine($"latency at 100 msg/s  {target.Name,-18} p50 {latency[target.Name].P50Milliseconds:0.00} ms  p99 {latency[target.Name].P99Milliseconds:0.00} ms");
+}
+
+var mailboxSize = await MailboxSizeLatency.RunAsync(spool, options.Messages / 10, options.LargeMailboxBytes);
+Console.WriteLine($"append latency: empty mbox p50 {mailboxSize.Empty.P50Milliseconds:0.00} ms, {options.LargeMailboxBytes >> 20} MiB mbox p50 {mailboxSize.Large.P50Milliseconds:0.00} ms");
+
+var loadMemory = await MemoryPeaks.UnderLoadAsync(options.Messages, options.MessageBytes);
+var largeMemory = await MemoryPeaks.OneLargeMessageAsync(options.LargeMessageBytes);
+Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one {options.LargeMessageBytes / 1_000_000} MB message peak {largeMemory.PeakBytes >> 20} MiB (at rest {largeMemory.RestingBytes >> 20} MiB)");
+
+var machine = await Machine.DescribeAsync(Path.GetTempPath());
+var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, latency, mailboxSize, loadMemory, largeMemory));
+Console.WriteLine();
+Console.WriteLine(report);
+if (options.Output is not null)
+{
+    await File.WriteAllTextAsync(options.Output, report);
+    Console.WriteLine($"written to {options.Output}");
+}
+return 0;
+
+internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, TimeSpan LatencyDuration, long LargeMailboxBytes,
+    int LargeMessageBytes, string? Output, bool Serve = false)
+{
+    public static BenchOptions? Parse(string[] args)
+    {
+        var options = new BenchOptions(5, 2000, 10 * 1024, TimeSpan.FromSeconds(20), 1L << 30, 25_000_000, null);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var value = i + 1 < args.Length ? args[i + 1] : null;
+            switch (args[i])
+            {
+                case "--runs" when int.TryParse(value, CultureInfo.InvariantCulture, out var runs) && runs > 0:
+                    options = options with { Runs = runs };
+                    i++;
+                    break;
+                case "--messages" when int.TryParse(value, CultureInfo.InvariantCulture, out var messages) && messages >= 40:
+                    options = options with { Messages = messages };
+                    i++;
+                    break;
+                case "--out" when value is not null:
+                    options = options with { Output = Path.GetFullPath(value) };
+                    i++;
+                    break;
+                case "--serve":
+                    options = options with { Serve = true };
+                    break;
+                case "--quick":
+                    options = options with { Runs = 1, Messages = 400, LatencyDuration = TimeSpan.FromSeconds(3), LargeMailboxBytes = 64L << 20 };
+                    break;
+                default:
+                    return null;
+            }
+        }
+        return options;
+    }
+}

@@ -1,0 +1,243 @@
+// Job: the systems under test, each started once and reused for every run: Bridge in spool mode, Bridge in
+// legacy mode in front of a Dovecot LMTP store, Postfix smtpd -> local(8) -> mbox, Dovecot LMTP on its own, and
+// smtp-sink. Each knows where its deliveries land, so a run is timed until the last message is there.
+// Failure: a peer that does not start throws with its log (the benchmark stops rather than report a half run).
+using System.Diagnostics;
+using Bridge.Tests.Support;
+
+namespace Bridge.Bench;
+
+internal abstract class Target : IAsyncDisposable
+{
+    public const string Domain = "bench.test";
+
+    public abstract string Name { get; }
+
+    public abstract int Port { get; }
+
+    public virtual bool Lmtp => false;
+
+    public virtual string Recipient => $"{TestAccounts.Alice}@{Domain}";
+
+    /// <summary>Messages delivered so far; null when the reply itself is the end of the job (smtp-sink).</summary>
+    public abstract long? Delivered();
+
+    /// <summary>Between runs: start from an empty mailbox.</summary>
+    public virtual Task ResetAsync() => Task.CompletedTask;
+
+    public abstract ValueTask DisposeAsync();
+
+    protected static void DeleteMailbox(string path)
+    {
+        File.Delete(path);
+        File.Delete(path + ".lock");
+    }
+}
+
+/// <summary>Bridge as its own process, from a copy of the Release build, configured through appsettings.json.</summary>
+internal sealed class BridgeTarget : Target
+{
+    private readonly TempDir _root;
+    private readonly TempDir _spool;
+    private readonly BridgeProcess _process;
+    private readonly DovecotServer? _store;
+    private readonly MboxCounter _mbox;
+    private readonly int _port;
+
+    private BridgeTarget(TempDir root, TempDir spool, BridgeProcess process, DovecotServer? store, int port)
+    {
+        _root = root;
+        _spool = spool;
+        _process = process;
+        _store = store;
+        _port = port;
+        _mbox = new MboxCounter(MailboxPath);
+    }
+
+    public override string Name => _store is null ? "Bridge spool" : "Bridge legacy";
+
+    public override int Port => _port;
+
+    public int Pid => _process.Pid;
+
+    public string MailboxPath => _spool[TestAccounts.Alice];
+
+    public static async Task<BridgeTarget> StartSpoolAsync() => await StartAsync(null);
+
+    public static async Task<BridgeTarget> StartLegacyAsync() =>
+        await StartAsync(await DovecotServer.StartStoreAsync(0, TestAccounts.Alice));
+
+    private static async Task<BridgeTarget> StartAsync(DovecotServer? store)
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        var root = new TempDir("bridge-bench");
+        var spool = new TempDir("bridge-bench-spool", TempDir.Mode("1777"));
+        var port = FreePort.Next();
+        var legacy = store is null ? "" : $$"""
+            "Mode": "Legacy", "Legacy": { "Host": "127.0.0.1", "Port": {{store.LmtpPort}}, "Protocol": "Lmtp" },
+            """;
+        await File.WriteAllTextAsync(root["appsettings.json"], $$"""
+            {
+              "Logging": { "LogLevel": { "Default": "Information", "Microsoft.Hosting.Lifetime": "Warning" } },
+              "Bridge": {
+                "Listen": { "Port": {{port}} }, {{legacy}}
+                "LocalDomains": [ "{{Domain}}" ],
+                "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{root["journal"]}}", "MaxMailboxBytes": 0 }
+              }
+            }
+            """);
+        var process = await BridgeProcess.StartAsync(root, null);
+        return new BridgeTarget(root, spool, process, store, port);
+    }
+
+    public override long? Delivered() => _store is null ? _mbox.Count() : MaildirCount(_store, TestAccounts.Alice);
+
+    public override Task ResetAsync()
+    {
+        if (_store is null)
+        {
+            DeleteMailbox(MailboxPath);
+        }
+        else
+        {
+            DeleteMaildir(_store, TestAccounts.Alice);
+        }
+        return Task.CompletedTask;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await _process.DisposeAsync();
+        if (_store is not null)
+        {
+            await _store.DisposeAsync();
+        }
+        _root.Dispose();
+        _spool.Dispose();
+    }
+
+    private static readonly string[] MaildirFolders = ["new", "cur"];
+
+    /// <summary>Dovecot's cost per delivery grows with the Maildir (it syncs its index against the folder), so every run starts empty.</summary>
+    internal static void DeleteMaildir(DovecotServer store, string user)
+    {
+        var maildir = Path.Combine(store.HomeOf(user), "Maildir");
+        if (Directory.Exists(maildir))
+        {
+            Directory.Delete(maildir, recursive: true);
+        }
+    }
+
+    internal static long MaildirCount(DovecotServer store, string user)
+    {
+        var maildir = Path.Combine(store.HomeOf(user), "Maildir");
+        return MaildirFolders.Select(d => Path.Combine(maildir, d)).Where(Directory.Exists).Sum(d => (long)Directory.GetFiles(d).Length);
+    }
+}
+
+/// <summary>A real Postfix as the final destination: smtpd, cleanup, qmgr, local(8) into an mbox (its defaults otherwise).</summary>
+internal sealed class PostfixLocalTarget : Target
+{
+    private readonly PostfixServer _postfix;
+    private readonly TempDir _spool;
+    private readonly MboxCounter _mbox;
+
+    private PostfixLocalTarget(PostfixServer postfix, TempDir spool)
+    {
+        _postfix = postfix;
+        _spool = spool;
+        _mbox = new MboxCounter(spool[TestAccounts.Alice]);
+    }
+
+    public override string Name => "Postfix local(8)";
+
+    public override int Port => _postfix.SmtpPort;
+
+    public static async Task<PostfixLocalTarget> StartAsync()
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        var spool = new TempDir("bridge-bench-postfix-spool", TempDir.Mode("1777"));
+        return new PostfixLocalTarget(await PostfixServer.StartLocalDeliveryAsync(Domain, spool.Path), spool);
+    }
+
+    public override long? Delivered() => _mbox.Count();
+
+    public override Task ResetAsync()
+    {
+        DeleteMailbox(_spool[TestAccounts.Alice]);
+        return Task.CompletedTask;
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await _postfix.DisposeAsync();
+        _spool.Dispose();
+    }
+}
+
+/// <summary>Dovecot's LMTP server with a Maildir store, the target legacy mode relays to, driven directly.</summary>
+internal sealed class DovecotLmtpTarget(DovecotServer store) : Target
+{
+    public override string Name => "Dovecot LMTP";
+
+    public override int Port => store.LmtpPort;
+
+    public override bool Lmtp => true;
+
+    public override string Recipient => TestAccounts.Alice;
+
+    public static async Task<DovecotLmtpTarget> StartAsync() => new(await DovecotServer.StartStoreAsync(0, TestAccounts.Alice));
+
+    public override long? Delivered() => BridgeTarget.MaildirCount(store, TestAccounts.Alice);
+
+    public override Task ResetAsync()
+    {
+        BridgeTarget.DeleteMaildir(store, TestAccounts.Alice);
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask DisposeAsync() => store.DisposeAsync();
+}
+
+/// <summary>Postfix's smtp-sink: accepts and discards, the ceiling for SMTP intake on this machine.</summary>
+internal sealed class SmtpSinkTarget : Target
+{
+    private readonly Process _process;
+    private readonly int _port;
+
+    private SmtpSinkTarget(Process process, int port)
+    {
+        _process = process;
+        _port = port;
+    }
+
+    public override string Name => "smtp-sink";
+
+    public override int Port => _port;
+
+    public static async Task<SmtpSinkTarget> StartAsync()
+    {
+        var sink = Peers.Require("smtp-sink", "postfix");
+        var port = FreePort.Next();
+        var process = Process.Start(new ProcessStartInfo(sink, ["-u", "nobody", $"127.0.0.1:{port}", "256"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        if (!await DovecotServer.WaitForPortAsync(port))
+        {
+            process.Kill();
+            throw new InvalidOperationException($"smtp-sink did not start: {await process.StandardError.ReadToEndAsync()}");
+        }
+        return new SmtpSinkTarget(process, port);
+    }
+
+    public override long? Delivered() => null;
+
+    public override async ValueTask DisposeAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+    }
+}
