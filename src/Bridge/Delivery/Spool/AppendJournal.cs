@@ -1,7 +1,8 @@
 // Job: remember, durably, each mailbox append in progress: device and inode of the mailbox, its size before,
-// its size after, and the record's first line ("From sender  date"). Written and fsync'ed under the mailbox
-// locks before the first byte is appended, removed after the append is fsync'ed or rolled back. An entry
-// found later means Bridge died mid-append: MailboxAppender.Recover decides what to do with the tail.
+// its size after, the first record's first line ("From sender  date") and, for a group commit of several
+// records, where each further record starts. Written and fsync'ed under the mailbox locks before the first
+// byte is appended, removed after the append is fsync'ed or rolled back. An entry found later means Bridge
+// died mid-append: MailboxAppender.Recover decides what to do with the tail.
 // Failure: Record returns the errno (the delivery is then deferred: no append without its journal entry).
 using System.Globalization;
 using System.Text;
@@ -9,7 +10,14 @@ using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
 
-public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, long After, string FirstLine);
+/// <param name="LaterStarts">Offsets where the 2nd, 3rd, ... record of a group commit start (empty for one record).</param>
+public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, long After, string FirstLine, IReadOnlyList<long> LaterStarts)
+{
+    public AppendJournalEntry(ulong device, ulong inode, long before, long after, string firstLine)
+        : this(device, inode, before, after, firstLine, [])
+    {
+    }
+}
 
 public sealed class AppendJournal(string directory)
 {
@@ -20,7 +28,7 @@ public sealed class AppendJournal(string directory)
     public int Record(string shortName, AppendJournalEntry entry)
     {
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"v1 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {Convert.ToBase64String(Encoding.UTF8.GetBytes(entry.FirstLine))}\n");
+            $"v1 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {Convert.ToBase64String(Encoding.UTF8.GetBytes(entry.FirstLine))}{string.Concat(entry.LaterStarts.Select(s => $" {s}"))}\n");
         var fd = Libc.Open(PathFor(shortName), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180);
         if (fd < 0)
         {
@@ -40,17 +48,31 @@ public sealed class AppendJournal(string directory)
 
     public AppendJournalEntry? Find(string shortName)
     {
+        var path = PathFor(shortName);
+        if (!File.Exists(path)) // the common case: checked without the cost of an exception
+        {
+            return null;
+        }
         string text;
         try
         {
-            text = File.ReadAllText(PathFor(shortName));
+            text = File.ReadAllText(path);
         }
         catch (IOException)
         {
             return null;
         }
         var parts = text.Trim().Split(' ');
-        if (parts.Length != 6 || parts[0] != "v1" ||
+        var later = new List<long>();
+        foreach (var part in parts.Skip(6))
+        {
+            if (!long.TryParse(part, CultureInfo.InvariantCulture, out var start))
+            {
+                return null;
+            }
+            later.Add(start);
+        }
+        if (parts.Length < 6 || parts[0] != "v1" ||
             !ulong.TryParse(parts[1], CultureInfo.InvariantCulture, out var device) ||
             !ulong.TryParse(parts[2], CultureInfo.InvariantCulture, out var inode) ||
             !long.TryParse(parts[3], CultureInfo.InvariantCulture, out var before) ||
@@ -58,7 +80,7 @@ public sealed class AppendJournal(string directory)
         {
             return null;
         }
-        return new AppendJournalEntry(device, inode, before, after, Encoding.UTF8.GetString(Convert.FromBase64String(parts[5])));
+        return new AppendJournalEntry(device, inode, before, after, Encoding.UTF8.GetString(Convert.FromBase64String(parts[5])), later);
     }
 
     /// <summary>Short names with an entry left behind (by a crash).</summary>

@@ -127,7 +127,7 @@ internal sealed class MailboxAppender : IDisposable
                 journal.Forget(_name);
                 return new RecoveryNote(false, $"{_name}: the bytes after {entry.Before} are not the interrupted append; left alone");
             }
-            var foreign = FindRecordStart(reader, entry.Before + firstLine.Length, now.Size);
+            var foreign = FindForeignRecordStart(reader, entry.Before + firstLine.Length, now.Size, entry.LaterStarts);
             var complete = now.Size >= entry.After && (foreign < 0 || foreign >= entry.After - 1) && EndsRecordAt(reader, entry.After);
             if (complete)
             {
@@ -149,6 +149,20 @@ internal sealed class MailboxAppender : IDisposable
         finally
         {
             Libc.Close(reader);
+        }
+    }
+
+    /// <summary>Like FindRecordStart, but the starts of the later records of our own group commit are not foreign.</summary>
+    private static long FindForeignRecordStart(int fd, long from, long end, IReadOnlyList<long> ownStarts)
+    {
+        while (true)
+        {
+            var at = FindRecordStart(fd, from, end);
+            if (at < 0 || !ownStarts.Contains(at + 1))
+            {
+                return at;
+            }
+            from = at + 1;
         }
     }
 
@@ -422,6 +436,11 @@ internal sealed class MailboxAppender : IDisposable
             ? new DeliveryStatus(250, "2.0.0", "durable")
             : Errno.ToStatus(Libc.LastError, _name, "fsync");
     }
+
+    /// <summary>Cuts the file back to <paramref name="size"/> (the start of a record that failed; the caller
+    /// fsyncs with Commit). Returns null or the error.</summary>
+    public string? TruncateTo(long size) =>
+        Libc.Ftruncate(_fd, size) == 0 ? null : $"cannot truncate {_path} back to {size} bytes: {Errno.Describe(Libc.LastError)}";
 
     /// <summary>Restores the size recorded under the lock. Returns an error text when that failed (the journal
     /// entry must then stay, for recovery to finish the job).</summary>

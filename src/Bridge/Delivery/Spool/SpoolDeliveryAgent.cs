@@ -5,15 +5,34 @@
 // success is reported; if any copy fails, every copy already written is truncated away under its lock, so
 // a 4xx never leaves duplicates behind when the MTA retries. Each append is announced in the AppendJournal
 // first, so that an append cut short by a crash is removed before anything else is written to that mailbox.
+// A message for one mailbox (the common case: Postfix sends one recipient per transaction) goes through the
+// GroupCommitter, which shares the lock, journal entry and fsync with concurrent deliveries to that mailbox.
 // Failure: a DeliveryStatus (see MailboxAppender and Errno); never throws for a delivery problem.
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
 
 namespace Bridge.Delivery.Spool;
 
-public sealed partial class SpoolDeliveryAgent(
-    Func<SpoolSettings> settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<SpoolDeliveryAgent> logger) : IDeliveryAgent
+public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
 {
+    private readonly Func<SpoolSettings> settings;
+    private readonly InProcessMailboxLocks locks;
+    private readonly AppendJournal journal;
+    private readonly GroupCommitter committer;
+    private readonly ILogger<SpoolDeliveryAgent> logger;
+
+    public SpoolDeliveryAgent(Func<SpoolSettings> settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<SpoolDeliveryAgent> logger)
+    {
+        this.settings = settings;
+        this.locks = locks;
+        this.journal = journal;
+        this.logger = logger;
+        committer = new GroupCommitter(locks, journal, logger, LogRecovery);
+    }
+
+    /// <summary>Group commits so far (one lock, journal entry and fsync each).</summary>
+    public long GroupCommits => committer.Batches;
+
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
         var settingsNow = settings();
@@ -52,6 +71,13 @@ public sealed partial class SpoolDeliveryAgent(
         targets.RemoveAll(t => refused.ContainsKey(t.User.ShortName));
 
         var now = DateTime.Now;
+        if (targets.Count == 1)
+        {
+            var only = targets[0];
+            var single = new MboxRecord(request.Sender, only.Address, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
+            return await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, single, current,
+                cancellationToken).ConfigureAwait(false);
+        }
         var opened = new List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)>();
         try
         {

@@ -12,12 +12,14 @@ public class CrashRecoveryTests
     private static readonly byte[] Partial = Encoding.ASCII.GetBytes(FirstLine + "\nReturn-Path: <crashed@example.org>\nX-Original-To: ali");
 
     /// <summary>Leaves the mailbox and the journal as a Bridge killed in the middle of an append would.</summary>
-    private static void SimulateCrash(string mailbox, string journalDirectory, byte[] appended, long recordLength)
+    /// <param name="laterStarts">For a group commit: where its 2nd, 3rd, ... record start, relative to the old end.</param>
+    private static void SimulateCrash(string mailbox, string journalDirectory, byte[] appended, long recordLength, params long[] laterStarts)
     {
         Directory.CreateDirectory(journalDirectory);
         Assert.Equal(0, Libc.Lstat(mailbox, out var before));
         Assert.Equal(0, new AppendJournal(journalDirectory).Record(TestAccounts.Alice,
-            new AppendJournalEntry(before.Device, before.Inode, before.Size, before.Size + recordLength, FirstLine)));
+            new AppendJournalEntry(before.Device, before.Inode, before.Size, before.Size + recordLength, FirstLine,
+                [.. laterStarts.Select(s => before.Size + s)])));
         using var stream = new FileStream(mailbox, FileMode.Append);
         stream.Write(appended);
     }
@@ -99,5 +101,31 @@ public class CrashRecoveryTests
 
         Assert.Equal(before, await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
         Assert.Contains(bridge.Logs.Lines, l => l.StartsWith("Critical", StringComparison.Ordinal) && l.Contains("followed by other mail", StringComparison.Ordinal));
+    }
+    [Fact]
+    public async Task A_group_commit_cut_short_by_a_crash_is_truncated_whole_and_a_complete_one_is_kept_whole()
+    {
+        var (spool, root, _) = await PrepareAsync();
+        using var _s = spool;
+        using var _r = root;
+        var first = Encoding.ASCII.GetBytes(FirstLine + "\nSubject: one\n\nbody one\n\n");
+        var second = Encoding.ASCII.GetBytes(FirstLine + "\nSubject: two\n\nbody two\n\n");
+        // Two records journalled as one batch; the crash came after the first and part of the second.
+        SimulateCrash(spool[TestAccounts.Alice], root["journal"], first.Concat(second.Take(30)).ToArray(), first.Length + second.Length, first.Length);
+
+        await using (var bridge = await StartAsync(spool, root))
+        {
+            Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
+            Assert.Contains(bridge.Logs.Lines, l => l.Contains($"removed an incomplete record of {first.Length + 30} bytes", StringComparison.Ordinal));
+        }
+
+        // A batch that was written completely: its own second "From " line is not mistaken for another writer's mail.
+        SimulateCrash(spool[TestAccounts.Alice], root["journal"], first.Concat(second).ToArray(), first.Length + second.Length, first.Length);
+        await using (var bridge = await StartAsync(spool, root))
+        {
+            Assert.Equal(SpoolScenario.SampleMbox.Concat(first).Concat(second).ToArray(), await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
+            Assert.DoesNotContain(bridge.Logs.Lines, l => l.Contains("followed by other mail", StringComparison.Ordinal));
+            Assert.Empty(Directory.GetFiles(root["journal"]));
+        }
     }
 }
