@@ -58,6 +58,34 @@ public class StoreRelayTests
     }
 
     [Fact]
+    public async Task Dot_lines_at_every_offset_of_a_large_message_reach_the_store_unchanged()
+    {
+        // Thousands of dot lines of varying length: wherever the intake's buffers split the message (between CR
+        // and LF, or LF and "."), some line starts there, so dot-stuffing across segment ends is exercised.
+        await using var s = await LegacyScenario.StartAsync();
+        using var dir = new TempDir();
+        var body = new StringBuilder();
+        for (var i = 0; i < 6000; i++)
+        {
+            body.Append('.', 1 + (i % 3)).Append(new string('d', i % 11)).Append("\r\n");
+        }
+        body.Length -= 2; // swaks ends the data with CRLF "." CRLF itself
+        var bodyBytes = Encoding.ASCII.GetBytes(body.ToString());
+        await File.WriteAllBytesAsync(dir["m"], [.. "Subject: many dots\r\nMessage-Id: <many-dots@test>\r\n\r\n"u8, .. bodyBytes]);
+        bodyBytes = [.. bodyBytes, .. "\r\n"u8];
+
+        var result = await Swaks.SendAsync(s.Port, Alice, dataFile: dir["m"]);
+
+        Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        var storedBody = stored.AsSpan(stored.AsSpan().IndexOf("\r\n\r\n"u8) + 4);
+        var same = storedBody.CommonPrefixLength(bodyBytes);
+        Assert.True(same == bodyBytes.Length && storedBody.Length == bodyBytes.Length,
+            $"stored body of {storedBody.Length} bytes, sent {bodyBytes.Length}; first difference at byte {same}: " +
+            Encoding.ASCII.GetString(storedBody[Math.Max(0, same - 30)..Math.Min(storedBody.Length, same + 30)]));
+    }
+
+    [Fact]
     public async Task Store_down_gives_451_4_4_1_within_the_budget_and_the_next_try_is_delivered_once()
     {
         await using var s = await LegacyScenario.StartAsync(storeUp: false, "Bridge:Retry:Budget=00:00:03", "Bridge:Retry:MaxAttempts=3");
