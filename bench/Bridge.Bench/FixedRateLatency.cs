@@ -6,7 +6,11 @@ using System.Diagnostics;
 
 namespace Bridge.Bench;
 
-internal sealed record LatencyResult(double P50Milliseconds, double P99Milliseconds, int Samples);
+internal sealed record LatencyResult(double P50Milliseconds, double P99Milliseconds, int Samples)
+{
+    public static LatencyResult Of(IReadOnlyList<double> milliseconds) =>
+        new(Stats.Percentile(milliseconds, 50), Stats.Percentile(milliseconds, 99), milliseconds.Count);
+}
 
 internal static class FixedRateLatency
 {
@@ -31,6 +35,6 @@ internal static class FixedRateLatency
             }
             samples.Add((await probe.SendAsync(target.Recipient, message)).TotalMilliseconds);
         }
-        return new LatencyResult(Stats.Percentile(samples, 50), Stats.Percentile(samples, 99), samples.Count);
+        return LatencyResult.Of(samples);
     }
 }

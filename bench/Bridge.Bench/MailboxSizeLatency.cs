@@ -43,7 +43,7 @@ internal static class MailboxSizeLatency
                 samples.Add(took.TotalMilliseconds);
             }
         }
-        return new LatencyResult(Stats.Percentile(samples, 50), Stats.Percentile(samples, 99), samples.Count);
+        return LatencyResult.Of(samples);
     }
 
     private static async Task FillAsync(string path, long bytes)

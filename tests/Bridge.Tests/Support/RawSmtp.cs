@@ -21,7 +21,7 @@ public sealed class RawSmtp : IDisposable
 
     public static async Task<(RawSmtp Session, string Greeting)> ConnectAsync(int port)
     {
-        var client = new TcpClient();
+        var client = new TcpClient { NoDelay = true }; // each line leaves at once, as an MTA's would
         await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
         var session = new RawSmtp(client);
         return (session, await session.ReadReplyAsync());

@@ -209,13 +209,13 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
 
         var accepted = Enumerable.Range(0, recipients.Count).Where(i => statuses[i].IsSuccess).ToList();
-        if (accepted.Count == 0 && !pipelined)
-        {
-            await ResetAsync(cancellationToken).ConfigureAwait(false);
-            return statuses;
-        }
         if (!pipelined)
         {
+            if (accepted.Count == 0)
+            {
+                await ResetAsync(cancellationToken).ConfigureAwait(false);
+                return statuses;
+            }
             await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
         }
         var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
