@@ -61,7 +61,7 @@ public static class BridgeHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(90)); // systemd's TimeoutStopSec
         customize?.Invoke(builder);
 
-        var passwd = new SystemPasswdDatabase();
+        var passwd = new PasswdCache(new SystemPasswdDatabase(), TimeProvider.System);
         var (snapshot, errors) = SettingsSnapshot.Load(builder.Configuration, passwd);
         if (snapshot is null)
         {

@@ -21,7 +21,7 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         return Task.FromResult(true);
     }
 
-    public Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
+    public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var session = SessionState.Of(context);
         var max = settings.Current.Options.MaxRecipients;
@@ -30,13 +30,16 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
             metrics.RecipientRefused("4.5.3");
             throw SmtpReplies.Refusal(new Bridge.Delivery.DeliveryStatus(452, "4.5.3", $"Too many recipients (at most {max} per message)"));
         }
-        var route = settings.Current.Routing.Resolve(to.User ?? "", to.Host ?? "");
+        var routing = settings.Current.Routing;
+        // getpwnam may ask a directory server (NSS): never on a socket event thread (Hosting/SocketThreads.cs).
+        var route = routing.ResolveWithoutBlocking(to.User ?? "", to.Host ?? "")
+            ?? await Task.Run(() => routing.Resolve(to.User ?? "", to.Host ?? ""), CancellationToken.None).ConfigureAwait(false);
         if (!route.IsAccepted)
         {
             metrics.RecipientRefused(route.Refusal.Enhanced);
             throw SmtpReplies.Refusal(route.Refusal);
         }
         session.Routes[to] = route.Recipient!;
-        return Task.FromResult(true);
+        return true;
     }
 }

@@ -7,6 +7,13 @@ namespace Bridge.Routing;
 public interface IPasswdDatabase
 {
     (uint Uid, uint Gid)? Find(string login);
+
+    /// <summary>An answer known without asking NSS (which may block on a directory server); false when Find must ask.</summary>
+    bool TryFindWithoutLookup(string login, out (uint Uid, uint Gid) account)
+    {
+        account = default;
+        return false;
+    }
 }
 
 public sealed class SystemPasswdDatabase : IPasswdDatabase

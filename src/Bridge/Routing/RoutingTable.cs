@@ -48,7 +48,13 @@ public sealed class RoutingTable
         }
     }
 
-    public RouteResult Resolve(string localPart, string domain)
+    public RouteResult Resolve(string localPart, string domain) => Resolve(localPart, domain, mayBlock: true)!;
+
+    /// <summary>Like Resolve, but null where Resolve would have to ask NSS (a login not in the passwd cache):
+    /// the caller then runs Resolve where blocking is harmless.</summary>
+    public RouteResult? ResolveWithoutBlocking(string localPart, string domain) => Resolve(localPart, domain, mayBlock: false);
+
+    private RouteResult? Resolve(string localPart, string domain, bool mayBlock)
     {
         var address = $"{localPart}@{domain}";
         var normalizedDomain = NormalizeDomain(domain);
@@ -61,7 +67,11 @@ public sealed class RoutingTable
         var local = localPart.ToLowerInvariant();
         foreach (var candidate in Candidates(local))
         {
-            var user = Find(candidate, normalizedDomain);
+            var (user, wouldBlock) = Find(candidate, normalizedDomain, mayBlock);
+            if (wouldBlock)
+            {
+                return null;
+            }
             if (user is not null)
             {
                 return RouteResult.Accept(new RoutedRecipient(address, user, $"{user.ShortName}@{_primaryDomain}"));
@@ -84,21 +94,30 @@ public sealed class RoutingTable
         }
     }
 
-    private LocalUser? Find(string local, string domain)
+    private (LocalUser? User, bool WouldBlock) Find(string local, string domain, bool mayBlock)
     {
         if (_byAddress.TryGetValue($"{local}@{domain}", out var user) || _byName.TryGetValue(local, out user))
         {
-            return user;
+            return (user, false);
         }
-        if (_passwd is not null && ShortName.IsSafeFileName(local))
+        if (_passwd is null || !ShortName.IsSafeFileName(local))
         {
-            var account = _passwd.Find(local);
-            if (account is { } found)
-            {
-                return new LocalUser(local, found.Uid, found.Gid, null);
-            }
+            return (null, false);
         }
-        return null;
+        (uint Uid, uint Gid)? account;
+        if (_passwd.TryFindWithoutLookup(local, out var known))
+        {
+            account = known;
+        }
+        else if (mayBlock)
+        {
+            account = _passwd.Find(local);
+        }
+        else
+        {
+            return (null, true);
+        }
+        return (account is { } found ? new LocalUser(local, found.Uid, found.Gid, null) : null, false);
     }
 
     private static string NormalizeDomain(string domain) => domain.Trim().TrimEnd('.').ToLowerInvariant();

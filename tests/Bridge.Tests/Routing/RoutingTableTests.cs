@@ -85,4 +85,66 @@ public class RoutingTableTests
     [InlineData("", false)]
     [InlineData("george@afp548.com", false)]
     public void Safe_file_names(string name, bool safe) => Assert.Equal(safe, ShortName.IsSafeFileName(name));
+
+    [Fact]
+    public void Without_blocking_only_answers_what_needs_no_passwd_lookup()
+    {
+        var passwd = new CountingPasswd("daemonuser");
+        var table = Table(passwd);
+        var atStart = passwd.Lookups; // the configured users' first short names
+        Assert.Equal("george", table.ResolveWithoutBlocking("gw", "afp548.com")!.Recipient!.User.ShortName); // configured
+        Assert.Equal("5.7.1", table.ResolveWithoutBlocking("daemonuser", "example.org")!.Refusal.Enhanced); // foreign
+        Assert.Null(table.ResolveWithoutBlocking("daemonuser", "localhost")); // would ask NSS
+        Assert.Null(table.ResolveWithoutBlocking("nobody-here", "localhost"));
+        Assert.Equal(atStart, passwd.Lookups);
+        Assert.Equal("5.1.1", Table().ResolveWithoutBlocking("nobody-here", "localhost")!.Refusal.Enhanced); // no passwd at all
+    }
+
+    [Fact]
+    public void Passwd_cache_keeps_found_accounts_for_its_ttl_and_never_unknown_ones()
+    {
+        var passwd = new CountingPasswd("daemonuser");
+        var clock = new ManualClock();
+        var table = Table(new PasswdCache(passwd, clock));
+        var atStart = passwd.Lookups;
+
+        Assert.Equal((uint?)1000, table.Resolve("daemonuser", "localhost").Recipient?.User.Uid);
+        Assert.Equal((uint?)1000, table.ResolveWithoutBlocking("daemonuser", "localhost")?.Recipient?.User.Uid);
+        Assert.Equal((uint?)1000, table.Resolve("daemonuser+tag", "localhost").Recipient?.User.Uid);
+        Assert.Equal(atStart + 1, passwd.Lookups);
+
+        Assert.False(table.Resolve("newuser", "localhost").IsAccepted);
+        passwd.Add("newuser"); // created a moment later: the next RCPT must see it
+        Assert.True(table.Resolve("newuser", "localhost").IsAccepted);
+
+        clock.Now += PasswdCache.Ttl;
+        Assert.Null(table.ResolveWithoutBlocking("daemonuser", "localhost")); // expired: asked again
+        passwd.Remove("daemonuser");
+        Assert.False(table.Resolve("daemonuser", "localhost").IsAccepted);
+        Assert.Null(table.ResolveWithoutBlocking("daemonuser", "localhost"));
+    }
+
+    private sealed class CountingPasswd(params string[] logins) : IPasswdDatabase
+    {
+        private readonly List<string> _logins = [.. logins];
+
+        public int Lookups { get; private set; }
+
+        public void Add(string login) => _logins.Add(login);
+
+        public void Remove(string login) => _logins.Remove(login);
+
+        public (uint Uid, uint Gid)? Find(string login)
+        {
+            Lookups++;
+            return _logins.Contains(login) ? ((uint)(1000 + _logins.IndexOf(login)), 100u) : null;
+        }
+    }
+
+    private sealed class ManualClock : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
 }

@@ -40,12 +40,21 @@ public sealed class LockHolder : IDisposable
 
     public Task Exited => _process.WaitForExitAsync();
 
+    /// <summary>Ends the holder (its lock goes with it); a second call does nothing.</summary>
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         if (!_process.HasExited)
         {
             _process.Kill();
+            _process.WaitForExit();
         }
         _process.Dispose();
     }
+
+    private bool _disposed;
 }

@@ -78,6 +78,14 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
             return await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, single, current,
                 cancellationToken).ConfigureAwait(false);
         }
+        // Locks, writes and fsyncs block the thread: never on a socket event thread (Hosting/SocketThreads.cs).
+        return await Task.Run(() => AppendAllOrNoneAsync(request, targets, now, current, refused, cancellationToken), CancellationToken.None)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<DeliveryStatus> AppendAllOrNoneAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
+        SpoolSettings current, Dictionary<string, DeliveryStatus> refused, CancellationToken cancellationToken)
+    {
         var opened = new List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)>();
         try
         {
