@@ -59,7 +59,7 @@ internal static class Report
         Line(text, $"Added by Bridge spool mode over smtp-sink (the bare SMTP reply): p50 {Ms(spoolAdded.P50)}, p99 {Ms(spoolAdded.P99)}. " +
             $"Added by Bridge legacy mode over Dovecot LMTP on its own: p50 {Ms(legacyAdded.P50)}, p99 {Ms(legacyAdded.P99)}.");
         Line(text);
-        Line(text, "## Append latency: empty mailbox vs a large one (Bridge spool, one connection, sequential)");
+        Line(text, "## Append latency: empty mailbox vs a large one (Bridge spool, one connection, messages alternating between an empty mailbox and a large one)");
         Line(text);
         var m = data.MailboxSize;
         var growth = (m.Large.P50Milliseconds / m.Empty.P50Milliseconds) - 1;

@@ -60,7 +60,9 @@ internal sealed class BridgeTarget : Target
 
     public int Pid => _process.Pid;
 
-    public string MailboxPath => _spool[TestAccounts.Alice];
+    public string MailboxPath => MailboxOf(TestAccounts.Alice);
+
+    public string MailboxOf(string user) => _spool[user];
 
     public static async Task<BridgeTarget> StartSpoolAsync() => await StartAsync(null);
 
