@@ -48,10 +48,14 @@ foreach (var target in targets)
 var throughput = new Dictionary<(LoadShape, string), List<double>>();
 for (var run = 1; run <= options.Runs; run++)
 {
+    // Each run starts at the next target, so no system always follows the same one (a run right after Postfix's
+    // queue-file churn pays for it in the file system); every timed run starts after a sync.
+    var shift = (run - 1) % targets.Length;
     foreach (var shape in shapes)
     {
-        foreach (var target in targets)
+        foreach (var target in targets.Skip(shift).Concat(targets.Take(shift)))
         {
+            await Proc.RunAsync("sync", []);
             var rate = await SmtpSource.RunAsync(target, shape);
             throughput.TryAdd((shape, target.Name), []);
             throughput[(shape, target.Name)].Add(rate);
