@@ -132,6 +132,10 @@ public sealed class LegacyOptions
     /// 8-13% more msg/s than with 8.</summary>
     public int MaxConnections { get; set; } = 20;
 
+    /// <summary>Send one-recipient messages with BDAT (RFC 3030) when the store offers CHUNKING and PIPELINING: one
+    /// round trip per message and no dot-stuffing. false: always DATA (for a store whose CHUNKING misbehaves).</summary>
+    public bool Chunking { get; set; } = true;
+
     /// <summary>When the store still fails after the retry budget, write to the recipient's spool instead of answering 4xx.</summary>
     public bool FallbackToSpool { get; set; }
 }

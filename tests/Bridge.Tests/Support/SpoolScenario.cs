@@ -72,8 +72,16 @@ public sealed class SpoolScenario : IAsyncDisposable
 
     public static byte[] SampleMbox => "From old@example.org  Mon Nov 23 10:00:00 2026\nSubject: earlier\n\nearlier body\n\n"u8.ToArray();
 
+    private bool _disposed;
+
+    /// <summary>Stops Bridge and removes the directories; a second call does nothing (a test may stop Bridge early).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         await Bridge.DisposeAsync();
         Spool.Dispose();
         Root.Dispose();

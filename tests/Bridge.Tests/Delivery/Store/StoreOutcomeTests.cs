@@ -87,13 +87,16 @@ public class StoreOutcomeTests
     }
 
 
-    [Fact]
-    public async Task Protocol_smtp_relays_through_a_real_postfix_store_with_the_bytes_unchanged()
+    [Theory]
+    [InlineData(true, "bdat=1")]
+    [InlineData(false, "data=1")]
+    public async Task Protocol_smtp_relays_through_a_real_postfix_store_with_the_bytes_unchanged(bool chunking, string postfixCounted)
     {
         await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice, TestAccounts.Bob);
         await using var front = await PostfixServer.StartStoreFrontAsync(SpoolScenario.Domain, store.LmtpPort);
-        await using var s = await SpoolScenario.StartAsync("Bridge:Mode=Legacy", "Bridge:Legacy:Host=127.0.0.1",
-            $"Bridge:Legacy:Port={front.SmtpPort}", "Bridge:Legacy:Protocol=Smtp");
+        var s = await SpoolScenario.StartAsync("Bridge:Mode=Legacy", "Bridge:Legacy:Host=127.0.0.1",
+            $"Bridge:Legacy:Port={front.SmtpPort}", "Bridge:Legacy:Protocol=Smtp", $"Bridge:Legacy:Chunking={chunking}");
+        await using var stopBridge = s;
         using var dir = new TempDir();
         var data = dir["m"];
         byte[] message = [.. "From: sender@example.org\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\nSubject: via smtp\r\nMessage-Id: <smtp@test>\r\n\r\n.dot\r\nFrom x\r\n8bit "u8, 0xC3, 0xA9];
@@ -108,5 +111,12 @@ public class StoreOutcomeTests
         Assert.NotNull(stored);
         Assert.True(stored.AsSpan().EndsWith((byte[])[.. message, .. "\r\n"u8]), Encoding.Latin1.GetString(stored));
         Assert.Contains("by bridge.localhost (Bridge) with ESMTP", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+
+        // Postfix counts the commands of a session when it ends (Bridge says QUIT to its pooled connections as it stops).
+        await s.DisposeAsync();
+        string? ended = null;
+        await Eventually.WaitAsync(() => Task.FromResult((ended = front.Log.Split('\n').FirstOrDefault(l =>
+            l.Contains("disconnect from", StringComparison.Ordinal) && l.Contains(" mail=1 ", StringComparison.Ordinal))) is not null));
+        Assert.True(ended?.Contains($" {postfixCounted} ", StringComparison.Ordinal) == true, front.Log);
     }
 }

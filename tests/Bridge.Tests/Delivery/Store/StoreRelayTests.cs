@@ -41,10 +41,12 @@ public class StoreRelayTests
                                                         && l.Contains("attempts=1, status=sent (250 2.0.0", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task Dot_lines_eight_bit_and_tags_reach_the_store_unchanged()
+    [Theory]
+    [InlineData(true)] // one recipient and a store with CHUNKING: BDAT, the bytes as they are
+    [InlineData(false)] // DATA: dot-stuffed by Bridge, unstuffed by the store
+    public async Task Dot_lines_eight_bit_and_tags_reach_the_store_unchanged(bool chunking)
     {
-        await using var s = await LegacyScenario.StartAsync();
+        await using var s = await LegacyScenario.StartAsync(true, $"Bridge:Legacy:Chunking={chunking}");
         using var dir = new TempDir();
         var data = dir["m"];
         byte[] body = [.. ".leading dot\r\n..two dots\r\n.\r\nFrom line\r\ncaf"u8, 0xC3, 0xA9, (byte)' ', 0xE9];
@@ -57,15 +59,18 @@ public class StoreRelayTests
         Assert.True(stored.AsSpan().EndsWith((byte[])[.. "\r\n\r\n"u8, .. body, .. "\r\n"u8]), Encoding.Latin1.GetString(stored));
     }
 
-    [Fact]
-    public async Task Dot_lines_at_every_offset_of_a_large_message_reach_the_store_unchanged()
+    [Theory]
+    [InlineData(false, 6000)] // DATA
+    [InlineData(true, 6000)] // BDAT in the same write as MAIL and RCPT (about 40 KB)
+    [InlineData(true, 60000)] // BDAT after MAIL and RCPT were accepted (about 400 KB, over the 256 KiB pipelined limit)
+    public async Task Dot_lines_at_every_offset_of_a_large_message_reach_the_store_unchanged(bool chunking, int lines)
     {
         // Thousands of dot lines of varying length: wherever the intake's buffers split the message (between CR
         // and LF, or LF and "."), some line starts there, so dot-stuffing across segment ends is exercised.
-        await using var s = await LegacyScenario.StartAsync();
+        await using var s = await LegacyScenario.StartAsync(true, $"Bridge:Legacy:Chunking={chunking}");
         using var dir = new TempDir();
         var body = new StringBuilder();
-        for (var i = 0; i < 6000; i++)
+        for (var i = 0; i < lines; i++)
         {
             body.Append('.', 1 + (i % 3)).Append(new string('d', i % 11)).Append("\r\n");
         }
@@ -121,18 +126,35 @@ public class StoreRelayTests
         Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("status=sent", StringComparison.Ordinal) && !l.Contains("attempts=1,", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task A_store_550_is_passed_back_as_is_and_not_retried()
+    [Theory]
+    [InlineData(true, 1)] // BDAT in the same write as the refused RCPT: the store's 503 to it is read, then RSET
+    [InlineData(true, 300)] // a message over the pipelined limit: its bytes never go out after the refused RCPT
+    [InlineData(false, 1)] // DATA
+    public async Task A_store_550_is_passed_back_as_is_not_retried_and_the_connection_stays_in_step(bool chunking, int kilobytes)
     {
         // bridgetest3 is a user Bridge knows (a system account) but the store does not.
         await TestAccounts.EnsureAsync(TestAccounts.Carol);
-        await using var s = await LegacyScenario.StartAsync();
+        await using var s = await LegacyScenario.StartAsync(true, $"Bridge:Legacy:Chunking={chunking}");
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["m"], "Subject: big\r\nMessage-Id: <refused@test>\r\n\r\n" +
+            string.Concat(Enumerable.Repeat(new string('x', 1022) + "\r\n", kilobytes)));
 
-        var result = await Swaks.SendAsync(s.Port, $"{TestAccounts.Carol}@{SpoolScenario.Domain}");
+        var result = await Swaks.SendAsync(s.Port, $"{TestAccounts.Carol}@{SpoolScenario.Domain}", dataFile: dir["m"]);
 
         Assert.Matches(@"^550 5\.1\.1 .*User doesn't exist", result.FinalReply);
         Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains("attempts=1, status=bounced (550 5.1.1", StringComparison.Ordinal));
         Assert.DoesNotContain(s.Bridge.Bridge.Logs.Lines, l => l.Contains("attempt 2", StringComparison.Ordinal));
+
+        // The next message goes over the same store connection: had a reply been left unread (or one too many
+        // awaited), it would get the wrong answer or none.
+        var next = await Swaks.SendAsync(s.Port, Alice, extra: ["--header", "Message-Id: <after-refusal@test>"]);
+        Assert.StartsWith("250 ", next.FinalReply, StringComparison.Ordinal);
+        var stored = Assert.Single(await s.InboxAsync(TestAccounts.Alice));
+        Assert.Contains("<after-refusal@test>", Encoding.UTF8.GetString(stored), StringComparison.Ordinal);
+        var log = s.Store!.Log.Split('\n');
+        var connects = log.Count(l => l.Contains("lmtp(", StringComparison.Ordinal) && l.Contains("Connect from", StringComparison.Ordinal)) -
+                       log.Count(l => l.Contains("(state=GREETING)", StringComparison.Ordinal)); // the start-up probe's
+        Assert.True(connects == 1, $"{connects} LMTP connections for 2 messages:\n{s.Store.Log}");
     }
 
     [Fact]
