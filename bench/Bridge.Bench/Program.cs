@@ -1,6 +1,6 @@
 // Job: the benchmark's one entry point (bench/run.sh): starts every system under test once, runs smtp-source
-// against each, run after run interleaved (so drift hits all alike), then the latency, mailbox-size and memory
-// measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
+// against each, run after run interleaved (so drift hits all alike), then legacy vs Dovecot again with the store
+// on a CPU of its own, then the latency, mailbox-size and memory measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
 // Failure: any run that fails or loses a message stops the benchmark with a message; nothing half is written.
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -64,6 +64,8 @@ for (var run = 1; run <= options.Runs; run++)
     }
 }
 
+var storeOwnCore = await StoreOnItsOwnCore.RunAsync(legacy, dovecot, [shapes[2], shapes[3]], options.Runs);
+
 var latency = new Dictionary<string, LatencyResult>();
 foreach (var target in targets)
 {
@@ -79,7 +81,7 @@ var largeMemory = await MemoryPeaks.OneLargeMessageAsync(options.LargeMessageByt
 Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one {options.LargeMessageBytes / 1_000_000} MB message peak {largeMemory.PeakBytes >> 20} MiB (at rest {largeMemory.RestingBytes >> 20} MiB)");
 
 var machine = await Machine.DescribeAsync(Path.GetTempPath());
-var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, latency, mailboxSize, loadMemory, largeMemory));
+var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory));
 Console.WriteLine();
 Console.WriteLine(report);
 if (options.Output is not null)

@@ -17,7 +17,8 @@ internal static class SmtpSource
     private static readonly TimeSpan DeliveryWait = TimeSpan.FromMinutes(5);
 
     /// <summary>Messages per second, from the start of smtp-source to the last delivery.</summary>
-    public static async Task<double> RunAsync(Target target, LoadShape shape)
+    /// <param name="cpus">A CPU list for taskset (e.g. "0"): smtp-source runs only there; null: anywhere.</param>
+    public static async Task<double> RunAsync(Target target, LoadShape shape, string? cpus = null)
     {
         var program = Peers.Require("smtp-source", "postfix");
         await target.ResetAsync();
@@ -29,7 +30,9 @@ internal static class SmtpSource
             "-f", "bench@client.test", "-t", target.Recipient, "-M", "client.test", $"127.0.0.1:{target.Port}",
         ];
         var clock = Stopwatch.StartNew();
-        var result = await Proc.RunAsync(program, args, timeout: DeliveryWait);
+        var result = cpus is null
+            ? await Proc.RunAsync(program, args, timeout: DeliveryWait)
+            : await Proc.RunAsync(Peers.Require("taskset", "util-linux"), ["-c", cpus, program, .. args], timeout: DeliveryWait);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"smtp-source {string.Join(' ', args)} against {target.Name} failed: {result.Output}");

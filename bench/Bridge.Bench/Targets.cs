@@ -60,6 +60,9 @@ internal sealed class BridgeTarget : Target
 
     public int Pid => _process.Pid;
 
+    /// <summary>The Dovecot legacy mode relays to (null in spool mode).</summary>
+    public DovecotServer? Store => _store;
+
     public string MailboxPath => MailboxOf(TestAccounts.Alice);
 
     public string MailboxOf(string user) => _spool[user];
@@ -181,6 +184,8 @@ internal sealed class PostfixLocalTarget : Target
 internal sealed class DovecotLmtpTarget(DovecotServer store) : Target
 {
     public override string Name => "Dovecot LMTP";
+
+    public DovecotServer Store => store;
 
     public override int Port => store.LmtpPort;
 

@@ -40,6 +40,9 @@ public sealed class DovecotServer : IAsyncDisposable
 
     public string LogPath => _dir["dovecot.log"];
 
+    /// <summary>The pid of this Dovecot's master process (its services are its children).</summary>
+    public int MasterPid => int.Parse(File.ReadAllText(Path.Combine(_dir["run"], "master.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The user's home (Maildir lives below it when Dovecot is the store).</summary>
     public string HomeOf(string user) => _dir["home-" + user];
 
