@@ -1,6 +1,8 @@
 // Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store and command factory.
-// SessionTimeout is not used as a cap (an MTA sends many messages over one connection); the per-command
-// idle timeout is Bridge:CommandTimeout (RFC 5321: five minutes).
+// SessionTimeout is not used as a cap (an MTA sends many messages over one connection); the idle limit,
+// Bridge:CommandTimeout (RFC 5321: five minutes), belongs to InputGuardStream, on every read. SmtpServer's own
+// command timeout is only a backstop a little later: at the same moment the two raced, and the client got
+// whichever 421 was written first.
 // Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
 using Bridge.Hosting;
 using Microsoft.Extensions.Hosting;
@@ -14,6 +16,8 @@ internal sealed partial class SmtpListenerService(
     BoundListener listener, LiveSettings settings, SessionGate gate, RecipientFilter filter, MessageIntake intake,
     ILogger<SmtpListenerService> logger) : IHostedService
 {
+    private static readonly TimeSpan CommandWaitBackstop = TimeSpan.FromSeconds(10);
+
     private SmtpServer.SmtpServer? _server;
     private Task? _running;
 
@@ -26,7 +30,7 @@ internal sealed partial class SmtpListenerService(
             .Endpoint(e => e.Endpoint(endpoint).SessionTimeout(TimeSpan.FromDays(1)))
             .MaxMessageSize(options.MaxMessageBytes, MaxMessageSizeHandling.Ignore)
             .MaxRetryCount(options.MaxErrorsPerSession)
-            .CommandWaitTimeout(options.CommandTimeout)
+            .CommandWaitTimeout(options.CommandTimeout + CommandWaitBackstop)
             .CustomSmtpGreeting(context => $"220 {context.ServerOptions.ServerName} ESMTP Bridge")
             .Build();
 
