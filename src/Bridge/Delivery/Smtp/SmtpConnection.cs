@@ -4,7 +4,7 @@
 // as they are). MAIL, RCPTs and DATA (or BDAT) are pipelined when the store offers PIPELINING.
 // Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled, "530 authentication
 // required") throws
-// SmtpConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA are
+// SmtpConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA/BDAT are
 // returned per recipient as DeliveryStatus values, never thrown.
 using System.Buffers;
 using System.Net.Security;
