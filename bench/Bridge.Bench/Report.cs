@@ -47,11 +47,10 @@ internal static class Report
         }
         if (data.StoreOwnCore is { } own)
         {
-            var cpu = Environment.ProcessorCount - 1;
             Line(text);
             Line(text, $"## Legacy mode with the store on a CPU of its own (median msg/s, slowest-fastest; not a target)");
             Line(text);
-            Line(text, $"Both Dovecots' processes on CPU {cpu} only, Bridge and smtp-source on the other CPU(s) (`taskset`), for both " +
+            Line(text, $"Both Dovecots' processes on CPU {StoreOnItsOwnCore.StoreCpu} only, Bridge and smtp-source on the other CPU(s) (`taskset`), for both " +
                 "systems alike, runs interleaved. Above, every cycle Bridge spends comes out of the store's share of this machine; " +
                 "here it cannot, as on a machine with spare cores, so the ratio shows what Bridge saves the store per message " +
                 "(pooled connections, MAIL+RCPT+BDAT in one round trip).");

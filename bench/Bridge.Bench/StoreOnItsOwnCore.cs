@@ -11,6 +11,9 @@ namespace Bridge.Bench;
 
 internal static class StoreOnItsOwnCore
 {
+    /// <summary>The CPU the stores are confined to: the last one.</summary>
+    public static int StoreCpu => Environment.ProcessorCount - 1;
+
     /// <summary>Messages per second per (shape, target name), the runs interleaved; null with fewer than 2 CPUs.</summary>
     public static async Task<Dictionary<(LoadShape, string), List<double>>?> RunAsync(BridgeTarget legacy, DovecotLmtpTarget direct,
         IReadOnlyList<LoadShape> shapes, int runs)
@@ -21,7 +24,7 @@ internal static class StoreOnItsOwnCore
             return null;
         }
         var all = $"0-{count - 1}";
-        var store = $"{count - 1}";
+        var store = $"{StoreCpu}";
         var others = count == 2 ? "0" : $"0-{count - 2}";
         var stores = new[] { legacy.Store, direct.Store };
         var results = new Dictionary<(LoadShape, string), List<double>>();

@@ -43,6 +43,18 @@ public sealed class DovecotServer : IAsyncDisposable
     /// <summary>The pid of this Dovecot's master process (its services are its children).</summary>
     public int MasterPid => int.Parse(File.ReadAllText(Path.Combine(_dir["run"], "master.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>LMTP connections the store has accepted so far, not counting the start-up probe (which hangs up
+    /// at the greeting).</summary>
+    public int LmtpConnections
+    {
+        get
+        {
+            var log = Log.Split('\n');
+            return log.Count(l => l.Contains("lmtp(", StringComparison.Ordinal) && l.Contains("Connect from", StringComparison.Ordinal)) -
+                   log.Count(l => l.Contains("lmtp(", StringComparison.Ordinal) && l.Contains("(state=GREETING)", StringComparison.Ordinal));
+        }
+    }
+
     /// <summary>The user's home (Maildir lives below it when Dovecot is the store).</summary>
     public string HomeOf(string user) => _dir["home-" + user];
 

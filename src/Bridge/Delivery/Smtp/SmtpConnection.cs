@@ -190,12 +190,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
         await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
 
         // A refused MAIL FROM is every recipient's answer. Pipelined RCPTs were sent anyway: read their replies.
-        var mailReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
-        if (mailReply.Code == 530)
-        {
-            // "Authentication required" is about Bridge's configuration, not this message: never bounce mail for it.
-            throw new SmtpConnectionException($"{_endpoint} requires authentication ({mailReply}): set Bridge:Legacy:Username and Password");
-        }
+        var mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
         for (var i = 0; i < recipients.Count; i++)
         {
             if (pipelined)
@@ -276,11 +271,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
         await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
 
-        var mailReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
-        if (mailReply.Code == 530)
-        {
-            throw new SmtpConnectionException($"{_endpoint} requires authentication ({mailReply}): set Bridge:Legacy:Username and Password");
-        }
+        var mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
         var rcptReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         var refused = !mailReply.IsSuccess ? mailReply : !rcptReply.IsSuccess ? rcptReply : (DeliveryStatus?)null;
         if (!together)
@@ -322,6 +313,18 @@ internal sealed class SmtpConnection : IAsyncDisposable
     }
 
     private static readonly ReadOnlyMemory<byte> CrLf = "\r\n"u8.ToArray();
+
+    /// <summary>The reply to MAIL FROM. "530 authentication required" is about Bridge's configuration, not this
+    /// message: it throws (transient), so no mail is ever bounced for it.</summary>
+    private async Task<DeliveryStatus> ReadMailReplyAsync(CancellationToken cancellationToken)
+    {
+        var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (reply.Code == 530)
+        {
+            throw new SmtpConnectionException($"{_endpoint} requires authentication ({reply}): set Bridge:Legacy:Username and Password");
+        }
+        return reply;
+    }
 
     private async Task ResetAsync(CancellationToken cancellationToken)
     {
