@@ -7,9 +7,11 @@ public readonly record struct DeliveryStatus(int Code, string Enhanced, string T
 {
     public bool IsSuccess => Code is >= 200 and < 300;
 
-    public bool IsTransient => Code is >= 400 and < 500;
+    /// <summary>4xx, and anything that is neither success nor permanent failure (a code no reply may end with):
+    /// the safe reading, the MTA keeps the message.</summary>
+    public bool IsTransient => !IsSuccess && !IsPermanent;
 
-    public bool IsPermanent => Code >= 500;
+    public bool IsPermanent => Code is >= 500 and < 600;
 
     public override string ToString() => $"{Code} {Enhanced} {Text}";
 

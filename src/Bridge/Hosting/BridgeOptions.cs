@@ -46,6 +46,23 @@ public sealed class BridgeOptions
     /// <summary>Consecutive errors (refused or malformed commands) that end a session.</summary>
     public int MaxErrorsPerSession { get; set; } = 100;
 
+    /// <summary>Bytes all sessions together may hold unanswered (messages being received or delivered), beyond 1 MiB that
+    /// each session may always hold; a session that would exceed it gets 452 4.3.1 and is closed. 256 MiB: ten
+    /// messages of the default MaxMessageBytes at once, a fraction of a small mail host's memory.</summary>
+    public long MaxBytesInFlight { get; set; } = 256L << 20;
+
+    /// <summary>When all MaxConnections slots are taken, a session that has waited longer than this for its client
+    /// (idle, or a command or message arriving at less than 500 bytes/s) gives its slot to the new connection.</summary>
+    public TimeSpan SlowClientTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest time one message's delivery may take before the client is answered 451 4.3.0 anyway; null:
+    /// Retry:Budget + 2 x Spool:LockTimeout + 30 s (at most 9 minutes, below an MTA's 10-minute wait for the reply).</summary>
+    public TimeSpan? DeliveryTimeout { get; set; }
+
+    /// <summary>DeliveryTimeout as configured, or its default derived from the retry budget and lock timeout.</summary>
+    public TimeSpan EffectiveDeliveryTimeout => DeliveryTimeout ??
+        TimeSpan.FromTicks(Math.Min(TimeSpan.FromMinutes(9).Ticks, (Retry.Budget + (2 * Spool.LockTimeout) + TimeSpan.FromSeconds(30)).Ticks));
+
     public SpoolOptions Spool { get; set; } = new();
 
     public LegacyOptions Legacy { get; set; } = new();

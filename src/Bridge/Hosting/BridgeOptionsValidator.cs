@@ -58,6 +58,18 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:MaxErrorsPerSession {options.MaxErrorsPerSession} must be at least 1");
         }
+        if (options.MaxBytesInFlight < 1 << 20)
+        {
+            errors.Add($"{p}:MaxBytesInFlight {options.MaxBytesInFlight} is below 1048576 (1 MiB)");
+        }
+        if (options.SlowClientTimeout < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"{p}:SlowClientTimeout {options.SlowClientTimeout} must be at least 1 s");
+        }
+        if (options.DeliveryTimeout is { } deliveryTimeout && (deliveryTimeout < TimeSpan.FromSeconds(1) || deliveryTimeout > TimeSpan.FromMinutes(9)))
+        {
+            errors.Add($"{p}:DeliveryTimeout {deliveryTimeout} is not between 00:00:01 and 00:09:00 (MTAs wait 10 minutes for the reply)");
+        }
         for (var i = 0; i < options.AllowedClients.Count; i++)
         {
             if (!IPNetwork.TryParse(options.AllowedClients[i], out _))

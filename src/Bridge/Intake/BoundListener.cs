@@ -89,7 +89,7 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
                 client.NoDelay = true;
                 context.Properties[EndpointListener.LocalEndPointKey] = listener.LocalEndpoint;
                 context.Properties[EndpointListener.RemoteEndPointKey] = remote;
-                return new SessionPipe(client, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate.Release);
+                return new SessionPipe(client, gate, SessionState.Of(context));
             }
         }
 

@@ -1,5 +1,8 @@
 // Job: read the header section of a received message once: how many Received: fields it has (loop limit)
 // and the Delivered-To: values (mail loop detection by the spool agent). Folded fields are unfolded.
+// Linear in the size of the header section whatever its layout: each line is looked at once, only the first bytes
+// of a field decide its name, continuation lines of other fields are skipped without copying, and a Delivered-To
+// value is kept only up to MaxValue characters (an address; anything longer is no address to compare).
 // Failure: none; a message without a header/body separator is scanned to its end.
 using System.Buffers;
 using System.Text;
@@ -9,12 +12,15 @@ namespace Bridge.Intake;
 
 internal static class HeaderSummaryReader
 {
+    private const int MaxValue = 1024;
+
     public static MessageHeaderSummary Read(ReadOnlySequence<byte> message)
     {
         var received = 0;
         var deliveredTo = new List<string>();
         var reader = new SequenceReader<byte>(message);
-        string? field = null;
+        StringBuilder? value = null; // the Delivered-To field being unfolded, if the current field is one
+        Span<byte> head = stackalloc byte[16];
 
         while (!reader.End)
         {
@@ -23,45 +29,76 @@ internal static class HeaderSummaryReader
                 raw = reader.UnreadSequence;
                 reader.AdvanceToEnd();
             }
-            var line = Encoding.Latin1.GetString(raw).TrimEnd('\r');
-            if (line.Length == 0)
+            var length = raw.Length;
+            if (length > 0 && EndsWithCr(raw))
             {
-                break;
+                length--;
             }
-            if (line[0] is ' ' or '\t')
+            if (length == 0)
             {
-                if (field is not null)
+                break; // the end of the header section
+            }
+            var first = raw.FirstSpan.Length > 0 ? raw.FirstSpan[0] : raw.Slice(0, 1).ToArray()[0];
+            if (first is (byte)' ' or (byte)'\t')
+            {
+                if (value is not null && value.Length < MaxValue)
                 {
-                    field += " " + line.Trim();
+                    value.Append(' ').Append(Latin1(raw.Slice(0, Math.Min(length, MaxValue))).Trim());
                 }
                 continue;
             }
-            Finish(field);
-            field = line;
-        }
-        Finish(field);
-        return new MessageHeaderSummary(received, deliveredTo);
-
-        void Finish(string? complete)
-        {
-            if (complete is null)
-            {
-                return;
-            }
-            var colon = complete.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0)
-            {
-                return;
-            }
-            var name = complete[..colon].TrimEnd();
-            if (name.Equals("Received", StringComparison.OrdinalIgnoreCase))
+            Finish(value);
+            value = null;
+            var headLength = (int)Math.Min(length, head.Length);
+            raw.Slice(0, headLength).CopyTo(head);
+            var name = head[..headLength];
+            if (IsField(name, "received:"u8))
             {
                 received++;
             }
-            else if (name.Equals("Delivered-To", StringComparison.OrdinalIgnoreCase))
+            else if (IsField(name, "delivered-to:"u8))
             {
-                deliveredTo.Add(complete[(colon + 1)..].Trim().Trim('<', '>'));
+                var colon = name.IndexOf((byte)':');
+                value = new StringBuilder(Latin1(raw.Slice(colon + 1, Math.Min(length - colon - 1, MaxValue))));
+            }
+        }
+        Finish(value);
+        return new MessageHeaderSummary(received, deliveredTo);
+
+        void Finish(StringBuilder? complete)
+        {
+            if (complete is not null)
+            {
+                deliveredTo.Add(complete.ToString().Trim().Trim('<', '>'));
             }
         }
     }
+
+    /// <summary>The line starts with the field name, case-insensitive, optionally with spaces before the colon.</summary>
+    private static bool IsField(ReadOnlySpan<byte> head, ReadOnlySpan<byte> nameWithColon)
+    {
+        var name = nameWithColon[..^1];
+        if (head.Length <= name.Length)
+        {
+            return false;
+        }
+        for (var i = 0; i < name.Length; i++)
+        {
+            if ((head[i] | 0x20) != name[i])
+            {
+                return false;
+            }
+        }
+        var rest = head[name.Length..];
+        var at = 0;
+        while (at < rest.Length && rest[at] is (byte)' ' or (byte)'\t')
+        {
+            at++;
+        }
+        return at < rest.Length && rest[at] == (byte)':';
+    }
+
+    private static bool EndsWithCr(ReadOnlySequence<byte> line) => line.Slice(line.Length - 1).FirstSpan[0] == (byte)'\r';
+
+    private static string Latin1(ReadOnlySequence<byte> bytes) => Encoding.Latin1.GetString(bytes).TrimEnd('\r');
 }

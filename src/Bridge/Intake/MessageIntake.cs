@@ -33,11 +33,11 @@ internal sealed partial class MessageIntake(
         ReadOnlySequence<byte> buffer, long started, CancellationToken cancellationToken)
     {
         var queueId = QueueId.Next();
-        using var inFlight = gate.DeliveryStarted();
+        SessionState.Of(context).DeliveryStarted(gate.DeliveryStarted()); // counted until ReplyTextStream wrote the reply
         try
         {
             var snapshot = settings.Current;
-            var sender = transaction.From?.AsAddress() ?? "";
+            var sender = transaction.From is { } from ? EnvelopeAddress.Format(from.User ?? "", from.Host ?? "") : "";
             if (buffer.Length > snapshot.Options.MaxMessageBytes)
             {
                 var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
@@ -83,8 +83,7 @@ internal sealed partial class MessageIntake(
             var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, headers,
                 transaction.Parameters ?? new Dictionary<string, string>());
 
-            var result = await dispatcher.DeliverAsync(request, snapshot.Options.Mode, snapshot.Options.Legacy.FallbackToSpool,
-                cancellationToken).ConfigureAwait(false);
+            var result = await DeliverWithinLimitAsync(request, snapshot.Options, cancellationToken).ConfigureAwait(false);
             var delay = Stopwatch.GetElapsedTime(started).TotalSeconds;
             foreach (var outcome in result.Recipients)
             {
@@ -105,6 +104,38 @@ internal sealed partial class MessageIntake(
             return DeliveryStatus.LocalError("unexpected error, see the Bridge log");
         }
     }
+
+    /// <summary>The dispatcher's result, or 451 4.3.0 once Bridge:DeliveryTimeout has passed: the delivery is
+    /// cancelled then (no lock is waited for and nothing is written any more), and should something not return at
+    /// all (a system call that hangs), the client is answered anyway and the session goes on.</summary>
+    private async Task<DeliveryResult> DeliverWithinLimitAsync(DeliveryRequest request, BridgeOptions options, CancellationToken cancellationToken)
+    {
+        var limit = options.EffectiveDeliveryTimeout;
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timer.CancelAfter(limit);
+        var delivering = dispatcher.DeliverAsync(request, options.Mode, options.Legacy.FallbackToSpool, timer.Token);
+        var timedOut = new DeliveryStatus(451, "4.3.0",
+            $"Delivery did not finish within Bridge:DeliveryTimeout ({limit.TotalSeconds:0} s), try again later");
+        DeliveryResult result;
+        try
+        {
+            result = await delivering.WaitAsync(limit + TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            LogHung(request.QueueId, limit.TotalSeconds);
+            _ = delivering.ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            return new DeliveryResult(timedOut, request.Recipients.Select(r => new RecipientOutcome(r, timedOut, "timed out", 0)).ToList());
+        }
+        if (timer.IsCancellationRequested && !cancellationToken.IsCancellationRequested && !result.Status.IsSuccess)
+        {
+            return new DeliveryResult(timedOut, result.Recipients.Select(o => o.Status.IsSuccess || o.Status.IsPermanent ? o : o with { Status = timedOut }).ToList());
+        }
+        return result;
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: the delivery did not return within Bridge:DeliveryTimeout ({Limit:0} s) and 5 s more; answered 451 4.3.0")]
+    private partial void LogHung(string queueId, double limit);
 
     private static bool HasBareLineFeed(ReadOnlySequence<byte> message)
     {

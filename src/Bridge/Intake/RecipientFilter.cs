@@ -1,7 +1,11 @@
-// Job: decide MAIL and each RCPT: no new transaction while Bridge stops (421 4.3.2), at most
-// Bridge:MaxRecipients per message (452 4.5.3), and each recipient through Routing, remembering the result for DATA.
+// Job: decide MAIL and each RCPT: no new transaction while Bridge stops (421 4.3.2), the parameter refusal
+// CommandScreen found (501/552/555 5.5.4), addresses that cannot be written back in RFC 5321 syntax (553), at most
+// Bridge:MaxRecipients per message (452 4.5.3, not counted as a client error), and each recipient through Routing,
+// remembering the result for DATA.
 // Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
+using Bridge.Delivery;
 using Bridge.Hosting;
+using Bridge.Routing;
 using Bridge.Observability;
 using SmtpServer;
 using SmtpServer.Mail;
@@ -18,17 +22,39 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         {
             throw new SmtpResponseException(new SmtpResponse(SmtpReplyCode.ServiceUnavailable, "4.3.2 Service shutting down, try again later"), true);
         }
+        var session = SessionState.Of(context);
+        if (session.PendingRefusal is { } refusal)
+        {
+            session.PendingRefusal = null;
+            throw SmtpReplies.Refusal(refusal);
+        }
+        if (!EnvelopeAddress.TryFormat(from.User ?? "", from.Host ?? "", out _))
+        {
+            throw SmtpReplies.Refusal(new DeliveryStatus(553, "5.1.7", "Bad sender address syntax: a control character in the local part"));
+        }
         return Task.FromResult(true);
     }
 
     public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var session = SessionState.Of(context);
+        if (session.PendingRefusal is { } refusal)
+        {
+            session.PendingRefusal = null;
+            throw SmtpReplies.Refusal(refusal);
+        }
+        if (!EnvelopeAddress.TryFormat(to.User ?? "", to.Host ?? "", out _))
+        {
+            throw SmtpReplies.Refusal(new DeliveryStatus(553, "5.1.3", "Bad recipient address syntax: a control character in the local part"));
+        }
         var max = settings.Current.Options.MaxRecipients;
         if (session.Routes.Count >= max)
         {
+            // Not a client error (RFC 5321 4.5.3.1.10: the client sends the rest in another transaction), so it must not
+            // count towards MaxErrorsPerSession: declined without an exception, with this reply in place of SmtpServer's.
             metrics.RecipientRefused("4.5.3");
-            throw SmtpReplies.Refusal(new Bridge.Delivery.DeliveryStatus(452, "4.5.3", $"Too many recipients (at most {max} per message)"));
+            session.MailboxUnavailableReply = $"452 4.5.3 Too many recipients (at most {max} per message)";
+            return false;
         }
         var routing = settings.Current.Routing;
         // getpwnam may ask a directory server (NSS): never on a socket event thread (Hosting/SocketThreads.cs).

@@ -5,6 +5,9 @@
 // - the library's fixed replies get enhanced status codes (RFC 2034), e.g. "250 Ok" -> "250 2.0.0 Ok";
 // - its "502 Unrecognized command" (also given for a malformed address) becomes "500 5.5.2";
 // - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
+// - "550 mailbox unavailable" becomes the reply RecipientFilter chose when it declined a recipient without an error
+//   (SessionState.MailboxUnavailableReply, e.g. 452 4.5.3 too many recipients);
+// - it tells the input side (InputGuardStream) whether the last reply was 354, i.e. message bytes follow.
 // Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
 // Failure: write errors of the socket propagate as IOException, as they would without this stream.
 using System.Text;
@@ -12,7 +15,7 @@ using System.Text.RegularExpressions;
 
 namespace Bridge.Intake;
 
-internal sealed partial class ReplyTextStream(Stream inner, Action replyWritten) : Stream
+internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWritten, SessionState? session = null) : Stream
 {
     [GeneratedRegex(@", (\d+) retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
     private static partial Regex RetrySuffix();
@@ -27,14 +30,35 @@ internal sealed partial class ReplyTextStream(Stream inner, Action replyWritten)
 
     public override void Write(byte[] buffer, int offset, int count)
     {
-        replyWritten();
-        inner.Write(Clean(buffer.AsMemory(offset, count)).Span);
+        var chunk = buffer.AsMemory(offset, count);
+        replyWritten(OpensData(chunk.Span));
+        inner.Write(Clean(chunk, session).Span);
+        session?.DeliveryAnswered();
     }
 
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        replyWritten();
-        return inner.WriteAsync(Clean(buffer), cancellationToken);
+        replyWritten(OpensData(buffer.Span));
+        try
+        {
+            await inner.WriteAsync(Clean(buffer, session), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            session?.DeliveryAnswered();
+        }
+    }
+
+    /// <summary>True when the chunk's last reply is 354: message bytes follow, not commands.</summary>
+    private static bool OpensData(ReadOnlySpan<byte> chunk)
+    {
+        var end = chunk.Length;
+        while (end > 0 && chunk[end - 1] is (byte)'\r' or (byte)'\n')
+        {
+            end--;
+        }
+        var start = chunk[..end].LastIndexOf((byte)'\n') + 1;
+        return chunk[start..end].StartsWith("354"u8);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -72,7 +96,7 @@ internal sealed partial class ReplyTextStream(Stream inner, Action replyWritten)
     };
 
     /// <summary>Reply chunks are whole lines (SmtpServer writes a line into one contiguous span, then flushes).</summary>
-    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk)
+    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk, SessionState? session = null)
     {
         var text = Encoding.Latin1.GetString(chunk.Span);
         var lines = text.Split("\r\n");
@@ -81,7 +105,12 @@ internal sealed partial class ReplyTextStream(Stream inner, Action replyWritten)
         {
             var suffix = RetrySuffix().Match(lines[i]);
             var line = suffix.Success ? lines[i][..suffix.Index] : lines[i];
-            if (FixedReplies.TryGetValue(line, out var fixedReply))
+            if (line == "550 mailbox unavailable" && session?.MailboxUnavailableReply is { } replacement)
+            {
+                session.MailboxUnavailableReply = null;
+                line = replacement;
+            }
+            else if (FixedReplies.TryGetValue(line, out var fixedReply))
             {
                 line = fixedReply;
             }

@@ -1,6 +1,8 @@
 // Job: who may open a session and when Bridge stops taking mail. At accept: clients outside
-// Bridge:AllowedClients get "554 5.7.1", connections beyond Bridge:MaxConnections get "421 4.7.0", and both
-// are logged. For a graceful stop: Draining makes new transactions answer 421 4.3.2, and InFlight counts the
+// Bridge:AllowedClients get "554 5.7.1"; when Bridge:MaxConnections sessions are open, the one waiting longest and
+// slowest for its client (over Bridge:SlowClientTimeout at under 500 bytes/s) gives its slot to the newcomer, and
+// only when none is slow does the newcomer get "421 4.7.0"; all of it is logged. It also keeps the byte budget all
+// sessions share (Bridge:MaxBytesInFlight). For a graceful stop: Draining makes new transactions answer 421 4.3.2, and InFlight counts the
 // messages being delivered right now, which the stop waits for.
 // Failure: none; a refusal is the reply line to send before closing.
 using System.Net;
@@ -12,6 +14,8 @@ namespace Bridge.Intake;
 
 public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics metrics, ILogger<SessionGate> logger)
 {
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<InputGuardStream, byte> _sessions = new();
+    private long _bytesInFlight;
     private int _open;
     private int _inFlight;
     private volatile bool _draining;
@@ -42,6 +46,14 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
         }
         if (Interlocked.Increment(ref _open) > options.MaxConnections)
         {
+            var slowest = _sessions.Keys.Where(s => s.IsSlow(options.SlowClientTimeout)).MaxBy(s => s.Waiting);
+            if (slowest is not null && slowest.Evict())
+            {
+                // The slow session leaves (421 4.4.2) and frees its slot as it closes; the new one is served now.
+                LogGaveWay(client, slowest.Waiting.TotalSeconds, options.MaxConnections);
+                metrics.SessionOpened();
+                return null;
+            }
             Interlocked.Decrement(ref _open);
             LogTooMany(client, options.MaxConnections);
             metrics.ConnectionRefused("too-many");
@@ -50,6 +62,28 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
         metrics.SessionOpened();
         return null;
     }
+
+    internal void Register(InputGuardStream session) => _sessions.TryAdd(session, 0);
+
+    internal void Unregister(InputGuardStream session) => _sessions.TryRemove(session, out _);
+
+    /// <summary>Charges bytes held unanswered to Bridge:MaxBytesInFlight; false (nothing charged) when it is spent.</summary>
+    public bool TryCharge(long bytes)
+    {
+        var limit = settings.Current.Options.MaxBytesInFlight;
+        if (Interlocked.Add(ref _bytesInFlight, bytes) <= limit)
+        {
+            return true;
+        }
+        Interlocked.Add(ref _bytesInFlight, -bytes);
+        LogBudgetSpent(limit);
+        return false;
+    }
+
+    public void Uncharge(long bytes) => Interlocked.Add(ref _bytesInFlight, -bytes);
+
+    /// <summary>Bytes charged to Bridge:MaxBytesInFlight right now.</summary>
+    public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
 
     public void Release()
     {
@@ -90,6 +124,12 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "refused connection from {Client}: not in Bridge:AllowedClients (554 5.7.1)")]
     private partial void LogRefusedClient(IPAddress client);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "all {Max} connection slots in use (Bridge:MaxConnections): a session slow for {Waited:0.0} s (Bridge:SlowClientTimeout) gave its slot to {Client} (421 4.4.2)")]
+    private partial void LogGaveWay(IPAddress client, double waited, int max);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:MaxBytesInFlight ({Limit} bytes) is spent: a session holding more than 1 MiB unanswered was refused (452 4.3.1)")]
+    private partial void LogBudgetSpent(long limit);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "refused connection from {Client}: {Max} sessions open, Bridge:MaxConnections (421 4.7.0)")]
     private partial void LogTooMany(IPAddress client, int max);

@@ -1,6 +1,7 @@
 // Job: the duplex pipe SmtpServer runs a session on: reads from the socket through InputGuardStream (idle
 // and memory limits), writes replies through ReplyTextStream, which tells the guard when a reply went out. STARTTLS is not offered (Bridge listens on loopback for the local MTA).
-// Failure: disposing closes the socket (once) and tells the SessionGate; an upgrade request is refused.
+// The guard is registered with the SessionGate (shared byte budget, giving way when all slots are taken).
+// Failure: disposing closes the socket (once), gives back the budget and tells the SessionGate; an upgrade request is refused.
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -13,18 +14,24 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
 {
     private readonly TcpClient _client;
     private readonly NetworkStream _stream;
-    private readonly Action _onDispose;
     private int _disposed;
 
-    public SessionPipe(TcpClient client, TimeSpan idleLimit, long maxMessageBytes, int maxLineBytes, Action onDispose)
+    private readonly InputGuardStream _guard;
+
+    public SessionPipe(TcpClient client, SessionGate gate, SessionState session)
     {
         _client = client;
         _stream = client.GetStream();
-        _onDispose = onDispose;
-        var guard = new InputGuardStream(_stream, idleLimit, (2 * maxMessageBytes) + (1 << 20), maxLineBytes);
-        Input = PipeReader.Create(guard);
-        Output = PipeWriter.Create(new ReplyTextStream(_stream, guard.ReplyWritten));
+        _gate = gate;
+        _session = session;
+        _guard = new InputGuardStream(_stream, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate, session);
+        gate.Register(_guard);
+        Input = PipeReader.Create(_guard);
+        Output = PipeWriter.Create(new ReplyTextStream(_stream, _guard.ReplyWritten, session));
     }
+
+    private readonly SessionGate _gate;
+    private readonly SessionState _session;
 
     public PipeReader Input { get; }
 
@@ -45,6 +52,9 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
         }
         _stream.Dispose();
         _client.Dispose();
-        _onDispose();
+        _guard.ReleaseBudget();
+        _session.DeliveryAnswered();
+        _gate.Unregister(_guard);
+        _gate.Release();
     }
 }

@@ -1,5 +1,6 @@
 // Job: what Bridge remembers about one SMTP session: the client's address and HELO name (for Received),
-// whether it spoke ESMTP, and the routing result of each accepted RCPT of the current transaction.
+// whether it spoke ESMTP, the routing result of each accepted RCPT of the current transaction, and the replies the
+// input and output adapters pass to RecipientFilter and back (PendingRefusal, MailboxUnavailableReply).
 // Failure: none; kept in SmtpServer's per-session property bag.
 using System.Net;
 using Bridge.Routing;
@@ -22,6 +23,22 @@ internal sealed class SessionState
 
     /// <summary>Accepted recipients of the current transaction, by the IMailbox instance SmtpServer keeps.</summary>
     public Dictionary<IMailbox, RoutedRecipient> Routes { get; } = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to SmtpServer: RecipientFilter answers it.</summary>
+    public Bridge.Delivery.DeliveryStatus? PendingRefusal { get; set; }
+
+    /// <summary>Set by RecipientFilter when it declines a recipient without it counting as a client error: the next
+    /// "550 mailbox unavailable" SmtpServer writes is replaced by this reply (ReplyTextStream).</summary>
+    public string? MailboxUnavailableReply { get; set; }
+
+    private IDisposable? _deliveryInFlight;
+
+    /// <summary>The message being delivered, counted by SessionGate until its reply has been written (a graceful stop
+    /// waits for that, so the reply is never cut off by the stop).</summary>
+    public void DeliveryStarted(IDisposable inFlight) => Interlocked.Exchange(ref _deliveryInFlight, inFlight)?.Dispose();
+
+    /// <summary>The reply is out (or the session is gone).</summary>
+    public void DeliveryAnswered() => Interlocked.Exchange(ref _deliveryInFlight, null)?.Dispose();
 
     public static SessionState Attach(ISessionContext context)
     {

@@ -42,7 +42,7 @@ internal sealed partial class SmtpListenerService(
         services.Add(intake);
 
         _server = new SmtpServer.SmtpServer(serverOptions, services);
-        _server.SessionCreated += (_, args) => SessionState.Attach(args.Context);
+        _server.SessionCreated += (_, args) => SessionState.Of(args.Context); // attached by the listener already
         _server.SessionFaulted += (_, args) => LogSessionFaulted(args.Exception.GetType().Name, args.Exception.Message);
         _running = _server.StartAsync(CancellationToken.None);
         LogListening(endpoint, options.Mode, options.ServerName);

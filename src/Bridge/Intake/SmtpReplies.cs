@@ -1,4 +1,5 @@
-// Job: turn a DeliveryStatus into SmtpServer's reply object: "<code> <enhanced> <text>".
+// Job: turn a DeliveryStatus into SmtpServer's reply object: "<code> <enhanced> <text>", always a final code and
+// printable ASCII text.
 // Failure: none.
 using Bridge.Delivery;
 using SmtpServer.Protocol;
@@ -7,8 +8,16 @@ namespace Bridge.Intake;
 
 internal static class SmtpReplies
 {
-    public static SmtpResponse From(DeliveryStatus status) =>
-        new((SmtpReplyCode)status.Code, $"{status.Enhanced} {status.Text}");
+    /// <summary>Every reply Bridge gives: a 2xx/4xx/5xx code (anything else becomes 451 4.3.0), an enhanced code,
+    /// and clean printable ASCII text (whatever a store or a file said).</summary>
+    public static SmtpResponse From(DeliveryStatus status)
+    {
+        if (!Bridge.Delivery.Smtp.SmtpReply.IsFinal(status))
+        {
+            status = new DeliveryStatus(451, "4.3.0", $"Local error: an unexpected reply {status.Code} {status.Text}");
+        }
+        return new((SmtpReplyCode)status.Code, $"{status.Enhanced} {Bridge.Delivery.Smtp.SmtpReply.CleanText(status.Text)}");
+    }
 
     /// <summary>For the MAIL/RCPT stage, where SmtpServer only takes a refusal as an exception
     /// (the " N retry(ies) remaining" text it appends is removed again by ReplyTextStream).</summary>

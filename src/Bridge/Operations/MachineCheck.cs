@@ -28,6 +28,7 @@ public static class MachineCheck
         findings.Add(CheckPort(options.Listen));
         findings.AddRange(CheckSpoolDirectory(options.Spool));
         findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
+        findings.AddRange(CheckKeptJournalEntries(options.Spool));
         findings.AddRange(CheckUsers(options, snapshot, passwd));
         if (options.UsesStore)
         {
@@ -103,6 +104,21 @@ public static class MachineCheck
         Libc.Close(fd);
         Libc.Unlink(probe);
         return new Finding(Level.Ok, subject, $"Bridge (uid {Libc.Geteuid()}) can create files here");
+    }
+
+    /// <summary>Append journal entries crash recovery could not settle (Delivery/Spool/AppendRecovery): FAIL when the
+    /// mailbox may hold a partial record beside other mail, WARN when only the entry itself was unreadable.</summary>
+    private static IEnumerable<Finding> CheckKeptJournalEntries(SpoolOptions spool)
+    {
+        foreach (var kept in new Delivery.Spool.AppendJournal(spool.JournalDirectory).KeptEntries())
+        {
+            var mailbox = Path.Combine(spool.Directory, kept.Mailbox);
+            yield return kept.Critical
+                ? new Finding(Level.Fail, $"mailbox {kept.Mailbox}", $"crash recovery kept everything in {mailbox}: {kept.Why}",
+                    $"look at {mailbox} where the record named in {kept.File} starts (a reader may merge it with the next message), then remove {kept.File} and its .why file")
+                : new Finding(Level.Warn, $"mailbox {kept.Mailbox}", $"an append journal entry was set aside: {kept.Why}",
+                    $"check that the last message in {mailbox} is whole, then remove {kept.File} and its .why file");
+        }
     }
 
     private static IEnumerable<Finding> CheckUsers(BridgeOptions options, SettingsSnapshot snapshot, IPasswdDatabase passwd)

@@ -38,7 +38,11 @@ public static class SpoolDrain
                 failed++;
                 continue;
             }
-            var (mailbox, status) = await MailboxAppender.LockExistingAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
+            var (mailbox, status, notes) = await MailboxAppender.LockExistingAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
+            foreach (var note in notes)
+            {
+                await output.WriteLineAsync($"drain {name}: recovery: {note.Message}").ConfigureAwait(false);
+            }
             if (mailbox is null)
             {
                 await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
@@ -89,6 +93,12 @@ public static class SpoolDrain
                     await output.WriteAsync($"\rdrain {name}: {relayed} relayed").ConfigureAwait(false);
                 }
             }
+        }
+        catch (StoreOutcomeUnknownException ex)
+        {
+            await output.WriteLineAsync($"drain {name}: store {endpoint}: {ex.Message}; message {relayed + 1} and the rest stay in the spool " +
+                "(a later drain may deliver that message to the store a second time)").ConfigureAwait(false);
+            ok = false;
         }
         catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or SmtpConnectionException
                                        or System.Security.Authentication.AuthenticationException)

@@ -56,7 +56,7 @@ public sealed class RoutingTable
 
     private RouteResult? Resolve(string localPart, string domain, bool mayBlock)
     {
-        var address = $"{localPart}@{domain}";
+        var address = EnvelopeAddress.Format(localPart, domain);
         var normalizedDomain = NormalizeDomain(domain);
         if (!_localDomains.Contains(normalizedDomain))
         {

@@ -25,7 +25,60 @@ public class BadInputTests
         { "DATA without RCPT", ["EHLO x", "MAIL FROM:<a@example.org>", "DATA"], "503 5.5.1 " },
         { "unknown command", ["EHLO x", "XYZZY plugh"], "500 5.5.2 " },
         { "binary garbage", ["EHLO x", "\u0001\u0002\u00ff\u00fe"], "500 5.5.2 " },
+        { "repeated SIZE", ["EHLO x", "MAIL FROM:<> SIZE=1 SIZE=2"], "501 5.5.4 Duplicate MAIL parameter SIZE" },
+        { "repeated SMTPUTF8", ["EHLO x", "MAIL FROM:<a@example.org> SMTPUTF8 SMTPUTF8"], "501 5.5.4 Duplicate MAIL parameter SMTPUTF8" },
+        { "5000-character parameter", ["EHLO x", "MAIL FROM:<a@example.org> X-LONG=" + new string('v', 5000)], "501 5.5.4 Parameter longer than 1000 bytes" },
+        { "SIZE=abc", ["EHLO x", "MAIL FROM:<a@example.org> SIZE=abc"], "501 5.5.4 Bad SIZE parameter" },
+        { "SIZE=-1", ["EHLO x", "MAIL FROM:<a@example.org> SIZE=-1"], "501 5.5.4 Bad SIZE parameter" },
+        { "SIZE of 21 digits", ["EHLO x", "MAIL FROM:<a@example.org> SIZE=123456789012345678901"], "501 5.5.4 Bad SIZE parameter" },
+        { "SIZE beyond 64 bits", ["EHLO x", "MAIL FROM:<a@example.org> SIZE=99999999999999999999"], "552 5.3.4 " },
+        { "BODY=FOO", ["EHLO x", "MAIL FROM:<a@example.org> BODY=FOO"], "501 5.5.4 Bad BODY parameter" },
+        { "BODY=BINARYMIME", ["EHLO x", "MAIL FROM:<a@example.org> BODY=BINARYMIME"], "555 5.5.4 Unsupported BODY=BINARYMIME" },
+        { "SMTPUTF8 with a value", ["EHLO x", "MAIL FROM:<a@example.org> SMTPUTF8=yes"], "501 5.5.4 SMTPUTF8 takes no value" },
+        { "unknown MAIL parameter", ["EHLO x", "MAIL FROM:<a@example.org> FOO=bar"], "555 5.5.4 Unsupported MAIL parameter FOO" },
+        { "bad parameter keyword", ["EHLO x", "MAIL FROM:<a@example.org> =x"], "501 5.5.4 Bad parameter keyword" },
+        { "RCPT parameter of an extension not offered", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> NOTIFY=NEVER"], "555 5.5.4 Unsupported RCPT parameter NOTIFY" },
+        { "control character in a quoted sender", ["EHLO x", "MAIL FROM:<\"a\\tb\"@example.org>"], "553 5.1.7 " }, // SmtpServer unescapes \t to a TAB
     };
+
+    [Fact]
+    public async Task Valid_mail_parameters_are_accepted_and_the_message_delivered()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        Assert.StartsWith("250 ", await session.CommandAsync("MAIL FROM:<a@example.org> size=200 BODY=8bitmime SMTPUTF8"), StringComparison.Ordinal);
+        Assert.StartsWith("250 ", await session.CommandAsync($"RCPT TO:<{Alice}>"), StringComparison.Ordinal);
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+        await session.SendAsync("Subject: params\r\n\r\nMAIL FROM:<> SIZE=1 SIZE=2\r\nRCPT TO:<x@y> NOTIFY=NEVER\r\n.");
+        Assert.StartsWith("250 2.0.0 ", await session.ReadReplyAsync(), StringComparison.Ordinal);
+        session.Dispose();
+        var message = Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
+        Assert.EndsWith("MAIL FROM:<> SIZE=1 SIZE=2\nRCPT TO:<x@y> NOTIFY=NEVER\n", message.BodyText, StringComparison.Ordinal); // body lines are not commands
+    }
+
+    [Fact]
+    public async Task A_header_folded_over_a_megabyte_is_read_in_linear_time()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        await session.CommandAsync($"RCPT TO:<{Alice}>");
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+        var folded = new StringBuilder("X-Folded: start\r\n");
+        while (folded.Length < 1_100_000)
+        {
+            folded.Append(" x\r\n"); // 275,000 continuation lines of one field
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await session.SendAsync(folded + "Subject: folded\r\n\r\nbody\r\n.");
+
+        Assert.StartsWith("250 2.0.0 ", await session.ReadReplyAsync(), StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"a 1 MB folded header took {clock.Elapsed} (quadratic: 8-54 s)");
+        session.Dispose();
+        Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
+    }
 
     [Theory]
     [MemberData(nameof(Corpus))]
@@ -102,6 +155,25 @@ public class BadInputTests
         session.Dispose();
         Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
         Assert.False(File.Exists(s.BobMailbox));
+    }
+
+    [Fact]
+    public async Task Recipients_over_the_limit_are_not_errors_and_do_not_end_the_session()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:MaxRecipients=1", "Bridge:MaxErrorsPerSession=5");
+        var (session, _) = await RawSmtp.ConnectAsync(s.Port);
+        await session.CommandAsync("EHLO x");
+        await session.CommandAsync("MAIL FROM:<a@example.org>");
+        Assert.StartsWith("250 ", await session.CommandAsync($"RCPT TO:<{Alice}>"), StringComparison.Ordinal);
+        for (var i = 0; i < 20; i++) // four times MaxErrorsPerSession
+        {
+            Assert.Equal("452 4.5.3 Too many recipients (at most 1 per message)", await session.CommandAsync($"RCPT TO:<bob+{i}@afp548.test>"));
+        }
+        Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+        await session.SendAsync("Subject: many\r\n\r\nbody\r\n.");
+        Assert.StartsWith("250 2.0.0 ", await session.ReadReplyAsync(), StringComparison.Ordinal);
+        session.Dispose();
+        Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
     }
 
     [Fact]

@@ -14,4 +14,27 @@ public class HeaderSummaryReaderTests
         Assert.Equal(2, summary.ReceivedCount);
         Assert.Equal(["George@AFP548.com", "x@y"], summary.DeliveredTo);
     }
+
+    [Fact]
+    public void A_header_folded_over_a_megabyte_is_read_in_linear_time()
+    {
+        var folded = new StringBuilder("Delivered-To: start\r\n");
+        while (folded.Length < 1_100_000)
+        {
+            folded.Append(" x\r\n");
+        }
+        folded.Append("X-Other: y\r\n");
+        while (folded.Length < 2_200_000)
+        {
+            folded.Append(" z\r\n");
+        }
+        var message = new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(folded + "Received: last\r\n\r\nbody\r\n"));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var summary = HeaderSummaryReader.Read(message);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"{clock.Elapsed} for 2 MB of folded header (string concatenation took 8-54 s for 1 MB)");
+        Assert.Equal(1, summary.ReceivedCount);
+        Assert.StartsWith("start x x x", Assert.Single(summary.DeliveredTo), StringComparison.Ordinal);
+    }
 }

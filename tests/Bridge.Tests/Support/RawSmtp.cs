@@ -65,6 +65,36 @@ public sealed class RawSmtp : IDisposable
         await _stream.FlushAsync();
     }
 
+    /// <summary>The next reply line, or null when none comes within <paramref name="wait"/>.</summary>
+    public async Task<string?> TryReadReplyAsync(TimeSpan wait)
+    {
+        _pendingLine ??= _reader.ReadLineAsync();
+        if (await Task.WhenAny(_pendingLine, Task.Delay(wait)) != _pendingLine)
+        {
+            return null;
+        }
+        try
+        {
+            return await _pendingLine ?? "(closed)";
+        }
+        catch (IOException)
+        {
+            return "(closed)";
+        }
+        finally
+        {
+            _pendingLine = null;
+        }
+    }
+
+    private Task<string?>? _pendingLine;
+
+    /// <summary>Bytes exactly as given (no CRLF added).</summary>
+    public async Task SendRawAsync(byte[] bytes)
+    {
+        await _stream.WriteAsync(bytes);
+    }
+
     public void Dispose()
     {
         _reader.Dispose();

@@ -3,9 +3,11 @@
 // (dot-stuffing exactly undoes SmtpServer's unstuffing; with CHUNKING a one-recipient message goes as BDAT, bytes
 // as they are). MAIL, RCPTs and DATA (or BDAT) are pipelined when the store offers PIPELINING.
 // Failure: anything at connection level (refused, reset, closed, TLS, auth, garbled, "530 authentication
-// required") throws
-// SmtpConnectionException or an IOException/SocketException: transient. Replies to MAIL/RCPT/DATA/BDAT are
-// returned per recipient as DeliveryStatus values, never thrown.
+// required") before the message was sent throws SmtpConnectionException or an IOException/SocketException:
+// transient, the caller may try again. Once the message is sent (final dot, or the BDAT LAST chunk), a missing
+// or non-final reply throws StoreOutcomeUnknownException: the store may have the message, so it must not be sent
+// again. Replies to MAIL/RCPT/DATA/BDAT are returned per recipient as DeliveryStatus values, never thrown; a
+// reply with a code that cannot come at that point (e.g. 354 to RCPT) is a 451 4.5.0 protocol error.
 using System.Buffers;
 using System.Net.Security;
 using System.Net.Sockets;
@@ -154,6 +156,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
     {
         Reusable = false; // until the transaction has completed cleanly
         RepliesInTransaction = 0;
+        _protocolError = false;
         var mail = new StringBuilder($"MAIL FROM:<{sender}>");
         if (_extensions.Contains("SIZE"))
         {
@@ -195,13 +198,13 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             if (pipelined)
             {
-                var rcptReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+                var rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
                 statuses[i] = mailReply.IsSuccess ? rcptReply : mailReply;
             }
             else if (mailReply.IsSuccess)
             {
                 await CommandAsync($"RCPT TO:<{recipients[i]}>", cancellationToken).ConfigureAwait(false);
-                statuses[i] = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+                statuses[i] = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -220,6 +223,10 @@ internal sealed class SmtpConnection : IAsyncDisposable
             await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
         }
         var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (_protocolError)
+        {
+            return statuses; // a MAIL or RCPT reply made no sense: this session is not used any further
+        }
         if (accepted.Count == 0)
         {
             if (dataReply.Code == 354)
@@ -231,26 +238,86 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
         if (dataReply.Code != 354)
         {
+            if (!(dataReply.IsTransient || dataReply.IsPermanent))
+            {
+                accepted.ForEach(i => statuses[i] = SmtpReply.ProtocolError("DATA", dataReply));
+                return statuses; // Reusable stays false: the session is in an unknown state
+            }
             accepted.ForEach(i => statuses[i] = dataReply);
             await ResetAsync(cancellationToken).ConfigureAwait(false);
             return statuses;
         }
 
         await WriteMessageAsync(prefix, message, cancellationToken).ConfigureAwait(false);
+        var known = new DeliveryStatus?[recipients.Count];
+        for (var i = 0; i < recipients.Count; i++)
+        {
+            known[i] = accepted.Contains(i) ? null : statuses[i];
+        }
         if (_endpoint.Protocol == StoreProtocol.Lmtp)
         {
             foreach (var i in accepted)
             {
-                statuses[i] = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+                statuses[i] = await ReadAfterMessageAsync(known, cancellationToken).ConfigureAwait(false);
+                known[i] = statuses[i];
             }
         }
         else
         {
-            var final = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+            var final = await ReadAfterMessageAsync(known, cancellationToken).ConfigureAwait(false);
             accepted.ForEach(i => statuses[i] = final);
         }
         Reusable = true;
         return statuses;
+    }
+
+    /// <summary>A reply to the message itself. Missing (closed, reset, timed out) or not final: the outcome is unknown.</summary>
+    private async Task<DeliveryStatus> ReadAfterMessageAsync(IReadOnlyList<DeliveryStatus?> known, CancellationToken cancellationToken)
+    {
+        DeliveryStatus reply;
+        try
+        {
+            reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
+        {
+            var why = ex is OperationCanceledException ? "no reply in time" : ex.Message;
+            throw new StoreOutcomeUnknownException($"{_endpoint} gave no reply after the message was sent ({why})", known, ex);
+        }
+        if (!SmtpReply.IsFinal(reply))
+        {
+            throw new StoreOutcomeUnknownException(
+                $"{_endpoint} answered the message with \"{reply.Code} {reply.Text}\", which is no final reply", known);
+        }
+        return reply;
+    }
+
+    /// <summary>A reply to MAIL or RCPT: its code must be 2xx, 4xx or 5xx (anything else: 451 4.5.0, connection not reused).</summary>
+    private async Task<DeliveryStatus> ReadFinalAsync(string what, CancellationToken cancellationToken)
+    {
+        var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (SmtpReply.IsFinal(reply))
+        {
+            return reply;
+        }
+        _protocolError = true;
+        return SmtpReply.ProtocolError(what, reply);
+    }
+
+    private bool _protocolError;
+
+    /// <summary>True when an idle pooled connection shows input or an end of stream: the store closed it (or says
+    /// something unasked); it must not carry a message.</summary>
+    public bool LooksClosed()
+    {
+        try
+        {
+            return _client.Client.Poll(0, SelectMode.SelectRead) || !_client.Connected;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
     }
 
     /// <summary>One recipient over CHUNKING (RFC 3030): MAIL, RCPT and "BDAT n LAST" with the message bytes as
@@ -271,8 +338,26 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
         await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
 
-        var mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
-        var rcptReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        DeliveryStatus mailReply, rcptReply;
+        if (together)
+        {
+            // The message went out with MAIL and RCPT: from here on a missing reply leaves the outcome unknown.
+            try
+            {
+                mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
+                rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
+            {
+                var why = ex is OperationCanceledException ? "no reply in time" : ex.Message;
+                throw new StoreOutcomeUnknownException($"{_endpoint} gave no reply after the message was sent ({why})", [null], ex);
+            }
+        }
+        else
+        {
+            mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
+            rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
+        }
         var refused = !mailReply.IsSuccess ? mailReply : !rcptReply.IsSuccess ? rcptReply : (DeliveryStatus?)null;
         if (!together)
         {
@@ -284,8 +369,12 @@ internal sealed class SmtpConnection : IAsyncDisposable
             await WriteChunkAsync(length, prefix, message, cancellationToken).ConfigureAwait(false);
             await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
-        var final = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        var final = await ReadAfterMessageAsync([null], cancellationToken).ConfigureAwait(false);
         var status = refused ?? final;
+        if (_protocolError)
+        {
+            return status; // Reusable stays false
+        }
         if (status.IsSuccess)
         {
             Reusable = true;
@@ -318,7 +407,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// message: it throws (transient), so no mail is ever bounced for it.</summary>
     private async Task<DeliveryStatus> ReadMailReplyAsync(CancellationToken cancellationToken)
     {
-        var reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        var reply = await ReadFinalAsync("MAIL", cancellationToken).ConfigureAwait(false);
         if (reply.Code == 530)
         {
             throw new SmtpConnectionException($"{_endpoint} requires authentication ({reply}): set Bridge:Legacy:Username and Password");

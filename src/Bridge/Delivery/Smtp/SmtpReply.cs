@@ -1,6 +1,8 @@
 // Job: read one (possibly multi-line) SMTP/LMTP reply from a relay and express it as a DeliveryStatus:
 // "550-5.1.1 first\r\n550 5.1.1 second" -> (550, "5.1.1", "first; second"). A reply without an enhanced
-// code gets the generic one of its class (X.0.0).
+// code gets the generic one of its class (X.0.0). The text is made clean printable ASCII (RFC 5321 4.2): accents
+// are dropped from letters (UTF-8 "Boîte" -> "Boite"), every other byte outside 0x20-0x7E becomes "?", so nothing a
+// store sends can put control bytes or broken UTF-8 into the reply Bridge gives its client.
 // Failure: a connection closed mid-reply or a malformed reply line throws SmtpConnectionException (transient).
 using System.Globalization;
 using System.Text;
@@ -11,6 +13,14 @@ namespace Bridge.Delivery.Smtp;
 /// <summary>The relay could not be talked to (refused, closed, garbled, TLS/auth failure): always transient.</summary>
 public sealed class SmtpConnectionException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>The message was sent completely (final dot, or last BDAT chunk) but its reply never came: the store may
+/// or may not have delivered it. Never retried by Bridge (a second copy could arrive); <see cref="Known"/> holds the
+/// replies of the recipients that did get one (LMTP), null for the others.</summary>
+public sealed class StoreOutcomeUnknownException(string message, IReadOnlyList<DeliveryStatus?> known, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public IReadOnlyList<DeliveryStatus?> Known { get; } = known;
+}
 internal static partial class SmtpReply
 {
     [GeneratedRegex(@"^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)", RegexOptions.CultureInvariant)]
@@ -32,8 +42,52 @@ internal static partial class SmtpReply
             }
             texts.Add(text.Trim());
         }
-        return new DeliveryStatus(code, enhanced ?? $"{code / 100}.0.0", string.Join("; ", texts.Where(t => t.Length > 0)));
+        return new DeliveryStatus(code, enhanced ?? $"{code / 100}.0.0", CleanText(string.Join("; ", texts.Where(t => t.Length > 0))));
     }
+
+    /// <summary>Printable ASCII only: letters lose their accents, anything else outside 0x20-0x7E becomes '?'.</summary>
+    public static string CleanText(string text)
+    {
+        var clean = true;
+        foreach (var c in text)
+        {
+            clean &= c is >= ' ' and <= '~';
+        }
+        if (clean)
+        {
+            return text;
+        }
+        string decomposed;
+        try
+        {
+            decomposed = text.Normalize(NormalizationForm.FormKD);
+        }
+        catch (Exception ex) when (ex is PlatformNotSupportedException or ArgumentException)
+        {
+            decomposed = text; // no normalization data (invariant globalization) or invalid UTF-16: '?' for each
+        }
+        var builder = new StringBuilder(text.Length);
+        foreach (var c in decomposed)
+        {
+            if (c is >= ' ' and <= '~')
+            {
+                builder.Append(c);
+            }
+            else if (CharUnicodeInfo.GetUnicodeCategory(c) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
+                         or UnicodeCategory.EnclosingMark))
+            {
+                builder.Append('?');
+            }
+        }
+        return builder.ToString();
+    }
+
+    /// <summary>A reply where a final one (2xx, 4xx, 5xx) was due but something else came (e.g. 354 after the message):
+    /// the store does not follow the protocol. Temporary, so the MTA keeps the message.</summary>
+    public static bool IsFinal(DeliveryStatus reply) => reply.Code is >= 200 and < 300 or >= 400 and < 600;
+
+    public static DeliveryStatus ProtocolError(string what, DeliveryStatus reply) =>
+        new(451, "4.5.0", $"Mail store protocol error: unexpected reply to {what}: {reply.Code} {reply.Text}".TrimEnd());
 
     /// <summary>Reads reply lines until the last one ("ddd text"); each line at most 4 KiB.</summary>
     public static async Task<IReadOnlyList<string>> ReadAsync(LineReader reader, CancellationToken cancellationToken)

@@ -1,26 +1,43 @@
-// Job: remember, durably, each mailbox append in progress: device and inode of the mailbox, its size before,
-// its size after, the first record's first line ("From sender  date") and, for a group commit of several
-// records, where each further record starts. Written and fsync'ed under the mailbox locks before the first
-// byte is appended, removed after the append is fsync'ed or rolled back. An entry found later means Bridge
-// died mid-append: MailboxAppender.Recover decides what to do with the tail.
-// Failure: Record returns the errno (the delivery is then deferred: no append without its journal entry).
+// Job: remember, durably, each mailbox append in progress: device and inode of the mailbox, its size before, its
+// size after, and a seeded 64-bit hash of every 4 KiB page of the bytes to be written (pages at absolute file
+// offsets, so every place a write can stop is a page boundary: see AppendDigest). Written and fsync'ed under the
+// mailbox locks before the first byte is appended, removed after the append is fsync'ed or rolled back. An entry
+// found later means Bridge died mid-append: AppendRecovery proves, page by page, which bytes are Bridge's own.
+// An entry that cannot be parsed (torn by ENOSPC, garbled by a disk error, written by an older version) is moved
+// to <journal>/kept/ with a note saying why, so it never stops a delivery or the start; `bridge check` lists it.
+// Failure: Record returns the errno (the delivery is then deferred: no append without its journal entry); Find
+// never throws: an unreadable entry is a Problem value.
 using System.Globalization;
 using System.Text;
 using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
 
-/// <param name="LaterStarts">Offsets where the 2nd, 3rd, ... record of a group commit start (empty for one record).</param>
-public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, long After, string FirstLine, IReadOnlyList<long> LaterStarts)
+/// <param name="PageHashes">XxHash3 (seeded with <paramref name="Seed"/>) of each page of [Before, After), 8 bytes each.</param>
+public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, long After, long Seed, byte[] PageHashes)
 {
-    public AppendJournalEntry(ulong device, ulong inode, long before, long after, string firstLine)
-        : this(device, inode, before, after, firstLine, [])
-    {
-    }
+    public int Pages => PageHashes.Length / 8;
+
+    public ulong HashOf(int page) => BitConverter.ToUInt64(PageHashes, page * 8);
 }
+
+/// <summary>What Find read: an entry, nothing, or a problem that made the entry unusable.</summary>
+public readonly record struct JournalLookup(AppendJournalEntry? Entry, string? Problem)
+{
+    public static JournalLookup Nothing => default;
+}
+
+/// <summary>An entry moved aside: the mailbox it is about, when, and why.</summary>
+/// <param name="Critical">The mailbox may hold a partial record next to other mail (not just an unreadable entry).</param>
+public sealed record KeptJournalEntry(string Mailbox, string File, string Why, bool Critical);
 
 public sealed class AppendJournal(string directory)
 {
+    private const string KeptFolder = "kept";
+
+    /// <summary>An entry is at most a few MB (8 bytes per 4 KiB of a batch); anything larger is garbage.</summary>
+    private const long MaxEntryBytes = 64L << 20;
+
     public string Directory => directory;
 
     private string PathFor(string shortName) => System.IO.Path.Combine(directory, shortName + ".append");
@@ -28,8 +45,8 @@ public sealed class AppendJournal(string directory)
     public int Record(string shortName, AppendJournalEntry entry)
     {
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"v1 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {Convert.ToBase64String(Encoding.UTF8.GetBytes(entry.FirstLine))}{string.Concat(entry.LaterStarts.Select(s => $" {s}"))}\n");
-        var fd = Libc.Open(PathFor(shortName), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180);
+            $"v2 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {entry.Seed} {Convert.ToBase64String(entry.PageHashes)}\n");
+        var fd = Libc.Open(PathFor(shortName), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
         if (fd < 0)
         {
             return Libc.LastError;
@@ -40,58 +57,183 @@ public sealed class AppendJournal(string directory)
             rc = Libc.LastError;
         }
         Libc.Close(fd);
-        return rc != 0 ? rc : SyncDirectory();
+        return rc != 0 ? rc : SyncDirectory(directory);
     }
 
     /// <summary>Removing needs no fsync: an entry that survives a crash after a complete append is recognised as complete.</summary>
     public void Forget(string shortName) => Libc.Unlink(PathFor(shortName));
 
-    public AppendJournalEntry? Find(string shortName)
+    public JournalLookup Find(string shortName)
     {
         var path = PathFor(shortName);
-        if (!File.Exists(path)) // the common case: checked without the cost of an exception
+        if (Libc.Lstat(path, out var stat) != 0)
         {
-            return null;
+            return Libc.LastError == Libc.ENOENT ? JournalLookup.Nothing : new JournalLookup(null, $"cannot stat {path}: {Errno.Describe(Libc.LastError)}");
         }
-        string text;
+        if (!stat.IsRegularFile)
+        {
+            return new JournalLookup(null, $"{path} is not a regular file");
+        }
+        if (stat.Size > MaxEntryBytes)
+        {
+            return new JournalLookup(null, $"{path} is {stat.Size} bytes, far more than an entry can be");
+        }
+        var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            return new JournalLookup(null, $"cannot open {path}: {Errno.Describe(Libc.LastError)}");
+        }
+        byte[] bytes;
         try
         {
-            text = File.ReadAllText(path);
+            bytes = new byte[stat.Size];
+            var got = 0;
+            while (got < bytes.Length)
+            {
+                var n = Libc.ReadAt(fd, bytes.AsSpan(got), got);
+                if (n < 0)
+                {
+                    return new JournalLookup(null, $"cannot read {path}: {Errno.Describe(Libc.LastError)}");
+                }
+                if (n == 0)
+                {
+                    break;
+                }
+                got += n;
+            }
+            bytes = bytes[..got];
         }
-        catch (IOException)
+        finally
         {
+            Libc.Close(fd);
+        }
+        var entry = Parse(bytes, out var problem);
+        return new JournalLookup(entry, entry is null ? $"{path}: {problem}" : null);
+    }
+
+    /// <summary>The text of one entry as Record writes it; null and the reason for anything else (never throws).</summary>
+    internal static AppendJournalEntry? Parse(ReadOnlySpan<byte> bytes, out string problem)
+    {
+        problem = "";
+        if (bytes.Length == 0)
+        {
+            problem = "the entry is empty (torn while it was written)";
             return null;
         }
-        var parts = text.Trim().Split(' ');
-        var later = new List<long>();
-        foreach (var part in parts.Skip(6))
+        if (bytes[^1] != (byte)'\n')
         {
-            if (!long.TryParse(part, CultureInfo.InvariantCulture, out var start))
+            problem = "the entry has no final newline (torn while it was written)";
+            return null;
+        }
+        foreach (var b in bytes)
+        {
+            if (b is < 0x20 or > 0x7E && b != (byte)'\n')
             {
+                problem = "the entry holds bytes that are not text (garbled)";
                 return null;
             }
-            later.Add(start);
         }
-        if (parts.Length < 6 || parts[0] != "v1" ||
-            !ulong.TryParse(parts[1], CultureInfo.InvariantCulture, out var device) ||
-            !ulong.TryParse(parts[2], CultureInfo.InvariantCulture, out var inode) ||
-            !long.TryParse(parts[3], CultureInfo.InvariantCulture, out var before) ||
-            !long.TryParse(parts[4], CultureInfo.InvariantCulture, out var after))
+        var parts = Encoding.ASCII.GetString(bytes).TrimEnd('\n').Split(' ');
+        if (parts[0] != "v2")
         {
+            problem = parts[0] == "v1"
+                ? "the entry was written by an older Bridge (v1): it cannot prove which bytes are Bridge's, so nothing is removed"
+                : "the entry does not start with a known version";
             return null;
         }
-        return new AppendJournalEntry(device, inode, before, after, Encoding.UTF8.GetString(Convert.FromBase64String(parts[5])), later);
+        if (parts.Length != 7 ||
+            !ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var device) ||
+            !ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var inode) ||
+            !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var before) ||
+            !long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var after) ||
+            !long.TryParse(parts[5], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seed) ||
+            after < before)
+        {
+            problem = "the entry's fields are malformed";
+            return null;
+        }
+        var hashes = new byte[parts[6].Length];
+        if (!Convert.TryFromBase64String(parts[6], hashes, out var length) || length % 8 != 0 ||
+            length / 8 != AppendDigest.PageCount(before, after))
+        {
+            problem = "the entry's page hashes are malformed or do not cover its byte range";
+            return null;
+        }
+        return new AppendJournalEntry(device, inode, before, after, seed, hashes[..length]);
+    }
+
+    /// <summary>Moves an entry that cannot be used to kept/ with the reason beside it. Returns where it went, or null
+    /// when even that failed (the entry is then removed, so that it cannot block the mailbox for ever).</summary>
+    public string? Keep(string shortName, string why, bool critical = false)
+    {
+        var kept = System.IO.Path.Combine(directory, KeptFolder);
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", CultureInfo.InvariantCulture);
+        var target = System.IO.Path.Combine(kept, $"{shortName}.{stamp}.append");
+        try
+        {
+            System.IO.Directory.CreateDirectory(kept, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (Libc.Rename(PathFor(shortName), target) != 0)
+            {
+                Forget(shortName);
+                return null;
+            }
+            File.WriteAllText(target + ".why", (critical ? "critical: " : "") + why + "\n");
+            SyncDirectory(kept);
+            return target;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Forget(shortName);
+            return null;
+        }
+    }
+
+    /// <summary>Entries moved aside by Keep (for `bridge check`).</summary>
+    public IReadOnlyList<KeptJournalEntry> KeptEntries()
+    {
+        var kept = System.IO.Path.Combine(directory, KeptFolder);
+        if (!System.IO.Directory.Exists(kept))
+        {
+            return [];
+        }
+        var list = new List<KeptJournalEntry>();
+        foreach (var file in System.IO.Directory.GetFiles(kept, "*.append").Order(StringComparer.Ordinal))
+        {
+            var name = System.IO.Path.GetFileName(file);
+            var mailbox = name[..name.IndexOf('.', StringComparison.Ordinal)];
+            string why;
+            try
+            {
+                why = File.Exists(file + ".why") ? File.ReadAllText(file + ".why").Trim() : "no reason recorded";
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                why = $"the reason cannot be read: {ex.Message}";
+            }
+            var critical = why.StartsWith("critical: ", StringComparison.Ordinal);
+            list.Add(new KeptJournalEntry(mailbox, file, critical ? why["critical: ".Length..] : why, critical));
+        }
+        return list;
     }
 
     /// <summary>Short names with an entry left behind (by a crash).</summary>
-    public IReadOnlyList<string> Pending() =>
-        System.IO.Directory.Exists(directory)
-            ? [.. System.IO.Directory.GetFiles(directory, "*.append").Select(f => System.IO.Path.GetFileNameWithoutExtension(f))]
-            : [];
-
-    private int SyncDirectory()
+    public IReadOnlyList<string> Pending()
     {
-        var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
+        try
+        {
+            return System.IO.Directory.Exists(directory)
+                ? [.. System.IO.Directory.GetFiles(directory, "*.append").Select(f => System.IO.Path.GetFileNameWithoutExtension(f))]
+                : [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static int SyncDirectory(string path)
+    {
+        var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
         if (fd < 0)
         {
             return Libc.LastError;

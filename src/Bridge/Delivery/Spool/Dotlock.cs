@@ -1,6 +1,9 @@
 // Job: the <mailbox>.lock dotlock shared with Postfix, Dovecot, procmail and mutt: created with
 // O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format). A lock whose owner process is dead
-// (same host) or whose ctime is older than the stale limit is broken, as Postfix and Dovecot do.
+// (same host) or whose ctime is older than the stale limit is broken, as Postfix and Dovecot do. Something at the
+// lock path that is not a regular file (a FIFO or symlink any local user can make in a 1777 spool) is no lock:
+// it is removed (and reported in Note), never opened, so it cannot block a delivery. Nothing here ever blocks:
+// every open is O_NONBLOCK|O_NOFOLLOW.
 // Failure: Busy (someone holds it), or Failed with the errno (e.g. EACCES: the spool directory does not let
 // Bridge create files -> the caller defers and the log names the permission problem).
 using System.Text;
@@ -28,13 +31,16 @@ internal sealed class Dotlock
 
     public bool Held { get; private set; }
 
+    /// <summary>Set when something that was not a lock had to be removed from the lock path (for the log).</summary>
+    public string? Note { get; private set; }
+
     /// <summary>Tries once (breaking a stale lock counts as part of the try). Sets errno on Failed.</summary>
     public DotlockResult TryAcquire(TimeSpan staleAfter, out int errno)
     {
         errno = 0;
         for (var attempt = 0; attempt < 2; attempt++)
         {
-            var fd = Libc.Open(_path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180 /* 0600 */);
+            var fd = Libc.Open(_path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180 /* 0600 */);
             if (fd >= 0)
             {
                 var content = Encoding.ASCII.GetBytes($"{Environment.ProcessId}:{HostName}");
@@ -77,12 +83,22 @@ internal sealed class Dotlock
         }
     }
 
-    /// <summary>True when an existing lock was stale and has been removed.</summary>
+    /// <summary>True when an existing lock was stale (or no lock at all) and has been removed.</summary>
     private bool TryBreakStale(TimeSpan staleAfter)
     {
         if (Libc.Lstat(_path, out var stat) != 0)
         {
             return Libc.LastError == Libc.ENOENT; // vanished meanwhile: try again
+        }
+        if (!stat.IsRegularFile)
+        {
+            // A FIFO, socket, device, symlink or directory named like the lock: no mail program makes one. Opening a
+            // FIFO would block; waiting for it would let anyone who can write the spool stop this mailbox's mail.
+            var removed = Libc.Unlink(_path) == 0 || Libc.LastError == Libc.ENOENT;
+            Note = removed
+                ? $"removed {_path}: it was not a dotlock but a {Kind(stat.Mode)} (uid {stat.Uid})"
+                : $"{_path} is a {Kind(stat.Mode)} (uid {stat.Uid}), not a dotlock, and cannot be removed: {Errno.Describe(Libc.LastError)}";
+            return removed;
         }
         var age = DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeSeconds(stat.ChangeTimeSeconds);
         var stale = age > staleAfter || OwnerIsDead();
@@ -93,23 +109,41 @@ internal sealed class Dotlock
         return stale;
     }
 
+    private static string Kind(uint mode) => (mode & Libc.S_IFMT) switch
+    {
+        0x1000 => "FIFO",
+        0xA000 => "symbolic link",
+        0x4000 => "directory",
+        0xC000 => "socket",
+        0x2000 or 0x6000 => "device",
+        _ => "special file",
+    };
+
     private bool OwnerIsDead()
     {
+        var fd = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY | Libc.O_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            return false;
+        }
         string content;
         try
         {
-            using var stream = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            var buffer = new byte[256];
-            var n = stream.Read(buffer);
-            content = Encoding.ASCII.GetString(buffer, 0, n).Trim();
+            if (Libc.Fstat(fd, out var opened) != 0 || !opened.IsRegularFile)
+            {
+                return false; // replaced meanwhile: decided on the next try
+            }
+            Span<byte> buffer = stackalloc byte[256];
+            var n = Libc.ReadAt(fd, buffer, 0);
+            if (n <= 0)
+            {
+                return false;
+            }
+            content = Encoding.ASCII.GetString(buffer[..n]).Trim();
         }
-        catch (IOException)
+        finally
         {
-            return false;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return false;
+            Libc.Close(fd);
         }
         var parts = content.Split(':', 2);
         if (parts.Length == 2 && !string.Equals(parts[1], HostName, StringComparison.OrdinalIgnoreCase))

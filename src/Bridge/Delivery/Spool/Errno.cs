@@ -14,5 +14,12 @@ internal static class Errno
         _ => DeliveryStatus.LocalError($"{operation} {mailbox}: {Describe(errno)}"),
     };
 
+    /// <summary>The journal entry that must precede an append could not be written.</summary>
+    public static DeliveryStatus JournalStatus(int errno, string directory) => errno switch
+    {
+        Libc.ENOSPC or Libc.EDQUOT => DeliveryStatus.NoSpace(),
+        _ => DeliveryStatus.LocalError($"cannot write the append journal in {directory}: {Describe(errno)}"),
+    };
+
     public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 }

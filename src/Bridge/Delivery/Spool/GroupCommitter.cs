@@ -81,8 +81,32 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
     {
         var first = batch[0];
         var settings = first.Settings;
+        // The lock wait ends early only when every delivery of the batch is cancelled (shutdown, or each one's
+        // Bridge:DeliveryTimeout): one message's time limit must not cost the others their turn.
+        using var allCancelled = new CancellationTokenSource();
+        var waiting = batch.Count;
+        var registrations = batch.Select(p => p.CancellationToken.Register(() =>
+        {
+            if (Interlocked.Decrement(ref waiting) == 0)
+            {
+                allCancelled.Cancel();
+            }
+        })).ToList();
+        try
+        {
+            await CommitLockedAsync(shortName, batch, first, settings, allCancelled.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            registrations.ForEach(r => r.Dispose());
+        }
+    }
+
+    private async Task CommitLockedAsync(string shortName, List<PendingAppend> batch, PendingAppend first, SpoolSettings settings,
+        CancellationToken cancellationToken)
+    {
         var (appender, status) = await MailboxAppender
-            .OpenAsync(shortName, first.Uid, settings, locks, journal, first.CancellationToken).ConfigureAwait(false);
+            .OpenAsync(shortName, first.Uid, settings, locks, journal, cancellationToken).ConfigureAwait(false);
         if (appender is null)
         {
             AnswerAll(batch, status);
@@ -90,7 +114,7 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
         }
         using (appender)
         {
-            if (appender.Recovery is { } note)
+            foreach (var note in appender.Notes)
             {
                 onRecovery(note);
             }
@@ -100,7 +124,11 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
             foreach (var pending in batch)
             {
                 var length = pending.Record.Length;
-                if (pending.Uid != first.Uid)
+                if (pending.CancellationToken.IsCancellationRequested)
+                {
+                    pending.Answer(MailboxAppender.ShuttingDown()); // its time is up (or Bridge stops): nothing is written for it
+                }
+                else if (pending.Uid != first.Uid)
                 {
                     pending.Answer(DeliveryStatus.Deferred("mailbox owner changed while queued, try again"));
                 }
@@ -121,13 +149,12 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
             }
             Interlocked.Increment(ref _batches);
 
-            // No byte is appended before the journal says where the batch starts and ends.
-            var entry = new AppendJournalEntry(appender.Stat.Device, appender.Stat.Inode, appender.OriginalSize, end,
-                accepted[0].Record.FirstLine, starts.Skip(1).ToList());
+            // No byte is appended before the journal says where the batch starts and ends, and what its bytes are.
+            var entry = AppendDigest.EntryFor(appender.Stat, appender.OriginalSize, accepted.Select(a => a.Record));
             var rc = journal.Record(shortName, entry);
             if (rc != 0)
             {
-                AnswerAll(accepted, DeliveryStatus.LocalError($"cannot write the append journal in {journal.Directory}: {Errno.Describe(rc)}"));
+                AnswerAll(accepted, Errno.JournalStatus(rc, journal.Directory));
                 return;
             }
 

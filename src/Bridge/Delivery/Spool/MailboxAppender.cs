@@ -2,15 +2,14 @@
 // in-process lock, open with O_NOFOLLOW|O_APPEND (or create O_EXCL 0600 and fchown to the user), refuse
 // symlinks, non-regular files, hard links and foreign owners, take the dotlock and a whole-file fcntl (OFD)
 // write lock non-blocking with jittered retries, then record the real end of the file.
-// Before the first delivery after a crash it settles the append that crash interrupted (AppendJournal).
+// Before the first delivery after a crash it settles the append that crash interrupted (AppendRecovery); if that
+// rewrote the mailbox, the new file is opened and checked from the start.
 // Append, Commit (fsync) and Rollback (ftruncate to the recorded size + fsync) all happen under the locks.
 // Failure: every problem is a DeliveryStatus (450/451 4.2.0, 452 4.3.1, 552 5.2.2, 451 4.3.0); the file is
 // never written before all checks passed, and a rollback restores its exact previous size.
 using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
-
-public sealed record RecoveryNote(bool Critical, string Message);
 
 internal sealed class MailboxAppender : IDisposable
 {
@@ -22,10 +21,14 @@ internal sealed class MailboxAppender : IDisposable
     private bool _fileLocked;
     private bool _written;
 
-    private MailboxAppender(string path, string name)
+    private readonly List<RecoveryNote> _notes;
+    private long _position;
+
+    private MailboxAppender(string path, string name, List<RecoveryNote> notes)
     {
         _path = path;
         _name = name;
+        _notes = notes;
         _dotlock = new Dotlock(path);
     }
 
@@ -33,15 +36,29 @@ internal sealed class MailboxAppender : IDisposable
 
     public FileStat Stat { get; private set; }
 
-    /// <summary>What recovery did before this delivery (null: nothing to recover).</summary>
-    public RecoveryNote? Recovery { get; private set; }
-
     public static async Task<(MailboxAppender? Appender, DeliveryStatus Status)> OpenAsync(
         string shortName, uint expectedUid, SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal,
         CancellationToken cancellationToken)
     {
+        var notes = new List<RecoveryNote>();
+        for (var attempt = 0; ; attempt++)
+        {
+            var (appender, status, rewritten) = await OpenOnceAsync(shortName, expectedUid, settings, locks, journal, notes, cancellationToken)
+                .ConfigureAwait(false);
+            if (!rewritten || attempt == 2)
+            {
+                return (appender, status);
+            }
+            // Recovery replaced the mailbox with a rewritten file: lock and check the new one from the start.
+        }
+    }
+
+    private static async Task<(MailboxAppender? Appender, DeliveryStatus Status, bool Rewritten)> OpenOnceAsync(
+        string shortName, uint expectedUid, SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal,
+        List<RecoveryNote> notes, CancellationToken cancellationToken)
+    {
         var path = System.IO.Path.Combine(settings.Directory, shortName);
-        var appender = new MailboxAppender(path, shortName);
+        var appender = new MailboxAppender(path, shortName, notes);
         var deadline = DateTime.UtcNow + settings.LockTimeout;
         try
         {
@@ -60,9 +77,18 @@ internal sealed class MailboxAppender : IDisposable
             {
                 return Fail(status);
             }
-            appender.Recovery = appender.Recover(journal);
+            var recovery = AppendRecovery.Settle(appender._fd, path, shortName, journal);
+            if (recovery.Note is { } note)
+            {
+                notes.Add(note);
+            }
+            if (recovery.Rewritten)
+            {
+                appender.Dispose();
+                return (null, DeliveryStatus.Deferred($"mailbox {shortName} was rewritten by crash recovery, try again"), true);
+            }
             status = appender.CheckAfterLock();
-            return status.IsSuccess ? (appender, status) : Fail(status);
+            return status.IsSuccess ? (appender, status, false) : Fail(status);
         }
         catch
         {
@@ -70,220 +96,115 @@ internal sealed class MailboxAppender : IDisposable
             throw;
         }
 
-        (MailboxAppender?, DeliveryStatus) Fail(DeliveryStatus failure)
+        (MailboxAppender?, DeliveryStatus, bool) Fail(DeliveryStatus failure)
         {
             appender.Dispose();
-            return (null, failure);
+            return (null, failure, false);
         }
     }
 
-    /// <summary>At start: settle an entry a crash left in the journal, under the mailbox's locks.</summary>
-    public static async Task<RecoveryNote?> RecoverAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
+    /// <summary>At start: settle an entry a crash left in the journal, under the mailbox's locks. Never throws.</summary>
+    public static async Task<IReadOnlyList<RecoveryNote>> RecoverAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
         AppendJournal journal, CancellationToken cancellationToken)
     {
-        var (mailbox, status) = await LockExistingAsync(shortName, settings, locks, journal, cancellationToken).ConfigureAwait(false);
+        var (mailbox, status, notes) = await LockExistingAsync(shortName, settings, locks, journal, cancellationToken).ConfigureAwait(false);
         if (mailbox is not null)
         {
-            using (mailbox)
-            {
-                return mailbox.Recovery; // LockExistingAsync settled the journal entry under the locks
-            }
+            mailbox.Dispose(); // LockExistingAsync settled the journal entry under the locks
+            return notes;
         }
         if (Libc.Lstat(System.IO.Path.Combine(settings.Directory, shortName), out _) != 0 && Libc.LastError == Libc.ENOENT)
         {
             journal.Forget(shortName); // no such mailbox (any more): nothing of ours to clean up
-            return null;
+            return notes;
         }
-        return new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({status}); will retry before its next delivery");
+        return [.. notes, new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({status}); will retry before its next delivery")];
     }
 
-    /// <summary>Settles the journal entry of an append that a crash interrupted (caller holds the locks):
-    /// a complete record stays; a partial record of ours at the end is truncated away; a partial record with
-    /// another writer's mail after it is left in place (truncating would destroy that mail) and reported.</summary>
-    private RecoveryNote? Recover(AppendJournal journal)
-    {
-        var entry = journal.Find(_name);
-        if (entry is null)
-        {
-            return null;
-        }
-        if (Libc.Fstat(_fd, out var now) != 0 || now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
-        {
-            journal.Forget(_name);
-            return null;
-        }
-        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0); // OFD locks survive closing it
-        if (reader < 0)
-        {
-            return new RecoveryNote(true, $"{_name}: cannot read the mailbox to check an interrupted append: {Errno.Describe(Libc.LastError)}");
-        }
-        try
-        {
-            var firstLine = System.Text.Encoding.UTF8.GetBytes(entry.FirstLine + "\n");
-            var head = new byte[firstLine.Length];
-            var got = Libc.ReadAt(reader, head, entry.Before);
-            if (got <= 0 || !firstLine.AsSpan(0, got).SequenceEqual(head.AsSpan(0, got)))
-            {
-                journal.Forget(_name);
-                return new RecoveryNote(false, $"{_name}: the bytes after {entry.Before} are not the interrupted append; left alone");
-            }
-            var foreign = FindForeignRecordStart(reader, entry.Before + firstLine.Length, now.Size, entry.LaterStarts);
-            var complete = now.Size >= entry.After && (foreign < 0 || foreign >= entry.After - 1) && EndsRecordAt(reader, entry.After);
-            if (complete)
-            {
-                journal.Forget(_name);
-                return null;
-            }
-            if (foreign >= 0)
-            {
-                journal.Forget(_name);
-                return new RecoveryNote(true, $"{_name}: an incomplete record left by a crash at offset {entry.Before} is followed by other mail; left in place");
-            }
-            if (Libc.Ftruncate(_fd, entry.Before) != 0 || Libc.Fsync(_fd) != 0)
-            {
-                return new RecoveryNote(true, $"{_name}: cannot truncate an incomplete record left by a crash: {Errno.Describe(Libc.LastError)}");
-            }
-            journal.Forget(_name);
-            return new RecoveryNote(false, $"{_name}: removed an incomplete record of {now.Size - entry.Before} bytes left by a crash (mailbox back to {entry.Before} bytes)");
-        }
-        finally
-        {
-            Libc.Close(reader);
-        }
-    }
-
-    /// <summary>Like FindRecordStart, but the starts of the later records of our own group commit are not foreign.</summary>
-    private static long FindForeignRecordStart(int fd, long from, long end, IReadOnlyList<long> ownStarts)
-    {
-        while (true)
-        {
-            var at = FindRecordStart(fd, from, end);
-            if (at < 0 || !ownStarts.Contains(at + 1))
-            {
-                return at;
-            }
-            from = at + 1;
-        }
-    }
-
-    /// <summary>Offset of the first "\nFrom " at or after <paramref name="from"/>, or -1. Bridge's own records
-    /// never contain one after their first line (mboxo quoting), so one there starts another writer's record.</summary>
-    private static long FindRecordStart(int fd, long from, long end)
-    {
-        var marker = "\nFrom "u8;
-        var buffer = new byte[64 * 1024];
-        for (var offset = from; offset < end; offset += buffer.Length - marker.Length)
-        {
-            var n = Libc.ReadAt(fd, buffer, offset);
-            if (n <= 0)
-            {
-                return -1;
-            }
-            var at = buffer.AsSpan(0, n).IndexOf(marker);
-            if (at >= 0)
-            {
-                return offset + at;
-            }
-            if (n < buffer.Length)
-            {
-                return -1;
-            }
-        }
-        return -1;
-    }
-
-    private static bool EndsRecordAt(int fd, long after)
-    {
-        Span<byte> tail = stackalloc byte[2];
-        return Libc.ReadAt(fd, tail, after - 2) == 2 && tail.SequenceEqual("\n\n"u8);
-    }
-
-    /// <summary>For `drain`: an existing mailbox, locked exactly as for a delivery (null + status if not possible).</summary>
-    public static async Task<(MailboxAppender? Appender, DeliveryStatus Status)> LockExistingAsync(string shortName,
+    /// <summary>For `drain` and recovery at start: an existing mailbox, locked exactly as for a delivery and with any
+    /// interrupted append settled (null + status if not possible). The locks are released on every failure.</summary>
+    public static async Task<(MailboxAppender? Appender, DeliveryStatus Status, IReadOnlyList<RecoveryNote> Notes)> LockExistingAsync(string shortName,
         SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal, CancellationToken cancellationToken)
     {
         var path = System.IO.Path.Combine(settings.Directory, shortName);
-        var appender = new MailboxAppender(path, shortName);
-        appender._processLock = await locks.TryEnterAsync(path, settings.LockTimeout, cancellationToken).ConfigureAwait(false);
-        appender._fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
-        if (appender._processLock is null || appender._fd < 0)
+        var notes = new List<RecoveryNote>();
+        for (var attempt = 0; ; attempt++)
         {
-            var status = appender._fd < 0 ? DeliveryStatus.MailboxUnusable(shortName, Errno.Describe(Libc.LastError)) : DeliveryStatus.LockBusy(shortName);
-            appender.Dispose();
-            return (null, status);
+            var appender = new MailboxAppender(path, shortName, notes);
+            var keep = false;
+            try
+            {
+                appender._processLock = await locks.TryEnterAsync(path, settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+                if (appender._processLock is null)
+                {
+                    return (null, DeliveryStatus.LockBusy(shortName), notes);
+                }
+                appender._fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_APPEND | Libc.O_NONBLOCK | Libc.O_NOFOLLOW | Libc.O_NOCTTY | Libc.O_CLOEXEC, 0);
+                if (appender._fd < 0)
+                {
+                    return (null, DeliveryStatus.MailboxUnusable(shortName, Errno.Describe(Libc.LastError)), notes);
+                }
+                if (Libc.Fstat(appender._fd, out var opened) != 0 || !opened.IsRegularFile)
+                {
+                    return (null, DeliveryStatus.MailboxUnusable(shortName, "it is not a regular file"), notes);
+                }
+                var locked = await appender.LockAsync(settings, DateTime.UtcNow + settings.LockTimeout, cancellationToken).ConfigureAwait(false);
+                if (!locked.IsSuccess)
+                {
+                    return (null, locked, notes);
+                }
+                var recovery = AppendRecovery.Settle(appender._fd, path, shortName, journal);
+                if (recovery.Note is { } note)
+                {
+                    notes.Add(note);
+                }
+                if (recovery.Rewritten && attempt < 2)
+                {
+                    continue; // the mailbox is a new file now: lock that one
+                }
+                var checkedStatus = appender.CheckAfterLock();
+                if (!checkedStatus.IsSuccess)
+                {
+                    return (null, checkedStatus, notes);
+                }
+                keep = true;
+                return (appender, checkedStatus, notes);
+            }
+            finally
+            {
+                if (!keep)
+                {
+                    appender.Dispose();
+                }
+            }
         }
-        var locked = await appender.LockAsync(settings, DateTime.UtcNow + settings.LockTimeout, cancellationToken).ConfigureAwait(false);
-        appender.Recovery = locked.IsSuccess ? appender.Recover(journal) : null;
-        var checkedStatus = locked.IsSuccess ? appender.CheckAfterLock() : locked;
-        if (!checkedStatus.IsSuccess || !appender.Stat.IsRegularFile)
-        {
-            appender.Dispose();
-            return (null, checkedStatus.IsSuccess ? DeliveryStatus.MailboxUnusable(shortName, "it is not a regular file") : checkedStatus);
-        }
-        return (appender, checkedStatus);
     }
 
     public string Path => _path;
 
-    /// <summary>For `drain`, with the locks held: the mailbox becomes its bytes from <paramref name="offset"/> on.
-    /// The rest is written to a new file (same owner, group, mode), fsync'ed and renamed over the mailbox, so a
-    /// crash leaves either the old or the new mailbox, never a mix. Writers that take the dotlock before
-    /// opening (Postfix, procmail) and Bridge (which re-checks the link count after locking) never write to the
-    /// replaced file. Returns null or the error.</summary>
+    /// <summary>What recovery and lock-taking had to say (the agent logs it).</summary>
+    public IReadOnlyList<RecoveryNote> Notes => _notes;
+
+    /// <summary>For `drain`, with the locks held: the mailbox becomes its bytes from <paramref name="offset"/> on
+    /// (MailboxRewrite: a new file renamed over it). Returns null or the error.</summary>
     public string? KeepFrom(long offset)
     {
         if (offset >= Stat.Size)
         {
             return Libc.Ftruncate(_fd, 0) == 0 && Libc.Fsync(_fd) == 0 ? null : Errno.Describe(Libc.LastError);
         }
-        var temporary = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(_path)!, $".{_name}.drain-{Environment.ProcessId}");
-        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
-        var writer = Libc.Open(temporary, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0x180);
+        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        if (reader < 0)
+        {
+            return Errno.Describe(Libc.LastError);
+        }
         try
         {
-            if (reader < 0 || writer < 0)
-            {
-                return Errno.Describe(Libc.LastError);
-            }
-            var buffer = new byte[64 * 1024];
-            for (var at = offset; at < Stat.Size;)
-            {
-                var n = Libc.ReadAt(reader, buffer, at);
-                if (n <= 0)
-                {
-                    return n < 0 ? Errno.Describe(Libc.LastError) : "the mailbox ended early";
-                }
-                var rc = Libc.WriteAll(writer, buffer.AsSpan(0, n));
-                if (rc != 0)
-                {
-                    return Errno.Describe(rc);
-                }
-                at += n;
-            }
-            if (Libc.Fchown(writer, Stat.Uid, Stat.Gid) != 0 || Libc.Fchmod(writer, Stat.Permissions) != 0 || Libc.Fsync(writer) != 0 ||
-                Libc.Rename(temporary, _path) != 0)
-            {
-                return Errno.Describe(Libc.LastError);
-            }
-            var directory = Libc.Open(System.IO.Path.GetDirectoryName(_path)!, Libc.O_RDONLY | Libc.O_CLOEXEC, 0);
-            if (directory >= 0)
-            {
-                Libc.Fsync(directory);
-                Libc.Close(directory);
-            }
-            return null;
+            return MailboxRewrite.Keep(reader, _path, Stat, [(offset, Stat.Size)]);
         }
         finally
         {
-            if (reader >= 0)
-            {
-                Libc.Close(reader);
-            }
-            if (writer >= 0)
-            {
-                Libc.Close(writer);
-            }
-            Libc.Unlink(temporary); // gone already after a successful rename
+            Libc.Close(reader);
         }
     }
 
@@ -368,10 +289,19 @@ internal sealed class MailboxAppender : IDisposable
         while (true)
         {
             var dot = _dotlock.TryAcquire(settings.DotlockStaleAfter, out var errno);
+            if (_dotlock.Note is { } lockNote)
+            {
+                _notes.Add(new RecoveryNote(false, lockNote));
+            }
             if (dot == DotlockResult.Failed)
             {
-                return DeliveryStatus.LocalError(
-                    $"cannot create dotlock {_dotlock.Path}: {Errno.Describe(errno)}; the spool directory must let Bridge create files (1777, or 2775 group mail)");
+                return errno switch
+                {
+                    Libc.ENOSPC or Libc.EDQUOT => DeliveryStatus.NoSpace(),
+                    Libc.EACCES or Libc.EPERM or Libc.EROFS => DeliveryStatus.LocalError(
+                        $"cannot create dotlock {_dotlock.Path}: {Errno.Describe(errno)}; the spool directory must let Bridge create files (1777, or 2775 group mail)"),
+                    _ => DeliveryStatus.LocalError($"cannot create dotlock {_dotlock.Path}: {Errno.Describe(errno)}"),
+                };
             }
             if (dot == DotlockResult.Acquired)
             {
@@ -414,6 +344,7 @@ internal sealed class MailboxAppender : IDisposable
             return DeliveryStatus.MailboxUnusable(_name, $"it has {locked.Links} hard links");
         }
         OriginalSize = locked.Size; // the real end: O_APPEND writes land here while we hold the locks
+        _position = locked.Size;
         Stat = locked;
         return new DeliveryStatus(250, "2.0.0", "ready");
     }
@@ -421,12 +352,13 @@ internal sealed class MailboxAppender : IDisposable
     public DeliveryStatus Append(MboxRecord record)
     {
         _written = true;
-        var sink = new FileSink(_fd);
+        var sink = new FileSink(_fd, _position);
         var rc = record.WriteTo(sink);
         if (rc == 0)
         {
             rc = sink.Flush();
         }
+        _position = sink.Position;
         return rc == 0 ? new DeliveryStatus(250, "2.0.0", "appended") : Errno.ToStatus(rc, _name, "write to");
     }
 
@@ -439,8 +371,15 @@ internal sealed class MailboxAppender : IDisposable
 
     /// <summary>Cuts the file back to <paramref name="size"/> (the start of a record that failed; the caller
     /// fsyncs with Commit). Returns null or the error.</summary>
-    public string? TruncateTo(long size) =>
-        Libc.Ftruncate(_fd, size) == 0 ? null : $"cannot truncate {_path} back to {size} bytes: {Errno.Describe(Libc.LastError)}";
+    public string? TruncateTo(long size)
+    {
+        if (Libc.Ftruncate(_fd, size) != 0)
+        {
+            return $"cannot truncate {_path} back to {size} bytes: {Errno.Describe(Libc.LastError)}";
+        }
+        _position = size;
+        return null;
+    }
 
     /// <summary>Restores the size recorded under the lock. Returns an error text when that failed (the journal
     /// entry must then stay, for recovery to finish the job).</summary>
@@ -454,6 +393,7 @@ internal sealed class MailboxAppender : IDisposable
         {
             return $"cannot truncate {_path} back to {OriginalSize} bytes: {Errno.Describe(Libc.LastError)}";
         }
+        _position = OriginalSize;
         _written = false;
         return null;
     }
@@ -475,17 +415,22 @@ internal sealed class MailboxAppender : IDisposable
         _processLock = null;
     }
 
-    /// <summary>Buffers record bytes into 64 KiB writes.</summary>
-    private sealed class FileSink(int fd) : IRecordSink
+    /// <summary>Buffers record bytes into writes that end at absolute multiples of 64 KiB (or at the record's end), so
+    /// a crash between two writes leaves the file ending on a page boundary of the journal's AppendDigest.</summary>
+    private sealed class FileSink(int fd, long position) : IRecordSink
     {
-        private readonly byte[] _buffer = new byte[64 * 1024];
+        private const int Chunk = 64 * 1024;
+        private readonly byte[] _buffer = new byte[Chunk];
         private int _used;
+        private int _limit = (int)(Chunk - (position % Chunk));
+
+        public long Position { get; private set; } = position;
 
         public int Write(ReadOnlySpan<byte> bytes)
         {
             while (bytes.Length > 0)
             {
-                if (_used == _buffer.Length)
+                if (_used == _limit)
                 {
                     var rc = Flush();
                     if (rc != 0)
@@ -493,7 +438,7 @@ internal sealed class MailboxAppender : IDisposable
                         return rc;
                     }
                 }
-                var n = Math.Min(bytes.Length, _buffer.Length - _used);
+                var n = Math.Min(bytes.Length, _limit - _used);
                 bytes[..n].CopyTo(_buffer.AsSpan(_used));
                 _used += n;
                 bytes = bytes[n..];
@@ -504,7 +449,12 @@ internal sealed class MailboxAppender : IDisposable
         public int Flush()
         {
             var rc = Libc.WriteAll(fd, _buffer.AsSpan(0, _used));
+            if (rc == 0)
+            {
+                Position += _used;
+            }
             _used = 0;
+            _limit = (int)(Chunk - (Position % Chunk));
             return rc;
         }
     }

@@ -1,4 +1,5 @@
-// Job: write one mboxo record exactly as Postfix local(8) does: "From sender  asctime" line, Return-Path,
+// Job: write one mboxo record exactly as Postfix local(8) does: "From sender  asctime" line (spaces in a quoted
+// sender become '_' there, so readers find the date), Return-Path (the sender in RFC 5321 form, quotes kept),
 // X-Original-To, Delivered-To, then the message with CRLF -> LF, ">From " quoting of every line that begins
 // with "From ", Dovecot's bookkeeping headers stripped, a final newline and one empty line.
 // Streams line by line into a sink; never copies the whole message.
@@ -46,9 +47,9 @@ internal sealed class MboxRecord
         var fromLineSender = sender.Length == 0 ? "MAILER-DAEMON" : Sanitize(sender);
         var envelope = new StringBuilder()
             .Append("From ").Append(fromLineSender).Append("  ").Append(AscTime(localTime)).Append('\n')
-            .Append("Return-Path: <").Append(Sanitize(sender)).Append(">\n")
-            .Append("X-Original-To: ").Append(Sanitize(originalRecipient)).Append('\n')
-            .Append("Delivered-To: ").Append(Sanitize(deliveredTo)).Append('\n');
+            .Append("Return-Path: <").Append(HeaderSafe(sender)).Append(">\n")
+            .Append("X-Original-To: ").Append(HeaderSafe(originalRecipient)).Append('\n')
+            .Append("Delivered-To: ").Append(HeaderSafe(deliveredTo)).Append('\n');
         _envelope = Encoding.UTF8.GetBytes(envelope.ToString());
         FirstLine = $"From {fromLineSender}  {AscTime(localTime)}";
         _prefix = prefix;
@@ -62,7 +63,19 @@ internal sealed class MboxRecord
     public static string AscTime(DateTime t) =>
         string.Create(CultureInfo.InvariantCulture, $"{t:ddd MMM} {t.Day,2} {t:HH:mm:ss yyyy}");
 
-    /// <summary>Envelope addresses go into From_ and header lines: no spaces or control characters.</summary>
+    /// <summary>Envelope addresses in header fields keep their RFC 5321 form ("john doe"@x.org, quotes and spaces
+    /// included); only control characters, which no valid address has, become '_'.</summary>
+    public static string HeaderSafe(string value)
+    {
+        var builder = new StringBuilder(value.Length);
+        foreach (var c in value)
+        {
+            builder.Append(char.IsControl(c) ? '_' : c);
+        }
+        return builder.ToString();
+    }
+
+    /// <summary>The From_ line's sender: no spaces or control characters (readers split the line at spaces).</summary>
     public static string Sanitize(string value)
     {
         var builder = new StringBuilder(value.Length);

@@ -98,7 +98,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 {
                     return status;
                 }
-                if (appender.Recovery is { } note)
+                foreach (var note in appender.Notes)
                 {
                     LogRecovery(note);
                 }
@@ -119,17 +119,20 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 }
             }
 
-            // No byte is appended before the journal says where each append starts and ends.
+            if (cancellationToken.IsCancellationRequested)
+            {
+                return MailboxAppender.ShuttingDown(); // the delivery's time is up: nothing is written any more
+            }
+            // No byte is appended before the journal says where each append starts and ends, and what its bytes are.
             for (var i = 0; i < opened.Count; i++)
             {
                 var (appender, record, target) = opened[i];
-                var entry = new AppendJournalEntry(appender.Stat.Device, appender.Stat.Inode, appender.OriginalSize,
-                    appender.OriginalSize + lengths[i], record.FirstLine);
+                var entry = AppendDigest.EntryFor(appender.Stat, appender.OriginalSize, [record]);
                 var rc = journal.Record(target.User.ShortName, entry);
                 if (rc != 0)
                 {
                     ForgetAll(opened);
-                    return DeliveryStatus.LocalError($"cannot write the append journal in {journal.Directory}: {Errno.Describe(rc)}");
+                    return Errno.JournalStatus(rc, journal.Directory);
                 }
             }
 
@@ -191,12 +194,26 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
         var current = settings();
-        foreach (var shortName in journal.Pending().Where(ShortName.IsSafeFileName))
+        foreach (var shortName in journal.Pending())
         {
-            var note = await MailboxAppender.RecoverAsync(shortName, current, locks, journal, cancellationToken).ConfigureAwait(false);
-            if (note is not null)
+            if (!ShortName.IsSafeFileName(shortName))
             {
-                LogRecovery(note);
+                LogRecovery(new RecoveryNote(false, $"{shortName}: not a mailbox name Bridge writes; " +
+                    (journal.Keep(shortName, "the journal entry's name is not a safe mailbox name") is { } kept ? $"moved to {kept}" : "removed")));
+                continue;
+            }
+            try
+            {
+                foreach (var note in await MailboxAppender.RecoverAsync(shortName, current, locks, journal, cancellationToken).ConfigureAwait(false))
+                {
+                    LogRecovery(note);
+                }
+            }
+#pragma warning disable CA1031 // one mailbox that cannot be settled must not stop Bridge (and everyone's mail) from starting
+            catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                LogRecoveryFailed(ex, shortName);
             }
         }
     }
@@ -218,6 +235,9 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "spool recovery: {Message}")]
     private partial void LogRecoveryProblem(string message);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "spool recovery: {Mailbox}: failed unexpectedly; settled before its next delivery")]
+    private partial void LogRecoveryFailed(Exception exception, string mailbox);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "{QueueId}: rollback failed, the mailbox may hold a partial record: {Error}")]
     private partial void LogRollbackFailed(string queueId, string error);

@@ -1,6 +1,7 @@
 // Job: at most Bridge:Legacy:MaxConnections sessions with the store, reused across messages (an open LMTP/SMTP
 // session costs the store a greeting, LHLO and often a fork). A changed endpoint (reload) retires the old
-// connections; an idle connection older than 30 s is closed instead of reused.
+// connections; an idle connection older than 30 s, or one the store has closed meanwhile (readable while idle), is
+// closed instead of reused, so a message never goes out on a connection that is already gone.
 // Failure: opening a connection throws as SmtpConnection.OpenAsync does; the slot is given back.
 using Bridge.Delivery.Smtp;
 
@@ -48,7 +49,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
                         break;
                     }
                 }
-                if (DateTime.UtcNow - idle.Since < MaxIdle && idle.Connection.Endpoint == endpoint)
+                if (DateTime.UtcNow - idle.Since < MaxIdle && idle.Connection.Endpoint == endpoint && !idle.Connection.LooksClosed())
                 {
                     return new Lease(this, slots, idle.Connection, reused: true);
                 }

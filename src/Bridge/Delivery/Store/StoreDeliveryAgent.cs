@@ -1,8 +1,12 @@
 // Job: Legacy mode: relay a message to the mail store with its original envelope and bytes (plus Bridge's
 // Received header), through StorePipeline. Each attempt sends only to the recipients that do not have a final
 // answer yet, so a mixed LMTP outcome retries just the temporary failures and never delivers a copy twice.
+// What is retried (within Bridge:Retry:Budget): connection failures, attempts without an answer, and a store's 4xx
+// for a recipient except "mailbox full" (X.2.2); every failed attempt is logged. Never retried: a 5xx (passed back
+// as-is), and a message the store received without acknowledging it (StoreOutcomeUnknownException): that one is
+// answered 451 4.4.1 "outcome unknown", since sending it again could deliver it twice.
 // Failure: never throws for a delivery problem. Still failing after the budget or while the breaker is open:
-// 451 4.4.1 for those recipients (the store's own 4xx text when it gave one); a store 5xx is passed back as-is.
+// 451 4.4.1 for those recipients (the store's own 4xx text when it gave one).
 using Bridge.Delivery.Smtp;
 using System.Diagnostics;
 using Bridge.Hosting;
@@ -27,6 +31,7 @@ public sealed partial class StoreDeliveryAgent(
         var pipeline = PipelineFor(current.Retry);
         var recipients = request.Recipients;
         var statuses = new DeliveryStatus?[recipients.Count];
+        var settled = new bool[recipients.Count]; // a final answer: 2xx, 5xx, a 4xx that is not retried, or an unknown outcome
         var attempts = 0;
         string? lastProblem = null;
 
@@ -34,7 +39,7 @@ public sealed partial class StoreDeliveryAgent(
         {
             attempts++;
             metrics.StoreAttempt();
-            var open = Enumerable.Range(0, recipients.Count).Where(i => statuses[i] is not { } s || s.IsTransient).ToList();
+            var open = Enumerable.Range(0, recipients.Count).Where(i => !settled[i]).ToList();
             try
             {
                 var replies = await SendAsync(endpoint, request, open.Select(i => recipients[i].Address).ToList(), attemptToken)
@@ -42,8 +47,34 @@ public sealed partial class StoreDeliveryAgent(
                 for (var k = 0; k < open.Count; k++)
                 {
                     statuses[open[k]] = replies[k];
+                    settled[open[k]] = !replies[k].IsTransient || !IsWorthRetrying(replies[k]);
                 }
-                return new AttemptResult(open.Count(i => statuses[i]!.Value.IsTransient));
+                var deferred = open.Where(i => !settled[i]).ToList();
+                if (deferred.Count > 0)
+                {
+                    lastProblem = string.Join(", ", deferred.Select(i => $"<{recipients[i].Address}> {statuses[i]}"));
+                    LogAttemptFailed(request.QueueId, endpoint, attempts, $"deferred by the store: {lastProblem}");
+                }
+                return new AttemptResult(deferred.Count);
+            }
+            catch (StoreOutcomeUnknownException ex)
+            {
+                // The message went out and no reply came: the store may have it. Never sent again by Bridge.
+                var unknown = new DeliveryStatus(451, "4.4.1",
+                    $"Mail store {endpoint}: outcome unknown, the message was sent but not acknowledged ({ex.Message}); not resent by Bridge");
+                for (var k = 0; k < open.Count; k++)
+                {
+                    statuses[open[k]] = k < ex.Known.Count && ex.Known[k] is { } reply ? reply : unknown;
+                    settled[open[k]] = true;
+                }
+                LogOutcomeUnknown(request.QueueId, endpoint, attempts, ex.Message);
+                return new AttemptResult(0);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && attemptToken.IsCancellationRequested)
+            {
+                lastProblem = $"no answer within {current.Retry.AttemptTimeout.TotalSeconds:0.#} s";
+                LogAttemptFailed(request.QueueId, endpoint, attempts, lastProblem);
+                throw;
             }
             catch (Exception ex) when (StorePipeline.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
@@ -81,6 +112,11 @@ public sealed partial class StoreDeliveryAgent(
             .ToList();
         return DeliveryResult.Compose(request.QueueId, outcomes);
     }
+
+    /// <summary>A store's 4xx is retried within the budget (it is usually momentary: a restart, a lock, Dovecot's
+    /// "temporary internal error", 4.5.3 too many recipients), except when the store says the condition will not clear
+    /// in seconds: a full mailbox (X.2.2). That one goes back to the MTA at once, whose queue waits minutes.</summary>
+    internal static bool IsWorthRetrying(DeliveryStatus status) => status.IsTransient && !status.Enhanced.EndsWith(".2.2", StringComparison.Ordinal);
 
     /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
     /// replaced once, inside the same attempt, before anything was sent on it.</summary>
@@ -120,6 +156,9 @@ public sealed partial class StoreDeliveryAgent(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: store {Store} attempt {Attempt} failed: {Problem}")]
     private partial void LogAttemptFailed(string queueId, SmtpEndpoint store, int attempt, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: store {Store} attempt {Attempt}: outcome unknown, not resent: {Problem}")]
+    private partial void LogOutcomeUnknown(string queueId, SmtpEndpoint store, int attempt, string problem);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Mail store circuit breaker is now {State}")]
     private partial void LogBreaker(CircuitState state);

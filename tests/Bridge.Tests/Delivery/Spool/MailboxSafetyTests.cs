@@ -147,6 +147,80 @@ public class MailboxSafetyTests
     }
 
     [Fact]
+    public async Task A_full_disk_when_the_dotlock_is_created_answers_452_4_3_1_not_a_permission_problem()
+    {
+        Peers.RequireRoot();
+        await using var s = await SpoolScenario.StartAsync();
+        var spool = s.Spool.Path;
+        var mount = await Proc.RunAsync("mount", ["-t", "tmpfs", "-o", "size=1m,nr_inodes=16,mode=1777", "tmpfs", spool]);
+        Assert.True(mount.ExitCode == 0, $"mount tmpfs failed: {mount.Output}");
+        try
+        {
+            SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+            for (var i = 0; ; i++) // use up the inodes: the mailbox exists, its dotlock cannot be created (ENOSPC)
+            {
+                try
+                {
+                    File.WriteAllBytes(Path.Combine(spool, $"filler{i}"), []);
+                }
+                catch (IOException)
+                {
+                    break;
+                }
+            }
+
+            var result = await Swaks.SendAsync(s.Port, Alice);
+
+            Assert.StartsWith("452 4.3.1 Insufficient system storage", result.FinalReply, StringComparison.Ordinal);
+            Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox));
+            Assert.DoesNotContain(s.Bridge.Logs.Lines, l => l.Contains("permissions", StringComparison.Ordinal) || l.Contains("1777", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await Proc.RunAsync("umount", ["-l", spool]);
+        }
+    }
+
+    [Fact]
+    public async Task A_fifo_an_unprivileged_user_made_at_the_dotlock_path_cannot_hold_up_delivery()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+        // Any local user may do this in a 1777 spool (the original note's own advice).
+        var made = await Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "mkfifo", s.AliceMailbox + ".lock"]);
+        Assert.True(made.ExitCode == 0, made.Output);
+        made = await Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "mkfifo", s.BobMailbox]);
+        Assert.True(made.ExitCode == 0, made.Output);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var alice = await Swaks.SendAsync(s.Port, Alice, timeout: TimeSpan.FromSeconds(60));
+        var bob = await Swaks.SendAsync(s.Port, Bob, timeout: TimeSpan.FromSeconds(60));
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the deliveries took {clock.Elapsed}");
+        Assert.StartsWith("250 2.0.0 ", alice.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(2, (await MboxReaders.PythonMailboxAsync(s.AliceMailbox)).Count);
+        Assert.Contains(s.Bridge.Logs.Lines, l => l.Contains($"removed {s.AliceMailbox}.lock: it was not a dotlock but a FIFO", StringComparison.Ordinal));
+        Assert.StartsWith("450 4.2.0 Mailbox bridgetest2 is unusable", bob.FinalReply, StringComparison.Ordinal); // a FIFO as the mailbox itself
+    }
+
+    [Fact]
+    public async Task A_delivery_that_cannot_finish_is_answered_451_4_3_0_at_Bridge_DeliveryTimeout()
+    {
+        await using var s = await SpoolScenario.StartAsync("Bridge:DeliveryTimeout=00:00:02", "Bridge:Spool:LockTimeout=00:00:30");
+        SpoolScenario.CreateMailbox(s.AliceMailbox, SpoolScenario.SampleMbox, s.AliceIds.Uid, s.AliceIds.Gid);
+        using var holder = await LockHolder.FcntlAsync(s.AliceMailbox, 20);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await Swaks.SendAsync(s.Port, Alice);
+
+        Assert.StartsWith("451 4.3.0 Delivery did not finish within Bridge:DeliveryTimeout (2 s)", result.FinalReply, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"answered after {clock.Elapsed}");
+        holder.Dispose();
+        Assert.Equal(SpoolScenario.SampleMbox, await File.ReadAllBytesAsync(s.AliceMailbox)); // nothing written after the answer
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, Alice)).FinalReply, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_root_owned_mailbox_of_a_real_account_is_deferred_and_untouched()
     {
         await using var s = await SpoolScenario.StartAsync();

@@ -46,8 +46,13 @@ public class MboxRecordTests
         Assert.StartsWith("From MAILER-DAEMON  Tue Nov  3 19:57:21 2026\nReturn-Path: <>\n", Render("S: x\r\n\r\nb", sender: ""));
 
     [Fact]
-    public void Sender_with_spaces_or_controls_cannot_break_the_from_line() =>
-        Assert.StartsWith("From a_b__x@y  Tue Nov  3 19:57:21 2026\nReturn-Path: <a_b__x@y>\n", Render("S: x\r\n\r\nb", sender: "a b\u0001\nx@y"));
+    public void Sender_with_spaces_or_controls_cannot_break_the_from_line_or_a_header() =>
+        Assert.StartsWith("From a_b__x@y  Tue Nov  3 19:57:21 2026\nReturn-Path: <a b__x@y>\n", Render("S: x\r\n\r\nb", sender: "a b\u0001\nx@y"));
+
+    [Fact]
+    public void A_quoted_sender_keeps_its_quotes_in_Return_Path_and_has_no_space_in_the_from_line() =>
+        Assert.StartsWith("From \"john_doe\"@x.org  Tue Nov  3 19:57:21 2026\nReturn-Path: <\"john doe\"@x.org>\n",
+            Render("S: x\r\n\r\nb", sender: "\"john doe\"@x.org"));
 
     [Fact]
     public void Quotes_every_line_that_begins_with_From_space()

@@ -9,6 +9,21 @@ public class SpoolDeliveryTests
 {
     private const string Domain = SpoolScenario.Domain;
 
+    [Fact]
+    public async Task A_quoted_sender_and_recipient_keep_their_quotes_in_the_record_and_the_from_line_stays_parsable()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        var result = await Swaks.SendAsync(s.Port, $"\"alice+x y\"@{Domain}", from: "\"john doe\"@example.org",
+            extra: ["--header", "Message-Id: <quoted@test>"]);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        var message = Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
+        Assert.Equal("<\"john doe\"@example.org>", message.ReturnPath);
+        Assert.Equal($"\"alice+x y\"@{Domain}", message.OriginalTo);
+        Assert.StartsWith("\"john_doe\"@example.org  ", message.FromLine, StringComparison.Ordinal);
+        Assert.Equal(["<quoted@test>"], await MboxReaders.FormailMessageIdsAsync(s.AliceMailbox));
+    }
+
     [Theory]
     [InlineData("bridgetest1@afp548.test")]
     [InlineData("alice@afp548.test")]

@@ -42,6 +42,29 @@ public class StoreRelayTests
     }
 
     [Theory]
+    [InlineData("Lmtp")] // straight to Dovecot
+    [InlineData("Smtp")] // through a Postfix store front
+    public async Task Quoted_local_parts_reach_a_real_store_quoted(string protocol)
+    {
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice, TestAccounts.Bob);
+        await using var front = protocol == "Smtp" ? await PostfixServer.StartStoreFrontAsync(SpoolScenario.Domain, store.LmtpPort) : null;
+        await using var s = await SpoolScenario.StartAsync("Bridge:Mode=Legacy", "Bridge:Legacy:Host=127.0.0.1",
+            $"Bridge:Legacy:Port={front?.SmtpPort ?? store.LmtpPort}", $"Bridge:Legacy:Protocol={protocol}");
+
+        var result = await Swaks.SendAsync(s.Port, $"\"bridgetest1+x y\"@{SpoolScenario.Domain}", from: "\"john doe\"@example.org",
+            extra: ["--header", "Message-Id: <quoted@test>"]);
+
+        Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
+        byte[]? stored = null;
+        await Eventually.WaitAsync(async () => (stored = (await store.FetchInboxAsync(TestAccounts.Alice)).SingleOrDefault()) is not null);
+        var text = Encoding.UTF8.GetString(stored!);
+        Assert.Contains("Return-Path: <\"john doe\"@example.org>", text, StringComparison.Ordinal);
+        Assert.Contains("<quoted@test>", text, StringComparison.Ordinal);
+        Assert.Contains(s.Bridge.Logs.Lines, l => l.Contains("from=<\"john doe\"@example.org>", StringComparison.Ordinal)
+                                                && l.Contains("orig_to=<\"bridgetest1+x y\"@afp548.test>", StringComparison.Ordinal));
+    }
+
+    [Theory]
     [InlineData(true)] // one recipient and a store with CHUNKING: BDAT, the bytes as they are
     [InlineData(false)] // DATA: dot-stuffed by Bridge, unstuffed by the store
     public async Task Dot_lines_eight_bit_and_tags_reach_the_store_unchanged(bool chunking)

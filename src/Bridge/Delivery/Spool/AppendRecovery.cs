@@ -1,0 +1,167 @@
+// Job: settle the journal entry of an append that a crash interrupted, with the mailbox's locks held, removing only
+// bytes Bridge can prove it wrote (their page hashes match the entry's), never a byte of anyone else's:
+// - every page verifies up to the entry's end: the append was complete; it stays.
+// - the verified pages run to the end of the file: all of it is Bridge's unfinished append; truncated away.
+// - verified pages are followed by another writer's record ("From ", maybe after the newline that writer added to
+//   end Bridge's cut-off line): the mailbox is rewritten without Bridge's partial bytes (MailboxRewrite), so no
+//   reader merges the other writer's message into a half one, and not one of the other writer's bytes is lost.
+// - anything else (bytes Bridge cannot attribute, a mailbox it cannot read): everything is kept, the entry is moved
+//   to the journal's kept/ folder with the reason, and a critical note says so (`bridge check` reports it).
+// Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
+// recovery runs again before the next delivery.
+using Bridge.Native;
+
+namespace Bridge.Delivery.Spool;
+
+public sealed record RecoveryNote(bool Critical, string Message);
+
+/// <param name="Rewritten">The mailbox was replaced by a rewritten file: the caller's descriptor is stale.</param>
+internal readonly record struct RecoveryResult(RecoveryNote? Note, bool Rewritten);
+
+internal static class AppendRecovery
+{
+    public static RecoveryResult Settle(int fd, string path, string name, AppendJournal journal)
+    {
+        var lookup = journal.Find(name);
+        if (lookup.Entry is not { } entry)
+        {
+            return lookup.Problem is { } problem ? Keep(journal, name, $"unreadable append journal entry ({problem})", critical: false) : default;
+        }
+        if (Libc.Fstat(fd, out var now) != 0)
+        {
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Errno.Describe(Libc.LastError)}"), false);
+        }
+        if (now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
+        {
+            journal.Forget(name); // another file now, or nothing of the append reached the file
+            return default;
+        }
+        var reader = Libc.Open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0); // OFD locks survive closing it
+        if (reader < 0 || Libc.Fstat(reader, out var readerStat) != 0 || !readerStat.SameFileAs(now))
+        {
+            var why = reader < 0 ? Errno.Describe(Libc.LastError) : "the path no longer names the locked mailbox";
+            if (reader >= 0)
+            {
+                Libc.Close(reader);
+            }
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {why}; will retry before its next delivery"), false);
+        }
+        try
+        {
+            return Settle(fd, reader, path, name, journal, entry, now);
+        }
+        finally
+        {
+            Libc.Close(reader);
+        }
+    }
+
+    private static RecoveryResult Settle(int fd, int reader, string path, string name, AppendJournal journal, AppendJournalEntry entry, FileStat now)
+    {
+        var verified = VerifiedEnd(reader, entry, now.Size, out var readError);
+        if (readError is not null)
+        {
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {readError}; will retry before its next delivery"), false);
+        }
+        if (verified == entry.After)
+        {
+            journal.Forget(name); // complete: only its fsync or the journal's removal was cut short
+            return default;
+        }
+        var ours = verified - entry.Before;
+        if (verified == now.Size)
+        {
+            if (Libc.Ftruncate(fd, entry.Before) != 0 || Libc.Fsync(fd) != 0)
+            {
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Errno.Describe(Libc.LastError)}"), false);
+            }
+            journal.Forget(name);
+            return new RecoveryResult(new RecoveryNote(false,
+                $"{name}: removed an incomplete record of {ours} bytes left by a crash (mailbox back to {entry.Before} bytes)"), false);
+        }
+        var foreign = ForeignRecordAt(reader, verified, now.Size);
+        if (foreign >= 0 && ours == 0)
+        {
+            journal.Forget(name); // nothing of the append reached the file; another program's mail starts there
+            return default;
+        }
+        if (foreign >= 0)
+        {
+            var error = MailboxRewrite.Keep(reader, path, now, [(0, entry.Before), (verified, now.Size)]);
+            if (error is not null)
+            {
+                return Keep(journal, name, $"an incomplete record of {ours} bytes left by a crash at offset {entry.Before} is followed by " +
+                    $"another program's mail, and the mailbox could not be rewritten without it ({error}); everything was kept", critical: true);
+            }
+            journal.Forget(name);
+            return new RecoveryResult(new RecoveryNote(false,
+                $"{name}: removed an incomplete record of {ours} bytes left by a crash at offset {entry.Before}; the " +
+                $"{now.Size - verified} bytes another program appended after it were kept"), true);
+        }
+        return Keep(journal, name, $"an interrupted append at offset {entry.Before} is followed by {now.Size - verified} bytes Bridge " +
+            $"cannot prove it wrote ({ours} bytes verified as its own); everything was kept. A mail reader may show the " +
+            $"incomplete record merged with the next message", critical: true);
+    }
+
+    /// <summary>The end of the longest run of pieces from entry.Before whose bytes match their hash.</summary>
+    private static long VerifiedEnd(int reader, AppendJournalEntry entry, long size, out string? error)
+    {
+        error = null;
+        var buffer = new byte[AppendDigest.PageBytes];
+        var verified = entry.Before;
+        for (var i = 0; i < entry.Pages; i++)
+        {
+            var (start, end) = AppendDigest.Piece(entry.Before, entry.After, i);
+            if (end > size)
+            {
+                break;
+            }
+            var length = (int)(end - start);
+            var n = Libc.ReadAt(reader, buffer.AsSpan(0, length), start);
+            if (n < 0)
+            {
+                error = Errno.Describe(Libc.LastError);
+                return verified;
+            }
+            if (n != length || AppendDigest.Hash(buffer.AsSpan(0, length), entry.Seed) != entry.HashOf(i))
+            {
+                break;
+            }
+            verified = end;
+        }
+        return verified;
+    }
+
+    /// <summary>Where another writer's record starts at <paramref name="at"/>: "From " right there (a writer that
+    /// appended to Bridge's cut-off line) or after one or two newlines (a writer that ended that line first, as
+    /// Dovecot does); -1 when the bytes there are not a record start.</summary>
+    private static long ForeignRecordAt(int reader, long at, long size)
+    {
+        Span<byte> head = stackalloc byte[7];
+        var n = Libc.ReadAt(reader, head[..(int)Math.Min(head.Length, size - at)], at);
+        if (n <= 0)
+        {
+            return -1;
+        }
+        var bytes = head[..n];
+        for (var skip = 0; skip <= 2 && skip < bytes.Length; skip++)
+        {
+            if (bytes[skip..].StartsWith("From "u8))
+            {
+                return at + skip;
+            }
+            if (bytes[skip] != (byte)'\n')
+            {
+                break;
+            }
+        }
+        return -1;
+    }
+
+    private static RecoveryResult Keep(AppendJournal journal, string name, string why, bool critical)
+    {
+        var kept = journal.Keep(name, why, critical);
+        var where = kept is null ? "the entry was removed (it could not be moved aside)" : $"the entry is kept in {kept}";
+        return new RecoveryResult(new RecoveryNote(critical, $"{name}: {why}; {where}; `bridge check` reports it until it is removed"), false);
+    }
+}

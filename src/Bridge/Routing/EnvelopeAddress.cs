@@ -1,0 +1,61 @@
+// Job: write an envelope address (local part + domain, as SmtpServer hands them over: a quoted local part arrives
+// without its quotes and escapes) back in valid RFC 5321 syntax: a local part that is a Dot-string stays as it is,
+// any other is a Quoted-string with '"' and '\' escaped: "john doe"@x.org stays "john doe"@x.org when relayed to
+// the store and in Return-Path. A local part with a character no Quoted-string can carry (controls, DEL) cannot be
+// written at all and is refused at MAIL/RCPT.
+// Failure: none; TryFormat returns false for what cannot be written.
+namespace Bridge.Routing;
+
+public static class EnvelopeAddress
+{
+    /// <summary>"" for the null sender (empty local part and domain).</summary>
+    public static string Format(string localPart, string domain) =>
+        TryFormat(localPart, domain, out var address) ? address : $"{localPart}@{domain}";
+
+    public static bool TryFormat(string localPart, string domain, out string address)
+    {
+        if (localPart.Length == 0 && domain.Length == 0)
+        {
+            address = "";
+            return true;
+        }
+        if (IsDotString(localPart))
+        {
+            address = $"{localPart}@{domain}";
+            return true;
+        }
+        var quoted = new System.Text.StringBuilder(localPart.Length + 4).Append('"');
+        foreach (var c in localPart)
+        {
+            if (c < ' ' || c == (char)127)
+            {
+                address = "";
+                return false;
+            }
+            if (c is '"' or '\\')
+            {
+                quoted.Append('\\');
+            }
+            quoted.Append(c);
+        }
+        address = quoted.Append("\"@").Append(domain).ToString();
+        return true;
+    }
+
+    /// <summary>RFC 5321 Dot-string: atoms of atext (or UTF-8, RFC 6531) separated by single dots.</summary>
+    public static bool IsDotString(string localPart)
+    {
+        if (localPart.Length == 0 || localPart[0] == '.' || localPart[^1] == '.' || localPart.Contains("..", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        foreach (var c in localPart)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || (c > 127 && !char.IsControl(c)) || "!#$%&'*+-/=?^_`{|}~.".Contains(c, StringComparison.Ordinal)))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+}
