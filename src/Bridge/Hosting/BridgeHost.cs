@@ -34,7 +34,7 @@ public static class BridgeHost
             builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
             {
                 Args = args,
-                ContentRootPath = contentRoot ?? Directory.GetCurrentDirectory(),
+                ContentRootPath = contentRoot ?? ConfigurationLocation.Directory(),
             });
         }
         catch (InvalidDataException ex)

@@ -1,5 +1,6 @@
 // Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `--version`, `--help`.
-// Settings work the same for every verb: appsettings.json in the working directory, environment, --Bridge:Key=value.
+// Settings work the same for every verb: appsettings.json in the working directory (else /etc/bridge), environment,
+// --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
 using System.Reflection;
 using Bridge.Operations;
@@ -21,7 +22,8 @@ public static class CommandLine
           drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
                         from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
 
-        Settings come from ./appsettings.json, the environment (Bridge__Listen__Port=2627) and the command line
+        Settings come from ./appsettings.json (or /etc/bridge/appsettings.json when the working directory has none),
+        the environment (Bridge__Listen__Port=2627) and the command line
         (--Bridge:Mode=Legacy).
         """;
 
@@ -109,7 +111,7 @@ public static class CommandLine
         {
             var environment = Environment.GetEnvironmentVariable("DOTNET_ENVIRONMENT") ?? Environments.Production;
             return new ConfigurationBuilder()
-                .SetBasePath(Directory.GetCurrentDirectory())
+                .SetBasePath(ConfigurationLocation.Directory())
                 .AddJsonFile("appsettings.json", optional: true)
                 .AddJsonFile($"appsettings.{environment}.json", optional: true)
                 .AddEnvironmentVariables()

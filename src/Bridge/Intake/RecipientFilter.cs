@@ -22,31 +22,14 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         {
             throw new SmtpResponseException(new SmtpResponse(SmtpReplyCode.ServiceUnavailable, "4.3.2 Service shutting down, try again later"), true);
         }
-        var session = SessionState.Of(context);
-        if (session.PendingRefusal is { } refusal)
-        {
-            session.PendingRefusal = null;
-            throw SmtpReplies.Refusal(refusal);
-        }
-        if (!EnvelopeAddress.TryFormat(from.User ?? "", from.Host ?? "", out _))
-        {
-            throw SmtpReplies.Refusal(new DeliveryStatus(553, "5.1.7", "Bad sender address syntax: a control character in the local part"));
-        }
+        RefuseWhatTheLineCannotCarry(SessionState.Of(context), from, "5.1.7", "sender");
         return Task.FromResult(true);
     }
 
     public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var session = SessionState.Of(context);
-        if (session.PendingRefusal is { } refusal)
-        {
-            session.PendingRefusal = null;
-            throw SmtpReplies.Refusal(refusal);
-        }
-        if (!EnvelopeAddress.TryFormat(to.User ?? "", to.Host ?? "", out _))
-        {
-            throw SmtpReplies.Refusal(new DeliveryStatus(553, "5.1.3", "Bad recipient address syntax: a control character in the local part"));
-        }
+        RefuseWhatTheLineCannotCarry(session, to, "5.1.3", "recipient");
         var max = settings.Current.Options.MaxRecipients;
         if (session.Routes.Count >= max)
         {
@@ -67,5 +50,20 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         }
         session.Routes[to] = route.Recipient!;
         return true;
+    }
+
+    /// <summary>The parameter refusal CommandScreen left for this MAIL/RCPT line, or an address that cannot be written
+    /// back in RFC 5321 syntax (553): thrown as the reply.</summary>
+    private static void RefuseWhatTheLineCannotCarry(SessionState session, IMailbox address, string enhanced, string role)
+    {
+        if (session.PendingRefusal is { } refusal)
+        {
+            session.PendingRefusal = null;
+            throw SmtpReplies.Refusal(refusal);
+        }
+        if (!EnvelopeAddress.TryFormat(address.User ?? "", address.Host ?? "", out _))
+        {
+            throw SmtpReplies.Refusal(new DeliveryStatus(553, enhanced, $"Bad {role} address syntax: a control character in the local part"));
+        }
     }
 }

@@ -16,7 +16,7 @@ public class DeployTests
         var analyze = Peers.Require("systemd-analyze", "systemd");
         var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
         using var target = new TempDir("bridge-install");
-        var repository = FindRepository();
+        var repository = Repository.Root;
         var install = await Proc.RunAsync("/bin/bash", [Path.Combine(repository, "deploy", "install.sh")], timeout: TimeSpan.FromMinutes(4),
             stdin: null, environment: new Dictionary<string, string> { ["PREFIX"] = target["lib"], ["ETC"] = target["etc"], ["UNIT_DIR"] = target["units"] });
         Assert.True(install.ExitCode == 0, install.Output);
@@ -30,7 +30,7 @@ public class DeployTests
         await Proc.RunAsync("chgrp", ["mail", spool.Path]);
         using var state = new TempDir("bridge-state", TempDir.Mode("700"));
         await Proc.RunAsync("chown", ["bridge", state.Path]);
-        var port = PrivilegedPort();
+        var port = FreePort.Privileged();
         const string caps = "+net_bind_service,+chown,+dac_override,+fowner";
         var run = Proc.RunAsync("setpriv", ["--reuid=bridge", "--regid=mail", "--init-groups", $"--inh-caps={caps}", $"--ambient-caps={caps}",
             "--", target["lib/bridge"], $"--Bridge:Listen:Port={port}", $"--Bridge:Spool:Directory={spool.Path}",
@@ -54,34 +54,5 @@ public class DeployTests
         Assert.Equal(alice.Uid, mailbox.Uid);
         Assert.Equal(Libc.GetGroupId("mail"), mailbox.Gid);
         Assert.Equal(2, (await MboxReaders.PythonMailboxAsync(spool[TestAccounts.Alice])).Count);
-    }
-
-    private static string FindRepository()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Bridge.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("the repository (Bridge.sln) is not above the test binaries");
-    }
-
-    private static int PrivilegedPort()
-    {
-        for (var port = 700; port < 1000; port++)
-        {
-            try
-            {
-                using var probe = new TcpListener(IPAddress.Loopback, port);
-                probe.Start();
-                return port;
-            }
-            catch (SocketException)
-            {
-            }
-        }
-        throw new InvalidOperationException("no free port below 1024");
     }
 }

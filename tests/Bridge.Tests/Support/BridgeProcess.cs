@@ -56,19 +56,25 @@ public sealed class BridgeProcess : IAsyncDisposable
     public static async Task<BridgeProcess> StartUnderAsync(string[] wrapper, TempDir workingDirectory,
         IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
-        var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : "dotnet")
+        // BRIDGE_EXECUTABLE=/usr/lib/bridge/bridge runs another build (e.g. the package's self-contained one) instead.
+        var executable = Environment.GetEnvironmentVariable("BRIDGE_EXECUTABLE") is { Length: > 0 } other ? other : null;
+        var dll = executable ?? (File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory));
+        var host = executable ?? "dotnet";
+        var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : host)
         {
             WorkingDirectory = workingDirectory.Path,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var part in wrapper.Skip(1).Append(wrapper.Length > 0 ? "dotnet" : null).OfType<string>())
+        foreach (var part in wrapper.Skip(1).Append(wrapper.Length > 0 ? host : null).OfType<string>())
         {
             info.ArgumentList.Add(part);
         }
-        info.ArgumentList.Add(dll);
+        if (executable is null)
+        {
+            info.ArgumentList.Add(dll);
+        }
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);

@@ -11,6 +11,24 @@ public static class FreePort
     private static readonly HashSet<int> HandedOut = [];
     private static readonly Random Pick = new();
 
+    /// <summary>A free loopback port below 1024 (binding it needs root or CAP_NET_BIND_SERVICE).</summary>
+    public static int Privileged()
+    {
+        for (var port = 700; port < 1000; port++)
+        {
+            try
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+        throw new InvalidOperationException("no free port below 1024");
+    }
+
     public static int Next()
     {
         var (low, high) = Range();

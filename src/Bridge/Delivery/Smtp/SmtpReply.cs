@@ -1,7 +1,7 @@
 // Job: read one (possibly multi-line) SMTP/LMTP reply from a relay and express it as a DeliveryStatus:
 // "550-5.1.1 first\r\n550 5.1.1 second" -> (550, "5.1.1", "first; second"). A reply without an enhanced
 // code gets the generic one of its class (X.0.0). The text is made clean printable ASCII (RFC 5321 4.2): accents
-// are dropped from letters (UTF-8 "Boîte" -> "Boite"), every other byte outside 0x20-0x7E becomes "?", so nothing a
+// are dropped from Latin letters (UTF-8 "Boîte" -> "Boite"), every other character outside 0x20-0x7E becomes "?", so nothing a
 // store sends can put control bytes or broken UTF-8 into the reply Bridge gives its client.
 // Failure: a connection closed mid-reply or a malformed reply line throws SmtpConnectionException (transient).
 using System.Globalization;
@@ -45,7 +45,12 @@ internal static partial class SmtpReply
         return new DeliveryStatus(code, enhanced ?? $"{code / 100}.0.0", CleanText(string.Join("; ", texts.Where(t => t.Length > 0))));
     }
 
-    /// <summary>Printable ASCII only: letters lose their accents, anything else outside 0x20-0x7E becomes '?'.</summary>
+    /// <summary>U+00C0..U+017F (Latin-1 Supplement and Latin Extended-A) to the ASCII letter they are written with;
+    /// '?' for the few that are no letter. A table, not Unicode normalization: Bridge runs with invariant globalization.</summary>
+    private const string LatinBase =
+        "AAAAAAACEEEEIIIIDNOOOOO?OUUUUY?saaaaaaaceeeeiiiidnooooo?ouuuuy?yAaAaAaCcCcCcCcDdDdEeEeEeEeEeGgGgGgGgHhHhIiIiIiIiIiIiJjKkkLlLlLlLlLlNnNnNnnNnOoOoOoOoRrRrRrSsSsSsSsTtTtTtUuUuUuUuUuUuWwYyYZzZzZzs";
+
+    /// <summary>Printable ASCII only: accented Latin letters lose their accents, anything else outside 0x20-0x7E becomes '?'.</summary>
     public static string CleanText(string text)
     {
         var clean = true;
@@ -57,27 +62,15 @@ internal static partial class SmtpReply
         {
             return text;
         }
-        string decomposed;
-        try
-        {
-            decomposed = text.Normalize(NormalizationForm.FormKD);
-        }
-        catch (Exception ex) when (ex is PlatformNotSupportedException or ArgumentException)
-        {
-            decomposed = text; // no normalization data (invariant globalization) or invalid UTF-16: '?' for each
-        }
         var builder = new StringBuilder(text.Length);
-        foreach (var c in decomposed)
+        foreach (var c in text)
         {
-            if (c is >= ' ' and <= '~')
+            builder.Append(c switch
             {
-                builder.Append(c);
-            }
-            else if (CharUnicodeInfo.GetUnicodeCategory(c) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
-                         or UnicodeCategory.EnclosingMark))
-            {
-                builder.Append('?');
-            }
+                >= ' ' and <= '~' => c,
+                >= '\u00C0' and <= '\u017F' => LatinBase[c - '\u00C0'],
+                _ => '?',
+            });
         }
         return builder.ToString();
     }

@@ -78,6 +78,11 @@ public class CrashRecoveryTests
     private static Task<BridgeServer> StartAsync(TempDir spool, TempDir root) => BridgeServer.StartAsync(spool.Path, root.Path,
         $"Bridge:LocalDomains:0={SpoolScenario.Domain}", $"Bridge:Users:0:ShortNames:0={TestAccounts.Alice}");
 
+    /// <summary>`bridge check` on the spool and journal of the test, as an administrator runs it.</summary>
+    private static Task<ProcResult> CheckAsync(TempDir spool, TempDir root) => BridgeProcess.RunToExitAsync(root, ["check",
+        $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={root["journal"]}",
+        $"--Bridge:Listen:Port={FreePort.Next()}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"]);
+
     /// <summary>Another mail program appending under the fcntl lock only (Dovecot's mbox_write_locks = fcntl, mutt):
     /// "glued" appends right after the last byte; "ends-line" first ends an unterminated last line, as Dovecot does.</summary>
     private static async Task ForeignWriterAsync(string mailbox, string style)
@@ -221,8 +226,7 @@ public class CrashRecoveryTests
         }
         var kept = Assert.Single(Directory.GetFiles(Path.Combine(root["journal"], "kept"), "*.append"));
 
-        var check = await BridgeProcess.RunToExitAsync(root, ["check", $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={root["journal"]}",
-            $"--Bridge:Listen:Port={FreePort.Next()}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"]);
+        var check = await CheckAsync(spool, root);
         Assert.Equal(1, check.ExitCode);
         Assert.Contains($"FAIL mailbox {TestAccounts.Alice}: crash recovery kept everything in {mailbox}", check.Stdout, StringComparison.Ordinal);
         Assert.Contains($"then remove {kept}", check.Stdout, StringComparison.Ordinal);
@@ -286,8 +290,7 @@ public class CrashRecoveryTests
         Assert.Single(Directory.GetFiles(Path.Combine(root["journal"], "kept"), "*.append"));
         Assert.False(File.Exists(spool[TestAccounts.Alice] + ".lock"));
 
-        var check = await BridgeProcess.RunToExitAsync(root, ["check", $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={root["journal"]}",
-            $"--Bridge:Listen:Port={FreePort.Next()}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"]);
+        var check = await CheckAsync(spool, root);
         Assert.Contains($"WARN mailbox {TestAccounts.Alice}: an append journal entry was set aside: unreadable append journal entry", check.Stdout, StringComparison.Ordinal);
     }
 
