@@ -10,8 +10,9 @@ public class DaemonStartTests
     {
         Peers.RequireRoot();
         using var dir = new TempDir("bridge-daemon");
+        using var state = new TempDir("bridge-state", TempDir.Mode("1777")); // a journal nobody may create: only the port can fail
 
-        var result = await BridgeProcess.RunAsNobodyAsync(dir, $"--Bridge:Spool:Directory={dir.Path}");
+        var result = await BridgeProcess.RunAsNobodyAsync(dir, $"--Bridge:Spool:Directory={dir.Path}", $"--Bridge:Spool:JournalDirectory={state["journal"]}");
 
         Assert.NotEqual(0, result.ExitCode);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
