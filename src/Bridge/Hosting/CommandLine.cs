@@ -1,4 +1,4 @@
-// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `--version`, `--help`.
+// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `resolve`, `--version`, `--help`.
 // Settings work the same for every verb: appsettings.json in the working directory (else /etc/bridge), environment,
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
@@ -13,14 +13,18 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check | drain [--user NAME] [--dry-run]] [--Bridge:Key=value ...]
+        Usage: bridge [check [--dovecot-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS...] [--Bridge:Key=value ...]
                bridge --version | --help
 
           (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
-          check         check the configuration and this machine (port, spool permissions, mailboxes, store);
+          check         check the configuration and this machine (port, spool permissions, mailboxes, store, and
+                        Postfix's and Dovecot's settings for Bridge where they are installed);
                         one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
           drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
                         from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
+          resolve       for each address: the reply Bridge would give at RCPT and, if accepted, the user, first short
+                        name, mailbox (exists, owner, mode), mode and why, and target; sends nothing; exit code 1 when
+                        any address is refused
 
         Settings come from ./appsettings.json (or /etc/bridge/appsettings.json when the working directory has none),
         the environment (Bridge__Listen__Port=2627) and the command line
@@ -44,7 +48,7 @@ public static class CommandLine
                 Console.WriteLine(Usage);
                 return 0;
             case "check" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge check [--Bridge:Key=value ...]\n  Checks the configuration and this machine; exit code 1 when any finding is FAIL.");
+                Console.WriteLine("Usage: bridge check [--dovecot-config FILE] [--Bridge:Key=value ...]\n  Checks the configuration, this machine, and Postfix (postconf; MAIL_CONFIG) and Dovecot (doveconf) where installed; exit code 1 when any finding is FAIL.");
                 return 0;
             case "check":
                 return await CheckAsync(args[1..]).ConfigureAwait(false);
@@ -53,6 +57,11 @@ public static class CommandLine
                 return 0;
             case "drain":
                 return await DrainAsync(args[1..]).ConfigureAwait(false);
+            case "resolve" when args.Skip(1).Any(a => a is "--help" or "-h"):
+                Console.WriteLine("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]\n  Explains, for each address, Bridge's reply at RCPT and where the mail would go; exit code 1 when any is refused.");
+                return 0;
+            case "resolve":
+                return await ResolveAsync(args[1..]).ConfigureAwait(false);
             default:
                 await Console.Error.WriteLineAsync($"bridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
                 return 64;
@@ -104,6 +113,34 @@ public static class CommandLine
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
     }
 
+    private static async Task<int> ResolveAsync(string[] args)
+    {
+        var addresses = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
+        if (addresses.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]").ConfigureAwait(false);
+            return 64;
+        }
+        var configuration = LoadConfiguration([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))], out var loadError);
+        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        if (snapshot is null)
+        {
+            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
+            return 78;
+        }
+        var allAccepted = true;
+        foreach (var address in addresses)
+        {
+            var (lines, accepted) = AddressReport.Explain(snapshot, address);
+            allAccepted &= accepted;
+            foreach (var line in lines)
+            {
+                Console.WriteLine(line);
+            }
+        }
+        return allAccepted ? 0 : 1;
+    }
+
     private static IConfiguration? LoadConfiguration(string[] args, out string? error)
     {
         error = null;
@@ -127,13 +164,20 @@ public static class CommandLine
 
     private static async Task<int> CheckAsync(string[] args)
     {
+        string? dovecotConfig = null;
+        var at = Array.IndexOf(args, "--dovecot-config");
+        if (at >= 0 && at + 1 < args.Length)
+        {
+            dovecotConfig = args[at + 1];
+            args = [.. args[..at], .. args[(at + 2)..]];
+        }
         var configuration = LoadConfiguration(args, out var loadError);
         if (configuration is null)
         {
             Console.WriteLine(new Finding(Level.Fail, "configuration", loadError!));
             return 1;
         }
-        var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None).ConfigureAwait(false);
+        var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None, dovecotConfig).ConfigureAwait(false);
         foreach (var finding in findings)
         {
             Console.WriteLine(finding);

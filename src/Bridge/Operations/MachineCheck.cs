@@ -1,6 +1,7 @@
 // Job: `bridge check`: validate the configuration and this machine the way an admin would before trusting
 // Bridge with mail: the listening port, the spool directory (the seed's "most likely a permissions problem"),
-// the journal directory, each configured user's mailbox and account, and in Legacy mode the mail store.
+// the journal directory, each configured user's mailbox and account, in Legacy mode the mail store, and where
+// Postfix and Dovecot are installed their settings for Bridge (PostfixCheck, DovecotCheck).
 // Failure: every problem is a Finding (FAIL or WARN with its fix); the command exits 1 when any FAIL.
 using System.Net;
 using System.Net.Sockets;
@@ -14,7 +15,9 @@ namespace Bridge.Operations;
 
 public static class MachineCheck
 {
-    public static async Task<IReadOnlyList<Finding>> RunAsync(IConfiguration configuration, IPasswdDatabase passwd, CancellationToken cancellationToken)
+    /// <param name="dovecotConfig">`check --dovecot-config FILE` (default /etc/dovecot/dovecot.conf).</param>
+    public static async Task<IReadOnlyList<Finding>> RunAsync(IConfiguration configuration, IPasswdDatabase passwd, CancellationToken cancellationToken,
+        string? dovecotConfig = null)
     {
         var findings = new List<Finding>();
         var (snapshot, errors) = SettingsSnapshot.Load(configuration, passwd);
@@ -26,13 +29,25 @@ public static class MachineCheck
         var options = snapshot.Options;
         findings.Add(new Finding(Level.Ok, "configuration", $"valid; mode {options.Mode}, server name {options.ServerName}"));
         findings.Add(CheckPort(options.Listen));
-        findings.AddRange(CheckSpoolDirectory(options.Spool));
+        findings.AddRange(CheckSpoolDirectory(options.Spool, MailboxOwners(options, passwd)));
         findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
         findings.AddRange(CheckKeptJournalEntries(options.Spool));
         findings.AddRange(CheckUsers(options, snapshot, passwd));
         if (options.UsesStore)
         {
             findings.Add(await CheckStoreAsync(options, cancellationToken).ConfigureAwait(false));
+        }
+        var postfix = await PostfixCheck.RunAsync(options, cancellationToken).ConfigureAwait(false);
+        findings.AddRange(postfix);
+        findings.AddRange(await DovecotCheck.RunAsync(options, dovecotConfig, cancellationToken).ConfigureAwait(false));
+        if ((ConfigTool.Find("exim4") ?? ConfigTool.Find("exim")) is { } exim)
+        {
+            findings.Add(new Finding(Level.Warn, $"exim {exim}", "installed: its router and transport for Bridge are not checked by this version",
+                "compare them with /usr/share/doc/bridge/examples/exim (deploy/exim in the checkout)"));
+        }
+        else if (postfix.Count == 0)
+        {
+            findings.Add(new Finding(Level.Ok, "mta", "neither Postfix (postconf) nor Exim is installed here: your MTA's settings were not checked"));
         }
         return findings;
     }
@@ -60,7 +75,7 @@ public static class MachineCheck
         }
     }
 
-    private static IEnumerable<Finding> CheckSpoolDirectory(SpoolOptions spool)
+    private static IEnumerable<Finding> CheckSpoolDirectory(SpoolOptions spool, IReadOnlyList<(string Name, uint Uid, uint Gid)> owners)
     {
         var subject = $"spool {spool.Directory}";
         if (Libc.Lstat(spool.Directory, out var stat) != 0)
@@ -75,7 +90,21 @@ public static class MachineCheck
             yield break;
         }
         var mode = stat.Permissions;
+        // A user who cannot search the directory cannot open a mailbox in it at all: the reader fails, whatever the
+        // mailbox's own mode (the seed's "most likely a permissions problem").
+        var locked = owners.Where(o => !CanSearch(stat, o.Uid, o.Gid)).Select(o => o.Name).ToList();
+        if (locked.Count > 0)
+        {
+            yield return new Finding(Level.Fail, subject,
+                $"mode {Convert.ToString(mode, 8)} (owner uid {stat.Uid}, gid {stat.Gid}): {string.Join(", ", locked)} cannot enter it, so their mail readers cannot open their mailboxes",
+                $"chmod 1777 {spool.Directory} (or chown root:{spool.MailGroup} and chmod 2775)");
+        }
         var mailGid = Libc.GetGroupId(spool.MailGroup);
+        if (locked.Count > 0)
+        {
+            yield return CheckWritableDirectory("dotlocks", spool.Directory, "Bridge:Spool:Directory");
+            yield break; // the same fix makes dotlocks possible too: one line for it is enough
+        }
         var sticky1777 = mode == Convert.ToUInt32("1777", 8);
         var setgidMail = mode == Convert.ToUInt32("2775", 8) && stat.Gid == mailGid;
         yield return sticky1777 || setgidMail
@@ -83,6 +112,43 @@ public static class MachineCheck
             : new Finding(Level.Warn, subject, $"mode {Convert.ToString(mode, 8)} (owner uid {stat.Uid}, gid {stat.Gid}): mail readers may be unable to create dotlocks",
                 $"chmod 1777 {spool.Directory} (or chown root:{spool.MailGroup} and chmod 2775)");
         yield return CheckWritableDirectory("dotlocks", spool.Directory, "Bridge:Spool:Directory");
+    }
+
+    /// <summary>The execute (search) bit that applies to a user with this uid and primary gid (root always may).</summary>
+    private static bool CanSearch(FileStat directory, uint uid, uint gid)
+    {
+        var bits = directory.Permissions;
+        return uid == 0 || (directory.Uid == uid ? (bits & 0x40) != 0 : directory.Gid == gid ? (bits & 0x8) != 0 : (bits & 0x1) != 0);
+    }
+
+    /// <summary>Whose mail readers open mailboxes in the spool: configured users with a system account, and the
+    /// owners of the files already there.</summary>
+    private static IReadOnlyList<(string Name, uint Uid, uint Gid)> MailboxOwners(BridgeOptions options, IPasswdDatabase passwd)
+    {
+        var owners = new Dictionary<uint, (string Name, uint Uid, uint Gid)>();
+        foreach (var first in options.Users.Select(u => u.ShortNames[0].ToLowerInvariant()))
+        {
+            if (passwd.Find(first) is { } account)
+            {
+                owners.TryAdd(account.Uid, (first, account.Uid, account.Gid));
+            }
+        }
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(options.Spool.Directory))
+            {
+                var name = Path.GetFileName(file);
+                if (ShortName.IsSafeFileName(name) && Libc.Lstat(file, out var stat) == 0 && stat.IsRegularFile && passwd.Find(name) is { } account)
+                {
+                    owners.TryAdd(account.Uid, (name, account.Uid, account.Gid));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Bridge itself cannot list it: the dotlock check below says so
+        }
+        return [.. owners.Values.OrderBy(o => o.Name, StringComparer.Ordinal)];
     }
 
     /// <summary>Creates and removes a file, as a dotlock or a journal entry would be.</summary>

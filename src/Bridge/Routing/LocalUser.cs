@@ -12,7 +12,8 @@ public enum BridgeMode
 /// <param name="ShortName">The user's FIRST short name; already checked by ShortName.IsSafeFileName.</param>
 /// <param name="Uid">Owner from the passwd database, or null when the user is only configured.</param>
 /// <param name="ModeOverride">Bridge:Users[i]:Mode, when set.</param>
-public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMode? ModeOverride);
+/// <param name="Configured">Found in Bridge:Users (else a login of the passwd database).</param>
+public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMode? ModeOverride, bool Configured = false);
 
 /// <param name="Address">The recipient exactly as the client gave it in RCPT (X-Original-To).</param>
 /// <param name="DeliveredTo">The canonical address written to Delivered-To and checked for loops.</param>

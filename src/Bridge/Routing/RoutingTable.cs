@@ -33,7 +33,7 @@ public sealed class RoutingTable
         {
             var first = shortNames[0].ToLowerInvariant();
             var account = passwd?.Find(first);
-            var user = new LocalUser(first, account?.Uid, account?.Gid, mode);
+            var user = new LocalUser(first, account?.Uid, account?.Gid, mode, Configured: true);
             foreach (var name in shortNames.Select(n => n.ToLowerInvariant()))
             {
                 if (name.Contains('@', StringComparison.Ordinal))

@@ -19,7 +19,7 @@ public class CheckCommandTests
         using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
         SpoolScenario.CreateMailbox(spool[TestAccounts.Alice], SpoolScenario.SampleMbox, alice.Uid, alice.Gid);
 
-        var result = await BridgeProcess.RunToExitAsync(dir, ["check", .. Settings(spool, dir, FreePort.Next())]);
+        var result = await BridgeProcess.RunToExitAsync(dir, ["check", "--dovecot-config", DoveconfFile.Write(dir, spool.Path), .. Settings(spool, dir, FreePort.Next())]);
 
         Assert.True(result.ExitCode == 0, result.Output);
         var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -40,6 +40,25 @@ public class CheckCommandTests
         Assert.Contains($"-- fix: chmod 1777 {spool.Path}", result.Stdout, StringComparison.Ordinal);
         Assert.Contains($"FAIL dotlocks {spool.Path}: Bridge (uid 65534) cannot create files here", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("FAIL listen 127.0.0.1:627: permission denied -- fix: run as root or with CAP_NET_BIND_SERVICE", result.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_spool_directory_the_mailbox_owners_cannot_enter_fails_and_names_them()
+    {
+        var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        var bob = await TestAccounts.EnsureAsync(TestAccounts.Bob);
+        using var dir = new TempDir("bridge-daemon");
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("700"));
+        await Proc.RunAsync("chown", [$"{bob.Uid}:{bob.Gid}", spool.Path]); // bob's private folder
+        SpoolScenario.CreateMailbox(spool[TestAccounts.Alice], SpoolScenario.SampleMbox, alice.Uid, alice.Gid);
+
+        var result = await BridgeProcess.RunToExitAsync(dir, ["check", .. Settings(spool, dir, FreePort.Next())]);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"FAIL spool {spool.Path}: mode 700 (owner uid {bob.Uid}, gid {bob.Gid}): {TestAccounts.Alice} cannot enter it, so their mail readers cannot open their mailboxes",
+            result.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"-- fix: chmod 1777 {spool.Path}", result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain($"{TestAccounts.Bob} cannot enter", result.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -67,7 +86,8 @@ public class CheckCommandTests
         using var dir = new TempDir("bridge-daemon");
         using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
         await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice);
-        string[] legacy = ["check", .. Settings(spool, dir, FreePort.Next()), "--Bridge:Mode=Legacy", "--Bridge:Legacy:Host=127.0.0.1", "--Bridge:Legacy:Protocol=Lmtp"];
+        string[] legacy = ["check", "--dovecot-config", store.ConfigPath, .. Settings(spool, dir, FreePort.Next()), "--Bridge:Mode=Legacy",
+            "--Bridge:Legacy:Host=127.0.0.1", "--Bridge:Legacy:Protocol=Lmtp"];
 
         var up = await BridgeProcess.RunToExitAsync(dir, [.. legacy, $"--Bridge:Legacy:Port={store.LmtpPort}"]);
         var down = await BridgeProcess.RunToExitAsync(dir, [.. legacy, $"--Bridge:Legacy:Port={FreePort.Next()}"]);
@@ -75,6 +95,7 @@ public class CheckCommandTests
         Assert.True(up.ExitCode == 0, up.Output);
         Assert.Contains($"OK   store lmtp:[127.0.0.1]:{store.LmtpPort}: answers (220 ", up.Stdout, StringComparison.Ordinal);
         Assert.Contains("Dovecot", up.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"OK   dovecot {store.ConfigPath}: service lmtp listens on port {store.LmtpPort} (Bridge:Legacy:Port)", up.Stdout, StringComparison.Ordinal);
         Assert.Equal(1, down.ExitCode);
         Assert.Contains("Connection refused -- fix: start the mail store", down.Stdout, StringComparison.Ordinal);
     }

@@ -33,11 +33,14 @@ public sealed class BridgeProcess : IAsyncDisposable
     }
 
     /// <summary>Runs the executable to its end in <paramref name="workingDirectory"/> (e.g. `check`, or a start that must fail).</summary>
-    public static Task<ProcResult> RunToExitAsync(TempDir workingDirectory, params string[] args)
+    public static Task<ProcResult> RunToExitAsync(TempDir workingDirectory, params string[] args) => RunToExitAsync(workingDirectory, null, args);
+
+    /// <param name="environment">Variables the program gets in addition (e.g. MAIL_CONFIG for `check`).</param>
+    public static Task<ProcResult> RunToExitAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
         return Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory.Path)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
-            timeout: TimeSpan.FromSeconds(30));
+            timeout: TimeSpan.FromSeconds(30), environment: environment);
     }
 
     /// <summary>Runs the executable to its end as the unprivileged user nobody.</summary>

@@ -40,6 +40,9 @@ public sealed class DovecotServer : IAsyncDisposable
 
     public string LogPath => _dir["dovecot.log"];
 
+    /// <summary>This Dovecot's configuration file (for `bridge check --dovecot-config`).</summary>
+    public string ConfigPath => _config;
+
     /// <summary>The pid of this Dovecot's master process (its services are its children).</summary>
     public int MasterPid => int.Parse(File.ReadAllText(Path.Combine(_dir["run"], "master.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
 

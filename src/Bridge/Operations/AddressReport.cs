@@ -1,0 +1,83 @@
+// Job: `bridge resolve ADDRESS...`: for each address, what Bridge would answer at RCPT and, when it accepts it, why
+// and where the mail would go: the user and how it was found, the first short name, the mailbox (path, whether it
+// exists, owner, mode, whether Bridge would write it), the delivery mode and where it comes from, and the target.
+// Nothing is sent or written.
+// Failure: none; an address Bridge refuses is a line with the refusal (the command then exits 1).
+using System.Globalization;
+using Bridge.Delivery.Smtp;
+using Bridge.Hosting;
+using Bridge.Native;
+using Bridge.Routing;
+
+namespace Bridge.Operations;
+
+public static class AddressReport
+{
+    public static (IReadOnlyList<string> Lines, bool Accepted) Explain(SettingsSnapshot snapshot, string address)
+    {
+        var at = address.LastIndexOf('@');
+        if (at <= 0 || at == address.Length - 1)
+        {
+            return ([$"{address}: 500 5.5.2 Syntax error: an address needs a local part and a domain (RFC 5321)"], false);
+        }
+        var localPart = Unquote(address[..at]);
+        var route = snapshot.Routing.Resolve(localPart, address[(at + 1)..]);
+        if (!route.IsAccepted)
+        {
+            return ([$"{address}: {route.Refusal}"], false);
+        }
+        var recipient = route.Recipient!;
+        var user = recipient.User;
+        var options = snapshot.Options;
+        var mode = user.ModeOverride ?? options.Mode;
+        var lines = new List<string>
+        {
+            $"{address}: 250 2.1.5 accepted",
+            $"  user:    {user.ShortName}, first short name {user.ShortName} ({(user.Configured ? "configured in Bridge:Users" : "a login of the passwd database")}" +
+                $"{(user.Uid is { } uid ? $", uid {uid.ToString(CultureInfo.InvariantCulture)}" : ", no system account: its mailbox belongs to Bridge's uid")})",
+            $"  mailbox: {Mailbox(Path.Combine(options.Spool.Directory, user.ShortName), user.Uid ?? Libc.Geteuid())}",
+            $"  mode:    {mode} ({(user.ModeOverride is null ? "Bridge:Mode" : "the user's own Mode in Bridge:Users")})",
+            $"  target:  {(mode == BridgeMode.Spool ? $"spool:{options.Spool.Directory}" : SmtpEndpoint.From(options).ToString())}" +
+                $"{(mode == BridgeMode.Legacy && options.Legacy.FallbackToSpool ? $", falling back to spool:{options.Spool.Directory}" : "")}",
+            $"  headers: X-Original-To: {recipient.Address}, Delivered-To: {recipient.DeliveredTo}",
+        };
+        return (lines, true);
+    }
+
+    /// <summary>What the spool agent would find at the mailbox path (the same rules it delivers by).</summary>
+    private static string Mailbox(string path, uint expectedUid)
+    {
+        if (Libc.Lstat(path, out var stat) != 0)
+        {
+            return $"{path} (does not exist yet: created 0600 on the first delivery)";
+        }
+        var mode = Convert.ToString(stat.Permissions, 8);
+        var problem = (stat.Mode & Libc.S_IFMT) == 0xA000 ? "a symbolic link"
+            : !stat.IsRegularFile ? "not a regular file"
+            : stat.Links != 1 ? $"{stat.Links} hard links"
+            : stat.Uid != expectedUid ? $"owned by uid {stat.Uid}, not by its user (uid {expectedUid})"
+            : null;
+        return problem is null
+            ? $"{path} (exists, owner uid {stat.Uid}, mode {mode}, {stat.Size} bytes)"
+            : $"{path} (exists, owner uid {stat.Uid}, mode {mode}: {problem}: Bridge defers its mail 450 4.2.0)";
+    }
+
+    /// <summary>"john doe" (a quoted local part as typed on the command line) to john doe.</summary>
+    private static string Unquote(string localPart)
+    {
+        if (localPart.Length < 2 || localPart[0] != '"' || localPart[^1] != '"')
+        {
+            return localPart;
+        }
+        var builder = new System.Text.StringBuilder(localPart.Length);
+        for (var i = 1; i < localPart.Length - 1; i++)
+        {
+            if (localPart[i] == '\\' && i + 1 < localPart.Length - 1)
+            {
+                i++;
+            }
+            builder.Append(localPart[i]);
+        }
+        return builder.ToString();
+    }
+}
