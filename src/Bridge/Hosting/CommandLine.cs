@@ -13,12 +13,12 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check [--dovecot-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS...] [--Bridge:Key=value ...]
+        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS...] [--Bridge:Key=value ...]
                bridge --version | --help
 
           (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
           check         check the configuration and this machine (port, spool permissions, mailboxes, store, and
-                        Postfix's and Dovecot's settings for Bridge where they are installed);
+                        Postfix's, Exim's and Dovecot's settings for Bridge where they are installed);
                         one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
           drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
                         from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
@@ -48,7 +48,7 @@ public static class CommandLine
                 Console.WriteLine(Usage);
                 return 0;
             case "check" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge check [--dovecot-config FILE] [--Bridge:Key=value ...]\n  Checks the configuration, this machine, and Postfix (postconf; MAIL_CONFIG) and Dovecot (doveconf) where installed; exit code 1 when any finding is FAIL.");
+                Console.WriteLine("Usage: bridge check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] [--Bridge:Key=value ...]\n  Checks the configuration, this machine, and Postfix (postconf; MAIL_CONFIG), Exim (exim -bP) and Dovecot (doveconf) where installed; exit code 1 when any finding is FAIL.");
                 return 0;
             case "check":
                 return await CheckAsync(args[1..]).ConfigureAwait(false);
@@ -113,6 +113,19 @@ public static class CommandLine
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
     }
 
+    /// <summary>Removes "--name VALUE" from the arguments and returns VALUE (null when absent).</summary>
+    private static string? TakeOption(ref string[] args, string name)
+    {
+        var at = Array.IndexOf(args, name);
+        if (at < 0 || at + 1 >= args.Length)
+        {
+            return null;
+        }
+        var value = args[at + 1];
+        args = [.. args[..at], .. args[(at + 2)..]];
+        return value;
+    }
+
     private static async Task<int> ResolveAsync(string[] args)
     {
         var addresses = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
@@ -164,20 +177,14 @@ public static class CommandLine
 
     private static async Task<int> CheckAsync(string[] args)
     {
-        string? dovecotConfig = null;
-        var at = Array.IndexOf(args, "--dovecot-config");
-        if (at >= 0 && at + 1 < args.Length)
-        {
-            dovecotConfig = args[at + 1];
-            args = [.. args[..at], .. args[(at + 2)..]];
-        }
+        var tools = new PeerConfigs(TakeOption(ref args, "--dovecot-config"), TakeOption(ref args, "--exim"), TakeOption(ref args, "--exim-config"));
         var configuration = LoadConfiguration(args, out var loadError);
         if (configuration is null)
         {
             Console.WriteLine(new Finding(Level.Fail, "configuration", loadError!));
             return 1;
         }
-        var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None, dovecotConfig).ConfigureAwait(false);
+        var findings = await MachineCheck.RunAsync(configuration, new SystemPasswdDatabase(), CancellationToken.None, tools).ConfigureAwait(false);
         foreach (var finding in findings)
         {
             Console.WriteLine(finding);

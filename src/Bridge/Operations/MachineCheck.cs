@@ -1,7 +1,7 @@
 // Job: `bridge check`: validate the configuration and this machine the way an admin would before trusting
 // Bridge with mail: the listening port, the spool directory (the seed's "most likely a permissions problem"),
 // the journal directory, each configured user's mailbox and account, in Legacy mode the mail store, and where
-// Postfix and Dovecot are installed their settings for Bridge (PostfixCheck, DovecotCheck).
+// Postfix, Exim and Dovecot are installed their settings for Bridge (PostfixCheck, EximCheck, DovecotCheck).
 // Failure: every problem is a Finding (FAIL or WARN with its fix); the command exits 1 when any FAIL.
 using System.Net;
 using System.Net.Sockets;
@@ -13,12 +13,16 @@ using Microsoft.Extensions.Configuration;
 
 namespace Bridge.Operations;
 
+/// <summary>The peers' configurations `check` reads, when not their defaults.</summary>
+public sealed record PeerConfigs(string? DovecotConfig, string? Exim, string? EximConfig);
+
 public static class MachineCheck
 {
-    /// <param name="dovecotConfig">`check --dovecot-config FILE` (default /etc/dovecot/dovecot.conf).</param>
+    /// <param name="tools">Where `check --dovecot-config/--exim/--exim-config` point (null: the programs' own defaults).</param>
     public static async Task<IReadOnlyList<Finding>> RunAsync(IConfiguration configuration, IPasswdDatabase passwd, CancellationToken cancellationToken,
-        string? dovecotConfig = null)
+        PeerConfigs? tools = null)
     {
+        tools ??= new PeerConfigs(null, null, null);
         var findings = new List<Finding>();
         var (snapshot, errors) = SettingsSnapshot.Load(configuration, passwd);
         if (snapshot is null)
@@ -39,13 +43,10 @@ public static class MachineCheck
         }
         var postfix = await PostfixCheck.RunAsync(options, cancellationToken).ConfigureAwait(false);
         findings.AddRange(postfix);
-        findings.AddRange(await DovecotCheck.RunAsync(options, dovecotConfig, cancellationToken).ConfigureAwait(false));
-        if ((ConfigTool.Find("exim4") ?? ConfigTool.Find("exim")) is { } exim)
-        {
-            findings.Add(new Finding(Level.Warn, $"exim {exim}", "installed: its router and transport for Bridge are not checked by this version",
-                "compare them with /usr/share/doc/bridge/examples/exim (deploy/exim in the checkout)"));
-        }
-        else if (postfix.Count == 0)
+        findings.AddRange(await DovecotCheck.RunAsync(options, tools.DovecotConfig, cancellationToken).ConfigureAwait(false));
+        var exim = await EximCheck.RunAsync(options, tools.Exim, tools.EximConfig, cancellationToken).ConfigureAwait(false);
+        findings.AddRange(exim);
+        if (postfix.Count == 0 && exim.Count == 0)
         {
             findings.Add(new Finding(Level.Ok, "mta", "neither Postfix (postconf) nor Exim is installed here: your MTA's settings were not checked"));
         }
