@@ -1,4 +1,4 @@
-// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `resolve`, `--version`, `--help`.
+// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `resolve`, `probe`, `--version`, `--help`.
 // Settings work the same for every verb: appsettings.json in the working directory (else /etc/bridge), environment,
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
@@ -13,7 +13,8 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS...] [--Bridge:Key=value ...]
+        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS... | probe ADDRESS [--via HOST:PORT] [--keep] [--wait S]]
+               [--Bridge:Key=value ...]
                bridge --version | --help
 
           (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
@@ -25,6 +26,9 @@ public static class CommandLine
           resolve       for each address: the reply Bridge would give at RCPT and, if accepted, the user, first short
                         name, mailbox (exists, owner, mode), mode and why, and target; sends nothing; exit code 1 when
                         any address is refused
+          probe         send one test message through the MTA (127.0.0.1:25, or --via HOST:PORT, e.g. Bridge itself)
+                        and follow it to the spool or the store, each hop with its time; the probe is removed from
+                        the mailbox unless --keep; exit code 0 only when it arrived (--wait, default 60 s)
 
         Settings come from ./appsettings.json (or /etc/bridge/appsettings.json when the working directory has none),
         the environment (Bridge__Listen__Port=2627) and the command line
@@ -57,6 +61,11 @@ public static class CommandLine
                 return 0;
             case "drain":
                 return await DrainAsync(args[1..]).ConfigureAwait(false);
+            case "probe" when args.Skip(1).Any(a => a is "--help" or "-h"):
+                Console.WriteLine("Usage: bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]\n  Sends one test message (through the MTA at 127.0.0.1:25 unless --via) and follows it; exit code 0 only when it arrived.");
+                return 0;
+            case "probe":
+                return await ProbeAsync(args[1..]).ConfigureAwait(false);
             case "resolve" when args.Skip(1).Any(a => a is "--help" or "-h"):
                 Console.WriteLine("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]\n  Explains, for each address, Bridge's reply at RCPT and where the mail would go; exit code 1 when any is refused.");
                 return 0;
@@ -111,6 +120,29 @@ public static class CommandLine
             return 78;
         }
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private static async Task<int> ProbeAsync(string[] args)
+    {
+        var via = TakeOption(ref args, "--via") ?? "127.0.0.1:25";
+        var waitText = TakeOption(ref args, "--wait");
+        var keep = args.Contains("--keep");
+        args = [.. args.Where(a => a != "--keep")];
+        var addresses = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
+        if (addresses.Count != 1 || (waitText is not null && !int.TryParse(waitText, System.Globalization.CultureInfo.InvariantCulture, out _)))
+        {
+            await Console.Error.WriteLineAsync("Usage: bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]").ConfigureAwait(false);
+            return 64;
+        }
+        var configuration = LoadConfiguration([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))], out var loadError);
+        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        if (snapshot is null)
+        {
+            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
+            return 78;
+        }
+        var wait = TimeSpan.FromSeconds(waitText is null ? 60 : int.Parse(waitText, System.Globalization.CultureInfo.InvariantCulture));
+        return await Probe.RunAsync(snapshot, addresses[0], via, keep, wait, Console.Out, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Removes "--name VALUE" from the arguments and returns VALUE (null when absent).</summary>

@@ -48,6 +48,7 @@ internal static class PostfixCheck
         var findings = new List<Finding>();
         var listen = $"[{options.Listen.Address}]:{options.Listen.Port}";
         var postmap = ConfigTool.Find("postmap");
+        var transports = new List<string>();
         var ownDomains = Words(setting["mydestination"]).Concat(Words(setting["virtual_mailbox_domains"])).Select(d => d.TrimEnd('.').ToLowerInvariant()).ToHashSet();
 
         foreach (var domain in options.LocalDomains.Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()))
@@ -63,6 +64,8 @@ internal static class PostfixCheck
             if (PointsAt(route, options.Listen.Address, options.Listen.Port))
             {
                 findings.Add(new Finding(Level.Ok, subject, $"mail for {domain} goes to Bridge ({via} = {route})"));
+                var colon = route.IndexOf(':', StringComparison.Ordinal);
+                transports.Add(transport is not null && colon > 0 && !route.StartsWith('[') ? route[..colon] : "smtp");
             }
             else
             {
@@ -72,11 +75,16 @@ internal static class PostfixCheck
             }
         }
 
-        var limit = setting["smtp_destination_recipient_limit"];
-        findings.Add(limit == "1"
-            ? new Finding(Level.Ok, subject, "smtp_destination_recipient_limit = 1: one recipient per transaction")
-            : new Finding(Level.Warn, subject, $"smtp_destination_recipient_limit = {limit}: a deferral of one recipient makes Postfix send the message again to the others too (duplicates)",
-                $"postconf -c {directory} -e 'smtp_destination_recipient_limit = 1', then postfix reload"));
+        foreach (var name in transports.Count == 0 ? ["smtp"] : transports.Distinct().Order(StringComparer.Ordinal).ToArray())
+        {
+            // The transport's own limit, else default_destination_recipient_limit (postconf -x expands the default).
+            var parameter = $"{name}_destination_recipient_limit";
+            var limit = name == "smtp" ? setting["smtp_destination_recipient_limit"] : await RecipientLimitAsync(postconf, directory, parameter, setting, cancellationToken).ConfigureAwait(false);
+            findings.Add(limit == "1"
+                ? new Finding(Level.Ok, subject, $"{parameter} = 1: one recipient per transaction")
+                : new Finding(Level.Warn, subject, $"{parameter} = {limit}: a deferral of one recipient makes Postfix send the message again to the others too (duplicates)",
+                    $"postconf -c {directory} -e '{parameter} = 1', then postfix reload"));
+        }
 
         if (long.TryParse(setting["message_size_limit"], NumberStyles.None, CultureInfo.InvariantCulture, out var size) && (size == 0 || size > options.MaxMessageBytes))
         {
@@ -96,7 +104,7 @@ internal static class PostfixCheck
     {
         var value = route.Trim();
         var colon = value.IndexOf(':', StringComparison.Ordinal);
-        if (colon > 0 && !value.StartsWith('[') && value[..colon] is "smtp" or "lmtp" or "relay")
+        if (colon > 0 && !value.StartsWith('[') && value[..colon].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
         {
             value = value[(colon + 1)..].Trim();
         }
@@ -114,6 +122,13 @@ internal static class PostfixCheck
         var routePort = rest.StartsWith(':') && int.TryParse(rest[1..], NumberStyles.None, CultureInfo.InvariantCulture, out var p) ? p : 25;
         var local = host is "localhost" || host == address || (address is "0.0.0.0" && host is "127.0.0.1");
         return local && routePort == port;
+    }
+
+    private static async Task<string> RecipientLimitAsync(string postconf, string directory, string parameter, Dictionary<string, string> setting,
+        CancellationToken cancellationToken)
+    {
+        var (ok, output) = await ConfigTool.RunAsync(postconf, ["-c", directory, "-hx", parameter], cancellationToken).ConfigureAwait(false);
+        return ok && output.Trim().Length > 0 ? output.Trim() : setting["default_destination_recipient_limit"];
     }
 
     private static async Task<string?> LookupTransportAsync(string postmap, string directory, string maps, string domain, CancellationToken cancellationToken)

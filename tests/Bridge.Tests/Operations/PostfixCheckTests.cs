@@ -74,6 +74,27 @@ public class PostfixCheckTests
     }
 
     [Theory]
+    [InlineData("1", "OK")]
+    [InlineData("", "WARN")]
+    public async Task A_transport_of_its_own_for_bridge_needs_its_own_recipient_limit(string limit, string level)
+    {
+        var port = FreePort.Next();
+        using var dir = new TempDir("bridge-daemon");
+        var conf = NewPostfixConfiguration(dir);
+        await File.AppendAllTextAsync(Path.Combine(conf, "master.cf"), "bridge    unix  -       -       y       -       -       smtp\n");
+        var map = Path.Combine(conf, "transport");
+        await File.WriteAllTextAsync(map, $"{Domain} bridge:[127.0.0.1]:{port}\n");
+        var postmap = await Proc.RunAsync(Peers.Require("postmap", "postfix"), ["-c", conf, $"hash:{map}"]);
+        Assert.True(postmap.ExitCode == 0, postmap.Output);
+
+        var result = await CheckAsync(dir, conf, port, [$"transport_maps = hash:{map}", .. limit.Length > 0 ? [$"bridge_destination_recipient_limit = {limit}"] : Array.Empty<string>()]);
+
+        var lines = PostfixLines(result);
+        Assert.Contains(lines, l => l.StartsWith("OK ", StringComparison.Ordinal) && l.Contains($"goes to Bridge (transport_maps = bridge:[127.0.0.1]:{port})", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith(level + " ", StringComparison.Ordinal) && l.Contains($"bridge_destination_recipient_limit = {(limit.Length > 0 ? limit : "50")}", StringComparison.Ordinal));
+    }
+
+    [Theory]
     [InlineData("relayhost =", "FAIL", "mail for afp548.test does not reach Bridge's listener [127.0.0.1]:PORT: relayhost is ''", "-e 'relayhost = [127.0.0.1]:PORT'")]
     [InlineData("relayhost = [127.0.0.1]:25", "FAIL", "relayhost is '[127.0.0.1]:25'", "-e 'relayhost = [127.0.0.1]:PORT'")]
     [InlineData("mydestination = mta.test, afp548.test", "FAIL", "afp548.test is in mydestination or virtual_mailbox_domains: Postfix delivers its mail itself and Bridge never sees it", "remove afp548.test from mydestination")]

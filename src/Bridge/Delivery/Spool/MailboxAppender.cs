@@ -208,6 +208,29 @@ internal sealed class MailboxAppender : IDisposable
         }
     }
 
+    /// <summary>For `probe`, with the locks held: removes the bytes [start, end) (one record): a truncation when it is
+    /// the last record, else a rewrite (MailboxRewrite). Returns null or the error.</summary>
+    public string? RemoveRange(long start, long end)
+    {
+        if (end >= Stat.Size)
+        {
+            return Libc.Ftruncate(_fd, start) == 0 && Libc.Fsync(_fd) == 0 ? null : Errno.Describe(Libc.LastError);
+        }
+        var reader = Libc.Open(_path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        if (reader < 0)
+        {
+            return Errno.Describe(Libc.LastError);
+        }
+        try
+        {
+            return MailboxRewrite.Keep(reader, _path, Stat, [(0, start), (end, Stat.Size)]);
+        }
+        finally
+        {
+            Libc.Close(reader);
+        }
+    }
+
     public static DeliveryStatus ShuttingDown() => new(421, "4.3.2", "System shutting down, try again later");
 
     private DeliveryStatus OpenChecked(uint expectedUid, SpoolSettings settings)
