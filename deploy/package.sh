@@ -43,7 +43,16 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/lib/bridge" "$root/usr/sbin" "$root
   install -D -m 0644 "$publish/$file" "$root/usr/lib/bridge/$file"
 done
 chmod 0755 "$root/usr/lib/bridge/bridge"
-find "$root/usr/lib/bridge" -name '*.so' -exec strip --strip-unneeded --remove-section=.comment --remove-section=.note {} +
+# strip for the package's architecture: the native one, or the cross binutils (binutils-aarch64-linux-gnu).
+case "$arch" in
+  "$(dpkg --print-architecture)") strip=strip ;;
+  arm64) strip=aarch64-linux-gnu-strip ;;
+esac
+if command -v "$strip" >/dev/null 2>&1; then
+  find "$root/usr/lib/bridge" -name '*.so' -exec "$strip" --strip-unneeded --remove-section=.comment --remove-section=.note {} +
+else
+  echo "package.sh: $strip not found: the runtime's native libraries stay unstripped (apt-get install binutils-aarch64-linux-gnu)" >&2
+fi
 ln -s ../lib/bridge/bridge "$root/usr/sbin/$command"
 
 install -m 0644 appsettings.json "$root/etc/bridge/appsettings.json"
