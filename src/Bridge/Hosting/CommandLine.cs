@@ -112,11 +112,9 @@ public static class CommandLine
                     break;
             }
         }
-        var configuration = LoadConfiguration([.. settings], out var loadError);
-        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        var snapshot = await LoadSnapshotAsync([.. settings]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
             return 78;
         }
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
@@ -134,11 +132,9 @@ public static class CommandLine
             await Console.Error.WriteLineAsync("Usage: bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]").ConfigureAwait(false);
             return 64;
         }
-        var configuration = LoadConfiguration([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))], out var loadError);
-        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
             return 78;
         }
         var wait = TimeSpan.FromSeconds(waitText is null ? 60 : int.Parse(waitText, System.Globalization.CultureInfo.InvariantCulture));
@@ -166,11 +162,9 @@ public static class CommandLine
             await Console.Error.WriteLineAsync("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]").ConfigureAwait(false);
             return 64;
         }
-        var configuration = LoadConfiguration([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))], out var loadError);
-        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
             return 78;
         }
         var allAccepted = true;
@@ -184,6 +178,18 @@ public static class CommandLine
             }
         }
         return allAccepted ? 0 : 1;
+    }
+
+    /// <summary>The validated settings a verb runs with, or null after printing why they are invalid (exit 78).</summary>
+    private static async Task<SettingsSnapshot?> LoadSnapshotAsync(string[] settings)
+    {
+        var configuration = LoadConfiguration(settings, out var loadError);
+        var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
+        if (snapshot is null)
+        {
+            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
+        }
+        return snapshot;
     }
 
     private static IConfiguration? LoadConfiguration(string[] args, out string? error)

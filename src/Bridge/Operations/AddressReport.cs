@@ -4,6 +4,7 @@
 // Nothing is sent or written.
 // Failure: none; an address Bridge refuses is a line with the refusal (the command then exits 1).
 using System.Globalization;
+using Bridge.Delivery;
 using Bridge.Delivery.Smtp;
 using Bridge.Hosting;
 using Bridge.Native;
@@ -13,15 +14,18 @@ namespace Bridge.Operations;
 
 public static class AddressReport
 {
-    public static (IReadOnlyList<string> Lines, bool Accepted) Explain(SettingsSnapshot snapshot, string address)
+    /// <summary>An address as typed on the command line ("john doe"@x quoted or not) routed as RCPT would route it.</summary>
+    public static RouteResult Route(SettingsSnapshot snapshot, string address)
     {
         var at = address.LastIndexOf('@');
-        if (at <= 0 || at == address.Length - 1)
-        {
-            return ([$"{address}: 500 5.5.2 Syntax error: an address needs a local part and a domain (RFC 5321)"], false);
-        }
-        var localPart = Unquote(address[..at]);
-        var route = snapshot.Routing.Resolve(localPart, address[(at + 1)..]);
+        return at <= 0 || at == address.Length - 1
+            ? RouteResult.Refuse(new DeliveryStatus(500, "5.5.2", "Syntax error: an address needs a local part and a domain (RFC 5321)"))
+            : snapshot.Routing.Resolve(Unquote(address[..at]), address[(at + 1)..]);
+    }
+
+    public static (IReadOnlyList<string> Lines, bool Accepted) Explain(SettingsSnapshot snapshot, string address)
+    {
+        var route = Route(snapshot, address);
         if (!route.IsAccepted)
         {
             return ([$"{address}: {route.Refusal}"], false);
@@ -44,22 +48,17 @@ public static class AddressReport
         return (lines, true);
     }
 
-    /// <summary>What the spool agent would find at the mailbox path (the same rules it delivers by).</summary>
+    /// <summary>What the spool agent would find at the mailbox path (MachineCheck.MailboxProblem: the rules it delivers by).</summary>
     private static string Mailbox(string path, uint expectedUid)
     {
         if (Libc.Lstat(path, out var stat) != 0)
         {
             return $"{path} (does not exist yet: created 0600 on the first delivery)";
         }
-        var mode = Convert.ToString(stat.Permissions, 8);
-        var problem = (stat.Mode & Libc.S_IFMT) == 0xA000 ? "a symbolic link"
-            : !stat.IsRegularFile ? "not a regular file"
-            : stat.Links != 1 ? $"{stat.Links} hard links"
-            : stat.Uid != expectedUid ? $"owned by uid {stat.Uid}, not by its user (uid {expectedUid})"
-            : null;
-        return problem is null
-            ? $"{path} (exists, owner uid {stat.Uid}, mode {mode}, {stat.Size} bytes)"
-            : $"{path} (exists, owner uid {stat.Uid}, mode {mode}: {problem}: Bridge defers its mail 450 4.2.0)";
+        var state = $"exists, owner uid {stat.Uid}, mode {Convert.ToString(stat.Permissions, 8)}";
+        return MachineCheck.MailboxProblem(stat, expectedUid) is { } problem
+            ? $"{path} ({state}: {problem.Text}: Bridge defers its mail 450 4.2.0)"
+            : $"{path} ({state}, {stat.Size} bytes)";
     }
 
     /// <summary>"john doe" (a quoted local part as typed on the command line) to john doe.</summary>

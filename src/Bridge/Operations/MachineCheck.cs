@@ -214,29 +214,31 @@ public static class MachineCheck
         }
     }
 
+    /// <summary>Why delivery would refuse (450 4.2.0) an existing mailbox with this lstat, and the fix ("chown": give it
+    /// to its user); null when it would write it. The same rules MailboxAppender applies when it opens the file.</summary>
+    internal static (string Text, string Fix)? MailboxProblem(FileStat stat, uint expectedUid)
+    {
+        const uint symlink = 0xA000;
+        return (stat.Mode & Libc.S_IFMT) == symlink ? ("is a symbolic link", "replace it with the real file")
+            : !stat.IsRegularFile ? ("is not a regular file", "move it away")
+            : stat.Links != 1 ? ($"has {stat.Links} hard links", "remove the other links")
+            : stat.Uid != expectedUid ? ($"is owned by uid {stat.Uid}, not by its user (uid {expectedUid})", "chown")
+            : null;
+    }
+
     private static Finding CheckMailbox(string path, string subject, uint expectedUid, string? login)
     {
         if (Libc.Lstat(path, out var stat) != 0)
         {
             return new Finding(Level.Ok, subject, $"{path} does not exist yet (created 0600 on first delivery)");
         }
-        const uint symlink = 0xA000;
-        if ((stat.Mode & Libc.S_IFMT) == symlink)
+        if (MailboxProblem(stat, expectedUid) is { } problem)
         {
-            return new Finding(Level.Fail, subject, $"{path} is a symbolic link: Bridge defers its mail", $"replace it with the real file");
-        }
-        if (!stat.IsRegularFile)
-        {
-            return new Finding(Level.Fail, subject, $"{path} is not a regular file: Bridge defers its mail", "move it away");
-        }
-        if (stat.Links != 1)
-        {
-            return new Finding(Level.Fail, subject, $"{path} has {stat.Links} hard links: Bridge defers its mail", "remove the other links");
-        }
-        if (stat.Uid != expectedUid)
-        {
-            return new Finding(Level.Fail, subject, $"{path} is owned by uid {stat.Uid}, not by its user (uid {expectedUid}): Bridge defers its mail",
-                $"chown {login ?? expectedUid.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}");
+            return new Finding(Level.Fail, subject, $"{path} {problem.Text}: Bridge defers its mail", problem.Fix switch
+            {
+                "chown" => $"chown {login ?? expectedUid.ToString(System.Globalization.CultureInfo.InvariantCulture)} {path}",
+                var fix => fix,
+            });
         }
         if ((stat.Permissions & Convert.ToUInt32("007", 8)) != 0) // 0600, or 0660 with group mail, is fine
         {

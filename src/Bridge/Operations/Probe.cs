@@ -30,14 +30,12 @@ public static partial class Probe
     {
         var options = snapshot.Options;
         var clock = Stopwatch.StartNew();
-        var (explained, accepted) = AddressReport.Explain(snapshot, address);
-        if (!accepted)
+        var routed = AddressReport.Route(snapshot, address);
+        if (routed.Recipient is not { } route)
         {
-            await output.WriteLineAsync($"FAIL bridge: {explained[0]} (nothing was sent)").ConfigureAwait(false);
+            await output.WriteLineAsync($"FAIL bridge: {address}: {routed.Refusal} (nothing was sent)").ConfigureAwait(false);
             return 1;
         }
-        var at = address.LastIndexOf('@');
-        var route = snapshot.Routing.Resolve(address[..at].Trim('"'), address[(at + 1)..]).Recipient!;
         var mode = route.User.ModeOverride ?? options.Mode;
         if (!BounceSender.TryParseRelay(via, out var host, out var port))
         {
