@@ -8,7 +8,7 @@
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
-using Bridge.Routing;
+using Bridge.Common;
 
 namespace Bridge.Delivery;
 

@@ -3,7 +3,7 @@
 // (Bridge's Received header followed by the message exactly as received, CRLF line ends, dot-unstuffed).
 // Failure: none; an immutable value built by Intake.
 using System.Buffers;
-using Bridge.Routing;
+using Bridge.Common;
 
 namespace Bridge.Delivery;
 

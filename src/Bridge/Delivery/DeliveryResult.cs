@@ -6,7 +6,7 @@
 //   status notification for them (DeliveryDispatcher), else 4xx (a 5xx would bounce the delivered recipients,
 //   a 250 without the notification would lose the others silently).
 // Failure: none; values only.
-using Bridge.Routing;
+using Bridge.Common;
 
 namespace Bridge.Delivery;
 

@@ -17,6 +17,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 
+using Bridge.Configuration;
+
 namespace Bridge.Hosting;
 
 public static class BridgeHost
@@ -118,13 +120,13 @@ public static class BridgeHost
         builder.Services.AddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveSettings>();
-            return new StoreDeliveryAgent(() => live.Current.Options, sp.GetRequiredService<StoreConnectionPool>(),
+            return new StoreDeliveryAgent(() => live.Current.Store, sp.GetRequiredService<StoreConnectionPool>(),
                 sp.GetRequiredService<BridgeMetrics>(), sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
         });
         builder.Services.AddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveSettings>();
-            return new BounceSender(() => live.Current.Options, sp.GetRequiredService<ILogger<BounceSender>>());
+            return new BounceSender(() => live.Current.Bounces, sp.GetRequiredService<ILogger<BounceSender>>());
         });
         builder.Services.AddSingleton<DeliveryDispatcher>();
         builder.Services.AddSingleton<SessionGate>();

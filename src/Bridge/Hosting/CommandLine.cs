@@ -8,6 +8,8 @@ using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 
+using Bridge.Configuration;
+
 namespace Bridge.Hosting;
 
 public static class CommandLine

@@ -11,6 +11,7 @@
 // Failure: none; a line this does not understand is handed on unchanged for SmtpServer to answer.
 using System.Text;
 using Bridge.Delivery;
+using Bridge.Common;
 
 namespace Bridge.Intake;
 

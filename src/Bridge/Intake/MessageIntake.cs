@@ -6,7 +6,6 @@
 using System.Buffers;
 using System.Diagnostics;
 using Bridge.Delivery;
-using Bridge.Hosting;
 using Bridge.Observability;
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
@@ -14,6 +13,9 @@ using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

@@ -4,13 +4,15 @@
 // remembering the result for DATA.
 // Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
 using Bridge.Delivery;
-using Bridge.Hosting;
 using Bridge.Routing;
 using Bridge.Observability;
 using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

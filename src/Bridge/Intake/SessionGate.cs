@@ -6,9 +6,10 @@
 // messages being delivered right now, which the stop waits for.
 // Failure: none; a refusal is the reply line to send before closing.
 using System.Net;
-using Bridge.Hosting;
 using Bridge.Observability;
 using Microsoft.Extensions.Logging;
+
+using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

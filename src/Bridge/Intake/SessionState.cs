@@ -8,6 +8,7 @@ using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Net;
 using SmtpServer.Protocol;
+using Bridge.Common;
 
 namespace Bridge.Intake;
 
@@ -25,7 +26,7 @@ internal sealed class SessionState
     public Dictionary<IMailbox, RoutedRecipient> Routes { get; } = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to SmtpServer: RecipientFilter answers it.</summary>
-    public Bridge.Delivery.DeliveryStatus? PendingRefusal { get; set; }
+    public Bridge.Common.DeliveryStatus? PendingRefusal { get; set; }
 
     /// <summary>Set by RecipientFilter when it declines a recipient without it counting as a client error: the next
     /// "550 mailbox unavailable" SmtpServer writes is replaced by this reply (ReplyTextStream).</summary>

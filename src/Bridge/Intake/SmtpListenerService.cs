@@ -4,11 +4,13 @@
 // command timeout is only a backstop a little later: at the same moment the two raced, and the client got
 // whichever 421 was written first.
 // Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
-using Bridge.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SmtpServer;
 using SmtpServer.ComponentModel;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Intake;
 
@@ -76,7 +78,7 @@ internal sealed partial class SmtpListenerService(
     private partial void LogStopped();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bridge listening on {Endpoint}, mode {Mode}, server name {ServerName}")]
-    private partial void LogListening(System.Net.IPEndPoint endpoint, Bridge.Routing.BridgeMode mode, string serverName);
+    private partial void LogListening(System.Net.IPEndPoint endpoint, Bridge.Common.BridgeMode mode, string serverName);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "SMTP session ended abnormally: {Kind}: {Message}")]
     private partial void LogSessionFaulted(string kind, string message);

@@ -3,6 +3,7 @@
 // Failure: none.
 using Bridge.Delivery;
 using SmtpServer.Protocol;
+using Bridge.Common;
 
 namespace Bridge.Intake;
 

@@ -6,9 +6,11 @@
 using System.Globalization;
 using Bridge.Delivery;
 using Bridge.Delivery.Smtp;
-using Bridge.Hosting;
 using Bridge.Native;
 using Bridge.Routing;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -41,7 +43,7 @@ public static class AddressReport
                 $"{(user.Uid is { } uid ? $", uid {uid.ToString(CultureInfo.InvariantCulture)}" : ", no system account: its mailbox belongs to Bridge's uid")})",
             $"  mailbox: {Mailbox(Path.Combine(options.Spool.Directory, user.ShortName), user.Uid ?? Libc.Geteuid())}",
             $"  mode:    {mode} ({(user.ModeOverride is null ? "Bridge:Mode" : "the user's own Mode in Bridge:Users")})",
-            $"  target:  {(mode == BridgeMode.Spool ? $"spool:{options.Spool.Directory}" : SmtpEndpoint.From(options).ToString())}" +
+            $"  target:  {(mode == BridgeMode.Spool ? $"spool:{options.Spool.Directory}" : snapshot.Store.Endpoint.ToString())}" +
                 $"{(mode == BridgeMode.Legacy && options.Legacy.FallbackToSpool ? $", falling back to spool:{options.Spool.Directory}" : "")}",
             $"  headers: X-Original-To: {recipient.Address}, Delivered-To: {recipient.DeliveredTo}",
         };

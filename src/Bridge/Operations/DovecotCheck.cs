@@ -7,9 +7,13 @@
 // Failure: none thrown; doveconf missing -> no findings; doveconf failing -> one WARN with its message.
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Bridge.Hosting;
 using Bridge.Native;
 using Bridge.Routing;
+using Bridge.Common;
+
+using Bridge.Configuration;
+
+using Bridge.Delivery.Smtp;
 
 namespace Bridge.Operations;
 

@@ -6,7 +6,8 @@
 // Failure: none thrown; no Exim -> no findings; exim -bP failing -> one WARN with its message.
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Bridge.Hosting;
+
+using Bridge.Configuration;
 
 namespace Bridge.Operations;
 

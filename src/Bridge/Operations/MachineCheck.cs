@@ -6,10 +6,13 @@
 using System.Net;
 using System.Net.Sockets;
 using Bridge.Delivery.Smtp;
-using Bridge.Hosting;
 using Bridge.Native;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
+
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -39,7 +42,7 @@ public static class MachineCheck
         findings.AddRange(CheckUsers(options, snapshot, passwd));
         if (options.UsesStore)
         {
-            findings.Add(await CheckStoreAsync(options, cancellationToken).ConfigureAwait(false));
+            findings.Add(await CheckStoreAsync(snapshot.Store.Endpoint, cancellationToken).ConfigureAwait(false));
         }
         var postfix = await PostfixCheck.RunAsync(options, cancellationToken).ConfigureAwait(false);
         findings.AddRange(postfix);
@@ -247,9 +250,8 @@ public static class MachineCheck
         return new Finding(Level.Ok, subject, $"{path}: owner, type and mode are right ({stat.Size} bytes)");
     }
 
-    private static async Task<Finding> CheckStoreAsync(BridgeOptions options, CancellationToken cancellationToken)
+    private static async Task<Finding> CheckStoreAsync(SmtpEndpoint endpoint, CancellationToken cancellationToken)
     {
-        var endpoint = SmtpEndpoint.From(options);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -15,8 +15,10 @@ using Bridge.Delivery;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Smtp;
 using Bridge.Delivery.Spool;
-using Bridge.Hosting;
 using Bridge.Routing;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -79,13 +81,13 @@ public static partial class Probe
         {
             if (direct)
             {
-                await output.WriteLineAsync($"OK   {Seconds(clock)} store {SmtpEndpoint.From(options)}: accepted (Bridge answers 250 only after the store did)").ConfigureAwait(false);
+                await output.WriteLineAsync($"OK   {Seconds(clock)} store {snapshot.Store.Endpoint}: accepted (Bridge answers 250 only after the store did)").ConfigureAwait(false);
                 return 0;
             }
             var (gone, reason) = await WaitForQueueAsync(mtaQueueId, wait, cancellationToken).ConfigureAwait(false);
             if (gone)
             {
-                await output.WriteLineAsync($"OK   {Seconds(clock)} bridge -> store {SmtpEndpoint.From(options)}: the probe left the MTA's queue " +
+                await output.WriteLineAsync($"OK   {Seconds(clock)} bridge -> store {snapshot.Store.Endpoint}: the probe left the MTA's queue " +
                     "(Bridge answers 250 only after the store accepted; a refusal for good would be in the MTA's log)").ConfigureAwait(false);
                 return 0;
             }

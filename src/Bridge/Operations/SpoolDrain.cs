@@ -7,8 +7,11 @@
 // relaying but before the removal can only cause duplicates at the next drain, never a loss.
 using Bridge.Delivery.Smtp;
 using Bridge.Delivery.Spool;
-using Bridge.Hosting;
 using Bridge.Routing;
+
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -25,7 +28,7 @@ public static class SpoolDrain
         var names = user is not null
             ? [user.ToLowerInvariant()]
             : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName).Order().ToList();
-        var endpoint = SmtpEndpoint.From(options);
+        var endpoint = snapshot.Store.Endpoint;
         var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         var journal = new AppendJournal(options.Spool.JournalDirectory);
         var locks = new InProcessMailboxLocks();

@@ -1,6 +1,6 @@
 // Job: the outcome of routing one RCPT address: a local recipient, or the precise refusal to reply with.
 // Failure: a refusal is a value (DeliveryStatus), never an exception.
-using Bridge.Delivery;
+using Bridge.Common;
 
 namespace Bridge.Routing;
 

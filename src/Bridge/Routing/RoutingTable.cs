@@ -3,7 +3,7 @@
 // optionally the system's passwd database.
 // Failure: foreign domain -> 554 5.7.1 (no open relay); unknown user -> 550 5.1.1. Addresses that are not
 // safe file names are never looked up as logins and never become paths.
-using Bridge.Delivery;
+using Bridge.Common;
 
 namespace Bridge.Routing;
 

@@ -1,6 +1,9 @@
 using Bridge.Hosting;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
+using Bridge.Common;
+
+using Bridge.Configuration;
 
 namespace Bridge.Tests.Hosting;
 

@@ -3,6 +3,8 @@ using System.Text.RegularExpressions;
 using Bridge.Hosting;
 using Bridge.Tests.Support;
 
+using Bridge.Configuration;
+
 namespace Bridge.Tests.Hosting;
 
 /// <summary>Pure logic: every configuration key Bridge binds is a row of README's key table, the one source the man

@@ -1,4 +1,5 @@
 using Bridge.Routing;
+using Bridge.Common;
 
 namespace Bridge.Tests.Routing;
 

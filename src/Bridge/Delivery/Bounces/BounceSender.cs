@@ -5,13 +5,13 @@
 // (duplicates over loss) instead of answering 250.
 using System.Globalization;
 using Bridge.Delivery.Smtp;
-using Bridge.Hosting;
 using Microsoft.Extensions.Logging;
 using MimeKit;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Bounces;
 
-public sealed partial class BounceSender(Func<BridgeOptions> options, ILogger<BounceSender> logger)
+public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<BounceSender> logger)
 {
     public static bool TryParseRelay(string relay, out string host, out int port)
     {
@@ -34,9 +34,8 @@ public sealed partial class BounceSender(Func<BridgeOptions> options, ILogger<Bo
             LogNoDsnForDsn(request.QueueId, string.Join(", ", failed.Select(f => f.Recipient.Address)));
             return true;
         }
-        var current = options();
-        _ = TryParseRelay(current.Bounces.Relay, out var host, out var port); // validated with the configuration
-        var endpoint = new SmtpEndpoint(host, port, StoreProtocol.Smtp, StoreTls.None, null, null, null, current.ServerName, 1);
+        var current = settings();
+        var endpoint = current.Relay;
         try
         {
             var dsn = DsnBuilder.Build(current.ServerName, request, failed, arrival);

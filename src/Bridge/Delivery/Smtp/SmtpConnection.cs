@@ -13,7 +13,9 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Bridge.Hosting;
+using Bridge.Common;
+
+using Bridge.Delivery.Smtp;
 
 namespace Bridge.Delivery.Smtp;
 

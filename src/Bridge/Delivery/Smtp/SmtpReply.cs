@@ -7,6 +7,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Smtp;
 

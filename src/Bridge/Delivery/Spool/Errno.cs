@@ -2,6 +2,7 @@
 // Failure: none; unknown errnos become a temporary local error, so mail is retried, never bounced by surprise.
 using System.Runtime.InteropServices;
 using Bridge.Native;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Spool;
 

@@ -9,6 +9,7 @@
 // whole batch. Nothing escapes as an exception: a bug in a drain answers its batch 451 4.3.0 and is logged.
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Spool;
 

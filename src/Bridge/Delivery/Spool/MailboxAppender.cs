@@ -8,6 +8,7 @@
 // Failure: every problem is a DeliveryStatus (450/451 4.2.0, 452 4.3.1, 552 5.2.2, 451 4.3.0); the file is
 // never written before all checks passed, and a rollback restores its exact previous size.
 using Bridge.Native;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Spool;
 

@@ -8,8 +8,8 @@
 // A message for one mailbox (the common case: Postfix sends one recipient per transaction) goes through the
 // GroupCommitter, which shares the lock, journal entry and fsync with concurrent deliveries to that mailbox.
 // Failure: a DeliveryStatus (see MailboxAppender and Errno); never throws for a delivery problem.
-using Bridge.Routing;
 using Microsoft.Extensions.Logging;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Spool;
 

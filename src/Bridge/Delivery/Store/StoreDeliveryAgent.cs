@@ -9,25 +9,24 @@
 // 451 4.4.1 for those recipients (the store's own 4xx text when it gave one).
 using Bridge.Delivery.Smtp;
 using System.Diagnostics;
-using Bridge.Hosting;
 using Bridge.Observability;
-using Bridge.Routing;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using Bridge.Common;
 
 namespace Bridge.Delivery.Store;
 
 public sealed partial class StoreDeliveryAgent(
-    Func<BridgeOptions> options, StoreConnectionPool pool, BridgeMetrics metrics, ILogger<StoreDeliveryAgent> logger) : IDeliveryAgent
+    Func<StoreSettings> settings, StoreConnectionPool pool, BridgeMetrics metrics, ILogger<StoreDeliveryAgent> logger) : IDeliveryAgent
 {
     private readonly Lock _gate = new();
     private StorePipeline? _pipeline;
 
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
-        var current = options();
-        var endpoint = SmtpEndpoint.From(current);
+        var current = settings();
+        var endpoint = current.Endpoint;
         var pipeline = PipelineFor(current.Retry);
         var recipients = request.Recipients;
         var statuses = new DeliveryStatus?[recipients.Count];
@@ -137,11 +136,11 @@ public sealed partial class StoreDeliveryAgent(
         }
     }
 
-    private StorePipeline PipelineFor(RetryOptions retry)
+    private StorePipeline PipelineFor(StoreRetry retry)
     {
         lock (_gate)
         {
-            if (_pipeline is null || !_pipeline.Matches(retry))
+            if (_pipeline is null || _pipeline.Options != retry)
             {
                 _pipeline = StorePipeline.Build(retry, state =>
                 {

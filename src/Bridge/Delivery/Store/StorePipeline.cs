@@ -5,7 +5,6 @@
 // the last transient exception; StoreDeliveryAgent turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
 using System.Net.Sockets;
-using Bridge.Hosting;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
@@ -16,13 +15,13 @@ namespace Bridge.Delivery.Store;
 /// <summary>Result of one attempt: how many recipients still have a temporary failure.</summary>
 internal readonly record struct AttemptResult(int StillTransient);
 
-internal sealed record StorePipeline(RetryOptions Options, ResiliencePipeline<AttemptResult> Pipeline, CircuitBreakerStateProvider Breaker)
+internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<AttemptResult> Pipeline, CircuitBreakerStateProvider Breaker)
 {
     public static bool IsTransient(Exception exception) =>
         exception is SocketException or IOException or SmtpConnectionException or TimeoutRejectedException
             or System.Security.Authentication.AuthenticationException;
 
-    public static StorePipeline Build(RetryOptions options, Func<CircuitState, ValueTask> onBreakerChange)
+    public static StorePipeline Build(StoreRetry options, Func<CircuitState, ValueTask> onBreakerChange)
     {
         var shouldHandle = new PredicateBuilder<AttemptResult>()
             .Handle<Exception>(IsTransient)
@@ -55,8 +54,4 @@ internal sealed record StorePipeline(RetryOptions Options, ResiliencePipeline<At
         return new StorePipeline(options, pipeline, breaker);
     }
 
-    public bool Matches(RetryOptions other) =>
-        Options.MaxAttempts == other.MaxAttempts && Options.BaseDelay == other.BaseDelay && Options.MaxDelay == other.MaxDelay &&
-        Options.AttemptTimeout == other.AttemptTimeout && Options.Budget == other.Budget &&
-        Options.BreakAfterFailures == other.BreakAfterFailures && Options.BreakDuration == other.BreakDuration;
 }

@@ -2,7 +2,7 @@
 // Failure: returns false; nothing that fails here is ever turned into a path.
 using System.Text.RegularExpressions;
 
-namespace Bridge.Routing;
+namespace Bridge.Common;
 
 public static partial class ShortName
 {

@@ -7,8 +7,9 @@ using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
+using Bridge.Common;
 
-namespace Bridge.Hosting;
+namespace Bridge.Configuration;
 
 public sealed partial class LiveSettings : IDisposable
 {

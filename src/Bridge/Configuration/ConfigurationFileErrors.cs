@@ -4,7 +4,7 @@
 // Failure: none; it records.
 using Microsoft.Extensions.Configuration;
 
-namespace Bridge.Hosting;
+namespace Bridge.Configuration;
 
 public sealed class ConfigurationFileErrors
 {

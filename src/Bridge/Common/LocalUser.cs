@@ -1,7 +1,9 @@
 // Job: the resolved identity of a local recipient: the first short name (names the spool file), the owner
 // the mailbox must have, and an optional per-user delivery mode.
 // Failure: none; values only.
-namespace Bridge.Routing;
+using Bridge.Common;
+
+namespace Bridge.Common;
 
 public enum BridgeMode
 {

@@ -1,7 +1,7 @@
 // Job: the one value every delivery outcome is expressed in: SMTP reply code + enhanced status code + text.
 // It travels from the delivery agents back to Intake, which is the only place that writes it as a reply.
 // Failure: none; a status is data, never an exception.
-namespace Bridge.Delivery;
+namespace Bridge.Common;
 
 public readonly record struct DeliveryStatus(int Code, string Enhanced, string Text)
 {

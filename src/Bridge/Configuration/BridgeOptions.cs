@@ -1,8 +1,11 @@
 // Job: the configuration interface of Bridge (section "Bridge"). These names are part of the product.
 // Failure: binding errors and invalid values are reported by BridgeOptionsValidator, naming the key.
 using Bridge.Routing;
+using Bridge.Common;
 
-namespace Bridge.Hosting;
+using Bridge.Delivery.Smtp;
+
+namespace Bridge.Configuration;
 
 public sealed class BridgeOptions
 {
@@ -111,19 +114,6 @@ public sealed class SpoolOptions
 
     /// <summary>Group given to new mailboxes (Debian: mail).</summary>
     public string MailGroup { get; set; } = "mail";
-}
-
-public enum StoreProtocol
-{
-    Smtp,
-    Lmtp,
-}
-
-public enum StoreTls
-{
-    None,
-    StartTls,
-    Implicit,
 }
 
 /// <summary>The mail store that Legacy mode relays to.</summary>

@@ -1,14 +1,18 @@
-// Job: one validated, immutable view of the configuration and what is derived from it (routing table,
-// spool settings). Every transaction uses the snapshot current when it starts.
+// Job: one validated, immutable view of the configuration and what is derived from it (routing table, and the
+// narrow settings each delivery agent runs with: spool, store, bounces), built here and nowhere else. Every
+// transaction uses the snapshot current when it starts.
 // Failure: Load returns the list of problems (each naming its key) instead of a snapshot.
+using Bridge.Delivery.Bounces;
+using Bridge.Delivery.Smtp;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Bridge.Native;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 
-namespace Bridge.Hosting;
+namespace Bridge.Configuration;
 
-public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routing, SpoolSettings Spool)
+public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routing, SpoolSettings Spool, StoreSettings Store, BounceSettings Bounces)
 {
     public static (SettingsSnapshot? Snapshot, IReadOnlyList<string> Errors) Load(IConfiguration configuration, IPasswdDatabase passwd)
     {
@@ -33,6 +37,13 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.UseSystemAccounts ? passwd : null);
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
             options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup));
-        return (new SettingsSnapshot(options, routing, spool), []);
+        var legacy = options.Legacy;
+        var endpoint = new SmtpEndpoint(legacy.Host, legacy.Port, legacy.Protocol, legacy.Tls, legacy.TrustedCertificate,
+            legacy.Username, legacy.Password, options.ServerName, legacy.MaxConnections, legacy.Chunking);
+        var r = options.Retry;
+        var retry = new StoreRetry(r.MaxAttempts, r.BaseDelay, r.MaxDelay, r.AttemptTimeout, r.Budget, r.BreakAfterFailures, r.BreakDuration);
+        _ = BounceSender.TryParseRelay(options.Bounces.Relay, out var relayHost, out var relayPort); // validated above
+        var bounces = new BounceSettings(relayHost, relayPort, options.ServerName);
+        return (new SettingsSnapshot(options, routing, spool, new StoreSettings(endpoint, retry), bounces), []);
     }
 }

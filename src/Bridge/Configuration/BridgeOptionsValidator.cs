@@ -4,7 +4,9 @@ using System.Net;
 using Bridge.Routing;
 using Microsoft.Extensions.Options;
 
-namespace Bridge.Hosting;
+using Bridge.Common;
+
+namespace Bridge.Configuration;
 
 public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
 {
