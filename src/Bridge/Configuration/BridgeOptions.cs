@@ -1,9 +1,8 @@
 // Job: the configuration interface of Bridge (section "Bridge"). These names are part of the product.
 // Failure: binding errors and invalid values are reported by BridgeOptionsValidator, naming the key.
-using Bridge.Routing;
 using Bridge.Common;
-
 using Bridge.Delivery.Smtp;
+using Bridge.Routing;
 
 namespace Bridge.Configuration;
 

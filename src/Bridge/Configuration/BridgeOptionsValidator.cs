@@ -1,10 +1,9 @@
 // Job: validate a BridgeOptions snapshot at start and on every reload; every message names the key to fix.
 // Failure: returns a failed ValidateOptionsResult; the caller refuses to start or keeps the last good snapshot.
 using System.Net;
+using Bridge.Common;
 using Bridge.Routing;
 using Microsoft.Extensions.Options;
-
-using Bridge.Common;
 
 namespace Bridge.Configuration;
 

@@ -3,11 +3,11 @@
 // stays in force. A change of Bridge:Mode is logged once.
 // Failure: never throws after start; a reload problem is a log line.
 using System.Runtime.InteropServices;
+using Bridge.Common;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Primitives;
-using Bridge.Common;
 
 namespace Bridge.Configuration;
 

@@ -5,10 +5,10 @@
 // DeliveryResult.Compose.
 // Failure: the agents' statuses; spool recipients are delivered first, so a spool failure defers the message
 // before anything reached the store.
+using Bridge.Common;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
-using Bridge.Common;
 
 namespace Bridge.Delivery;
 

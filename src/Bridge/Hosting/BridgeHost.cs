@@ -1,8 +1,9 @@
 // Job: wire Bridge: configuration (appsettings.json in the working directory, environment, command line),
 // logging (one line per event; journald format under systemd), the stages as services, and the bound listener.
-// Failure: Build returns the problems that stop the daemon (invalid configuration naming its key, port not
-// bindable naming the setting) as text instead of throwing.
+// Failure: Build returns the problem that stops the daemon (invalid configuration naming its key, port not
+// bindable naming the setting) as a StartupError carrying its exit code, instead of throwing.
 using System.Net;
+using Bridge.Configuration;
 using Bridge.Delivery;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
@@ -17,14 +18,12 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 
-using Bridge.Configuration;
-
 namespace Bridge.Hosting;
 
 public static class BridgeHost
 {
     /// <summary>Builds a bound, ready-to-run host, or the reason it cannot run.</summary>
-    public static (IHost? Host, string? Error) Build(string[] args, string? contentRoot = null,
+    public static (IHost? Host, StartupError? Error) Build(string[] args, string? contentRoot = null,
         Action<HostApplicationBuilder>? customize = null)
     {
         Libc.EnsureSupported();
@@ -41,7 +40,7 @@ public static class BridgeHost
         }
         catch (InvalidDataException ex)
         {
-            return (null, $"bridge: invalid configuration: {ex.Message} {ex.InnerException?.Message}".TrimEnd());
+            return (null, StartupError.InvalidConfiguration($"{ex.Message} {ex.InnerException?.Message}".TrimEnd()));
         }
         var fileErrors = new ConfigurationFileErrors();
         fileErrors.Watch(builder.Configuration);
@@ -67,7 +66,7 @@ public static class BridgeHost
         var (snapshot, errors) = SettingsSnapshot.Load(builder.Configuration, passwd);
         if (snapshot is null)
         {
-            return (null, "bridge: invalid configuration: " + string.Join("; ", errors));
+            return (null, StartupError.InvalidConfiguration(string.Join("; ", errors)));
         }
 
         var journalDirectory = snapshot.Options.Spool.JournalDirectory;
@@ -77,7 +76,7 @@ public static class BridgeHost
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return (null, $"bridge: cannot create Bridge:Spool:JournalDirectory '{journalDirectory}': {ex.Message}");
+            return (null, StartupError.Unavailable($"bridge: cannot create Bridge:Spool:JournalDirectory '{journalDirectory}': {ex.Message}"));
         }
 
         var listener = new BoundListener();
@@ -87,7 +86,7 @@ public static class BridgeHost
         }
         catch (ListenerBindException ex)
         {
-            return (null, ex.Message);
+            return (null, StartupError.Unavailable(ex.Message));
         }
 
         builder.Services.AddSingleton(listener);

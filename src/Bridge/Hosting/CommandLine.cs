@@ -3,12 +3,11 @@
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
 using System.Reflection;
+using Bridge.Configuration;
 using Bridge.Operations;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
-
-using Bridge.Configuration;
 
 namespace Bridge.Hosting;
 
@@ -84,8 +83,8 @@ public static class CommandLine
         var (host, error) = BridgeHost.Build(args);
         if (host is null)
         {
-            await Console.Error.WriteLineAsync(error).ConfigureAwait(false);
-            return error!.Contains("invalid configuration", StringComparison.Ordinal) ? 78 : 69;
+            await Console.Error.WriteLineAsync(error!.Message).ConfigureAwait(false);
+            return error.ExitCode;
         }
         using (host)
         {
@@ -117,7 +116,7 @@ public static class CommandLine
         var snapshot = await LoadSnapshotAsync([.. settings]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            return 78;
+            return StartupError.ConfigExitCode;
         }
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
     }
@@ -137,7 +136,7 @@ public static class CommandLine
         var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            return 78;
+            return StartupError.ConfigExitCode;
         }
         var wait = TimeSpan.FromSeconds(waitText is null ? 60 : int.Parse(waitText, System.Globalization.CultureInfo.InvariantCulture));
         return await Probe.RunAsync(snapshot, addresses[0], via, keep, wait, Console.Out, CancellationToken.None).ConfigureAwait(false);
@@ -167,7 +166,7 @@ public static class CommandLine
         var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
         if (snapshot is null)
         {
-            return 78;
+            return StartupError.ConfigExitCode;
         }
         var allAccepted = true;
         foreach (var address in addresses)

@@ -10,8 +10,8 @@
 // RecipientFilter, which answers it in place of SmtpServer's own reply.
 // Failure: none; a line this does not understand is handed on unchanged for SmtpServer to answer.
 using System.Text;
-using Bridge.Delivery;
 using Bridge.Common;
+using Bridge.Delivery;
 
 namespace Bridge.Intake;
 

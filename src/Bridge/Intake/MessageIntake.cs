@@ -5,6 +5,8 @@
 // anything unexpected is logged and answered 451 4.3.0, so the MTA keeps the message queued.
 using System.Buffers;
 using System.Diagnostics;
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery;
 using Bridge.Observability;
 using Bridge.Routing;
@@ -13,9 +15,6 @@ using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

@@ -3,16 +3,15 @@
 // Bridge:MaxRecipients per message (452 4.5.3, not counted as a client error), and each recipient through Routing,
 // remembering the result for DATA.
 // Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery;
-using Bridge.Routing;
 using Bridge.Observability;
+using Bridge.Routing;
 using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

@@ -6,10 +6,9 @@
 // messages being delivered right now, which the stop waits for.
 // Failure: none; a refusal is the reply line to send before closing.
 using System.Net;
+using Bridge.Configuration;
 using Bridge.Observability;
 using Microsoft.Extensions.Logging;
-
-using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

@@ -3,12 +3,12 @@
 // input and output adapters pass to RecipientFilter and back (PendingRefusal, MailboxUnavailableReply).
 // Failure: none; kept in SmtpServer's per-session property bag.
 using System.Net;
+using Bridge.Common;
 using Bridge.Routing;
 using SmtpServer;
 using SmtpServer.Mail;
 using SmtpServer.Net;
 using SmtpServer.Protocol;
-using Bridge.Common;
 
 namespace Bridge.Intake;
 

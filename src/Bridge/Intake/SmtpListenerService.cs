@@ -4,13 +4,12 @@
 // command timeout is only a backstop a little later: at the same moment the two raced, and the client got
 // whichever 421 was written first.
 // Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
+using Bridge.Common;
+using Bridge.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SmtpServer;
 using SmtpServer.ComponentModel;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Intake;
 

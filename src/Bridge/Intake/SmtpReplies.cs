@@ -1,9 +1,9 @@
 // Job: turn a DeliveryStatus into SmtpServer's reply object: "<code> <enhanced> <text>", always a final code and
 // printable ASCII text.
 // Failure: none.
+using Bridge.Common;
 using Bridge.Delivery;
 using SmtpServer.Protocol;
-using Bridge.Common;
 
 namespace Bridge.Intake;
 

@@ -9,6 +9,9 @@ internal readonly record struct FileStat(
 {
     public bool IsRegularFile => (Mode & Libc.S_IFMT) == Libc.S_IFREG;
 
+    /// <summary>Only from lstat: fstat and stat follow links.</summary>
+    public bool IsSymbolicLink => (Mode & Libc.S_IFMT) == Libc.S_IFLNK;
+
     public uint Permissions => Mode & 0xFFF;
 
     public bool SameFileAs(FileStat other) => Device == other.Device && Inode == other.Inode;

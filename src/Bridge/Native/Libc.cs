@@ -20,7 +20,7 @@ internal static unsafe partial class Libc
     public static readonly int O_NOFOLLOW =
         RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x8000 : 0x20000;
 
-    public const int S_IFMT = 0xF000, S_IFREG = 0x8000;
+    public const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFLNK = 0xA000;
 
     private const int F_OFD_SETLK = 37;
     private const short F_WRLCK = 1, F_UNLCK = 2;
@@ -92,6 +92,9 @@ internal static unsafe partial class Libc
     private static partial int GetgrnamR(string name, byte* grp, byte* buffer, nint bufferLength, byte** result);
 
     public static int LastError => Marshal.GetLastPInvokeError();
+
+    /// <summary>An errno as people read it: "No space left on device (errno 28)".</summary>
+    public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 
     /// <summary>A file larger than RLIMIT_FSIZE must fail with EFBIG, not kill the daemon with SIGXFSZ.</summary>
     public static void IgnoreFileSizeSignal()

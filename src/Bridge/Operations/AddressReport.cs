@@ -4,13 +4,13 @@
 // Nothing is sent or written.
 // Failure: none; an address Bridge refuses is a line with the refusal (the command then exits 1).
 using System.Globalization;
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery;
 using Bridge.Delivery.Smtp;
+using Bridge.Delivery.Spool;
 using Bridge.Native;
 using Bridge.Routing;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -50,7 +50,7 @@ public static class AddressReport
         return (lines, true);
     }
 
-    /// <summary>What the spool agent would find at the mailbox path (MachineCheck.MailboxProblem: the rules it delivers by).</summary>
+    /// <summary>What the spool agent would find at the mailbox path (MailboxSafety: the rules it delivers by).</summary>
     private static string Mailbox(string path, uint expectedUid)
     {
         if (Libc.Lstat(path, out var stat) != 0)
@@ -58,7 +58,7 @@ public static class AddressReport
             return $"{path} (does not exist yet: created 0600 on the first delivery)";
         }
         var state = $"exists, owner uid {stat.Uid}, mode {Convert.ToString(stat.Permissions, 8)}";
-        return MachineCheck.MailboxProblem(stat, expectedUid) is { } problem
+        return MailboxSafety.Problem(stat, expectedUid) is { } problem
             ? $"{path} ({state}: {problem.Text}: Bridge defers its mail 450 4.2.0)"
             : $"{path} ({state}, {stat.Size} bytes)";
     }

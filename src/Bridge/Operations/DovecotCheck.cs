@@ -7,13 +7,11 @@
 // Failure: none thrown; doveconf missing -> no findings; doveconf failing -> one WARN with its message.
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Bridge.Common;
+using Bridge.Configuration;
+using Bridge.Delivery.Smtp;
 using Bridge.Native;
 using Bridge.Routing;
-using Bridge.Common;
-
-using Bridge.Configuration;
-
-using Bridge.Delivery.Smtp;
 
 namespace Bridge.Operations;
 

@@ -6,7 +6,6 @@
 // Failure: none thrown; no Exim -> no findings; exim -bP failing -> one WARN with its message.
 using System.Globalization;
 using System.Text.RegularExpressions;
-
 using Bridge.Configuration;
 
 namespace Bridge.Operations;

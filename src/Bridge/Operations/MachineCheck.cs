@@ -5,14 +5,13 @@
 // Failure: every problem is a Finding (FAIL or WARN with its fix); the command exits 1 when any FAIL.
 using System.Net;
 using System.Net.Sockets;
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery.Smtp;
+using Bridge.Delivery.Spool;
 using Bridge.Native;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
-
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -168,7 +167,7 @@ public static class MachineCheck
             {
                 return new Finding(Level.Ok, subject, "will be created at start");
             }
-            return new Finding(Level.Fail, subject, $"Bridge (uid {Libc.Geteuid()}) cannot create files here: {Delivery.Spool.Errno.Describe(error)}",
+            return new Finding(Level.Fail, subject, $"Bridge (uid {Libc.Geteuid()}) cannot create files here: {Libc.Describe(error)}",
                 $"give Bridge's user write access, or set {key}");
         }
         Libc.Close(fd);
@@ -219,23 +218,13 @@ public static class MachineCheck
 
     /// <summary>Why delivery would refuse (450 4.2.0) an existing mailbox with this lstat, and the fix ("chown": give it
     /// to its user); null when it would write it. The same rules MailboxAppender applies when it opens the file.</summary>
-    internal static (string Text, string Fix)? MailboxProblem(FileStat stat, uint expectedUid)
-    {
-        const uint symlink = 0xA000;
-        return (stat.Mode & Libc.S_IFMT) == symlink ? ("is a symbolic link", "replace it with the real file")
-            : !stat.IsRegularFile ? ("is not a regular file", "move it away")
-            : stat.Links != 1 ? ($"has {stat.Links} hard links", "remove the other links")
-            : stat.Uid != expectedUid ? ($"is owned by uid {stat.Uid}, not by its user (uid {expectedUid})", "chown")
-            : null;
-    }
-
     private static Finding CheckMailbox(string path, string subject, uint expectedUid, string? login)
     {
         if (Libc.Lstat(path, out var stat) != 0)
         {
             return new Finding(Level.Ok, subject, $"{path} does not exist yet (created 0600 on first delivery)");
         }
-        if (MailboxProblem(stat, expectedUid) is { } problem)
+        if (MailboxSafety.Problem(stat, expectedUid) is { } problem)
         {
             return new Finding(Level.Fail, subject, $"{path} {problem.Text}: Bridge defers its mail", problem.Fix switch
             {
@@ -243,7 +232,7 @@ public static class MachineCheck
                 var fix => fix,
             });
         }
-        if ((stat.Permissions & Convert.ToUInt32("007", 8)) != 0) // 0600, or 0660 with group mail, is fine
+        if (MailboxSafety.OpenToOthers(stat))
         {
             return new Finding(Level.Warn, subject, $"{path} is readable by others (mode {Convert.ToString(stat.Permissions, 8)})", $"chmod 600 {path}");
         }
@@ -260,8 +249,7 @@ public static class MachineCheck
             await connection.QuitAsync(timeout.Token).ConfigureAwait(false);
             return new Finding(Level.Ok, $"store {endpoint}", $"answers ({connection.Greeting})");
         }
-        catch (Exception ex) when (ex is SocketException or IOException or SmtpConnectionException or OperationCanceledException
-                                       or System.Security.Authentication.AuthenticationException)
+        catch (Exception ex) when (NetworkFailure.IsTransientOrTimeout(ex))
         {
             return new Finding(Level.Fail, $"store {endpoint}", ex.Message, "start the mail store or fix Bridge:Legacy:Host/Port/Protocol/Tls");
         }

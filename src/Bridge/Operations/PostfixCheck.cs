@@ -7,7 +7,6 @@
 // Failure: none thrown; postconf missing -> no findings (the caller says the MTA was not checked), postconf failing
 // -> one WARN with its message.
 using System.Globalization;
-
 using Bridge.Configuration;
 
 namespace Bridge.Operations;

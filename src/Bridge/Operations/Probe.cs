@@ -11,14 +11,13 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Smtp;
 using Bridge.Delivery.Spool;
 using Bridge.Routing;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -63,8 +62,7 @@ public static partial class Probe
                 new ReadOnlySequence<byte>(message), timeout.Token).ConfigureAwait(false))[0];
             await connection.QuitAsync(timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or SmtpConnectionException or StoreOutcomeUnknownException
-                                       or OperationCanceledException or System.Security.Authentication.AuthenticationException)
+        catch (Exception ex) when (ex is StoreOutcomeUnknownException || NetworkFailure.IsTransientOrTimeout(ex))
         {
             await output.WriteLineAsync($"FAIL {first}: {ex.Message}").ConfigureAwait(false);
             return 1;
@@ -120,7 +118,7 @@ public static partial class Probe
         {
             return 0;
         }
-        var (locked, status, _) = await MailboxAppender.LockExistingAsync(route.User.ShortName, snapshot.Spool, new InProcessMailboxLocks(),
+        var (locked, status, _) = await LockedMailbox.OpenExistingAsync(route.User.ShortName, route.User.Uid ?? Native.Libc.Geteuid(), snapshot.Spool, new InProcessMailboxLocks(),
             new AppendJournal(options.Spool.JournalDirectory), cancellationToken).ConfigureAwait(false);
         if (locked is null)
         {
@@ -130,7 +128,7 @@ public static partial class Probe
         using (locked)
         {
             var again = FindRecord(mailbox, messageId, options.ServerName); // under the locks: the offsets are final
-            var error = again is { } r ? locked.RemoveRange(r.Start, r.End) : null;
+            var error = again is { } r ? MailboxTrim.RemoveRange(locked, r.Start, r.End) : null;
             await output.WriteLineAsync(error is null ? $"OK   {Seconds(clock)} probe: removed from {mailbox}" : $"WARN probe: not removed from {mailbox}: {error}")
                 .ConfigureAwait(false);
         }

@@ -2,16 +2,14 @@
 // and deliver it to the store (Legacy target), to move from Spool to Legacy mode without losing what was spooled.
 // Each mailbox is locked as for a delivery; its records are relayed in order (sender from the From_ line,
 // recipient the mailbox's user); the first refusal stops that mailbox; only the relayed records are removed
-// (MailboxAppender.KeepFrom: new file + rename, crash-safe). --dry-run only lists.
+// (MailboxTrim.KeepFrom: new file + rename, crash-safe). --dry-run only lists.
 // Failure: a mailbox that cannot be drained keeps all its mail and makes the exit code 1; a crash after
 // relaying but before the removal can only cause duplicates at the next drain, never a loss.
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Delivery.Smtp;
 using Bridge.Delivery.Spool;
 using Bridge.Routing;
-
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Operations;
 
@@ -41,7 +39,11 @@ public static class SpoolDrain
                 failed++;
                 continue;
             }
-            var (mailbox, status, notes) = await MailboxAppender.LockExistingAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
+            // The owner a delivery would give this mailbox (its user's, or Bridge's for a configured user without an
+            // account); not checked for a name Bridge does not route (a mailbox of another program's).
+            var route = AddressReport.Route(snapshot, $"{name}@{domain}");
+            uint? owner = route.Recipient is { } routed && routed.User.ShortName == name ? routed.User.Uid ?? Native.Libc.Geteuid() : null;
+            var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
             foreach (var note in notes)
             {
                 await output.WriteLineAsync($"drain {name}: recovery: {note.Message}").ConfigureAwait(false);
@@ -63,7 +65,7 @@ public static class SpoolDrain
         return failed > 0 ? 1 : 0;
     }
 
-    private static async Task<bool> DrainAsync(MailboxAppender mailbox, string name, string recipient, SmtpEndpoint endpoint, bool dryRun,
+    private static async Task<bool> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint, bool dryRun,
         TextWriter output, CancellationToken cancellationToken)
     {
         using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
@@ -103,8 +105,7 @@ public static class SpoolDrain
                 "(a later drain may deliver that message to the store a second time)").ConfigureAwait(false);
             ok = false;
         }
-        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or SmtpConnectionException
-                                       or System.Security.Authentication.AuthenticationException)
+        catch (Exception ex) when (NetworkFailure.IsTransient(ex))
         {
             await output.WriteLineAsync($"drain {name}: store {endpoint}: {ex.Message}; the rest stays in the spool").ConfigureAwait(false);
             ok = false;
@@ -120,7 +121,7 @@ public static class SpoolDrain
 
         if (relayed > 0)
         {
-            var error = mailbox.KeepFrom(keepFrom);
+            var error = MailboxTrim.KeepFrom(mailbox, keepFrom);
             if (error is not null)
             {
                 await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed ({error}): a later drain relays them again").ConfigureAwait(false);

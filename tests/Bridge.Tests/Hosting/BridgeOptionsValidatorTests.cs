@@ -1,9 +1,8 @@
+using Bridge.Common;
+using Bridge.Configuration;
 using Bridge.Hosting;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
-using Bridge.Common;
-
-using Bridge.Configuration;
 
 namespace Bridge.Tests.Hosting;
 

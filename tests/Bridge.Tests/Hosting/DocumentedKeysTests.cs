@@ -1,9 +1,8 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
+using Bridge.Configuration;
 using Bridge.Hosting;
 using Bridge.Tests.Support;
-
-using Bridge.Configuration;
 
 namespace Bridge.Tests.Hosting;
 

@@ -1,5 +1,5 @@
-using Bridge.Routing;
 using Bridge.Common;
+using Bridge.Routing;
 
 namespace Bridge.Tests.Routing;
 

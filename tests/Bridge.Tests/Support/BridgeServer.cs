@@ -51,7 +51,7 @@ public sealed class BridgeServer : IAsyncDisposable
         });
         if (host is null)
         {
-            throw new InvalidOperationException(error);
+            throw new InvalidOperationException(error?.Message);
         }
         await host.StartAsync();
         return new BridgeServer(host, port, spoolDirectory, contentRoot, logs);

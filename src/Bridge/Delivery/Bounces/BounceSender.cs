@@ -4,10 +4,10 @@
 // Failure: returns false when the DSN could not be handed over; the caller then defers the whole message
 // (duplicates over loss) instead of answering 250.
 using System.Globalization;
+using Bridge.Common;
 using Bridge.Delivery.Smtp;
 using Microsoft.Extensions.Logging;
 using MimeKit;
-using Bridge.Common;
 
 namespace Bridge.Delivery.Bounces;
 

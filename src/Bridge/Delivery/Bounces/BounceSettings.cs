@@ -3,7 +3,6 @@
 // Failure: none; values only (the relay is validated with the configuration).
 using Bridge.Delivery.Smtp;
 
-
 namespace Bridge.Delivery.Bounces;
 
 public sealed record BounceSettings(string RelayHost, int RelayPort, string ServerName)

@@ -14,7 +14,6 @@ using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Bridge.Common;
-
 using Bridge.Delivery.Smtp;
 
 namespace Bridge.Delivery.Smtp;
@@ -281,7 +280,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             reply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
+        catch (Exception ex) when (NetworkFailure.IsTransientOrTimeout(ex))
         {
             var why = ex is OperationCanceledException ? "no reply in time" : ex.Message;
             throw new StoreOutcomeUnknownException($"{_endpoint} gave no reply after the message was sent ({why})", known, ex);
@@ -349,7 +348,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
                 mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
                 rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
+            catch (Exception ex) when (NetworkFailure.IsTransientOrTimeout(ex))
             {
                 var why = ex is OperationCanceledException ? "no reply in time" : ex.Message;
                 throw new StoreOutcomeUnknownException($"{_endpoint} gave no reply after the message was sent ({why})", [null], ex);
@@ -479,7 +478,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
             await CommandAsync("QUIT", cancellationToken).ConfigureAwait(false);
             await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or SmtpConnectionException or OperationCanceledException)
+        catch (Exception ex) when (NetworkFailure.IsTransientOrTimeout(ex))
         {
             // the store is gone already: nothing to say goodbye to
         }

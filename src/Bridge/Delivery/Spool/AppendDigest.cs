@@ -1,7 +1,7 @@
 // Job: the proof of authorship a journal entry carries: the bytes Bridge is about to append, from absolute file
 // offset Before, cut at every multiple of PageBytes and each piece hashed (XxHash3, seeded per entry, so no one can
 // craft other bytes with the same hashes without knowing the seed). Bridge's writes to a mailbox also end only at
-// page boundaries (MailboxAppender's sink), and Linux stops a write cut short by a signal at a page boundary too,
+// page boundaries (PageAlignedSink), and Linux stops a write cut short by a signal at a page boundary too,
 // so whatever a crash leaves in the file ends where a page of this digest ends, or where the whole append ends.
 // Failure: none; values only.
 using System.IO.Hashing;
@@ -92,18 +92,21 @@ internal sealed class AppendDigest : IRecordSink
         _used = 0;
     }
 
-    /// <summary>The journal entry for records appended from <paramref name="before"/> in this order.</summary>
-    public static AppendJournalEntry EntryFor(Native.FileStat mailbox, long before, IEnumerable<MboxRecord> records)
+    /// <summary>The journal entry for records appended from <paramref name="before"/> in this order, and each record's
+    /// length (the digest reads every byte anyway, so the size check needs no pass of its own).</summary>
+    public static AppendJournalEntry EntryFor(Native.FileStat mailbox, long before, IReadOnlyList<MboxRecord> records, out long[] lengths)
     {
         Span<byte> random = stackalloc byte[8];
         System.Security.Cryptography.RandomNumberGenerator.Fill(random);
         var seed = BitConverter.ToInt64(random);
         var digest = new AppendDigest(before, seed);
-        foreach (var record in records)
+        lengths = new long[records.Count];
+        for (var i = 0; i < records.Count; i++)
         {
-            record.WriteTo(digest);
+            var start = digest.End;
+            records[i].WriteTo(digest);
+            lengths[i] = digest.End - start;
         }
-        var end = digest.End;
-        return new AppendJournalEntry(mailbox.Device, mailbox.Inode, before, end, seed, digest.Finish());
+        return new AppendJournalEntry(mailbox.Device, mailbox.Inode, before, digest.End, seed, digest.Finish());
     }
 }

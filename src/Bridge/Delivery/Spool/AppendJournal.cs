@@ -68,7 +68,7 @@ public sealed class AppendJournal(string directory)
         var path = PathFor(shortName);
         if (Libc.Lstat(path, out var stat) != 0)
         {
-            return Libc.LastError == Libc.ENOENT ? JournalLookup.Nothing : new JournalLookup(null, $"cannot stat {path}: {Errno.Describe(Libc.LastError)}");
+            return Libc.LastError == Libc.ENOENT ? JournalLookup.Nothing : new JournalLookup(null, $"cannot stat {path}: {Libc.Describe(Libc.LastError)}");
         }
         if (!stat.IsRegularFile)
         {
@@ -81,7 +81,7 @@ public sealed class AppendJournal(string directory)
         var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
         if (fd < 0)
         {
-            return new JournalLookup(null, $"cannot open {path}: {Errno.Describe(Libc.LastError)}");
+            return new JournalLookup(null, $"cannot open {path}: {Libc.Describe(Libc.LastError)}");
         }
         byte[] bytes;
         try
@@ -93,7 +93,7 @@ public sealed class AppendJournal(string directory)
                 var n = Libc.ReadAt(fd, bytes.AsSpan(got), got);
                 if (n < 0)
                 {
-                    return new JournalLookup(null, $"cannot read {path}: {Errno.Describe(Libc.LastError)}");
+                    return new JournalLookup(null, $"cannot read {path}: {Libc.Describe(Libc.LastError)}");
                 }
                 if (n == 0)
                 {

@@ -9,6 +9,7 @@
 //   to the journal's kept/ folder with the reason, and a critical note says so (`bridge check` reports it).
 // Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
 // recovery runs again before the next delivery.
+using Bridge.Common;
 using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
@@ -20,6 +21,51 @@ internal readonly record struct RecoveryResult(RecoveryNote? Note, bool Rewritte
 
 internal static class AppendRecovery
 {
+    /// <summary>At start, before Bridge listens: every entry a crash left, settled under its mailbox's locks. Never
+    /// throws: a mailbox that cannot be settled now is a note, and its entry is settled before its next delivery.</summary>
+    public static async Task<IReadOnlyList<RecoveryNote>> SettleAllAsync(SpoolSettings settings, InProcessMailboxLocks locks, AppendJournal journal,
+        CancellationToken cancellationToken)
+    {
+        var notes = new List<RecoveryNote>();
+        foreach (var shortName in journal.Pending())
+        {
+            if (!ShortName.IsSafeFileName(shortName))
+            {
+                notes.Add(new RecoveryNote(false, $"{shortName}: not a mailbox name Bridge writes; " +
+                    (journal.Keep(shortName, "the journal entry's name is not a safe mailbox name") is { } kept ? $"moved to {kept}" : "removed")));
+                continue;
+            }
+            try
+            {
+                notes.AddRange(await SettleAtStartAsync(shortName, settings, locks, journal, cancellationToken).ConfigureAwait(false));
+            }
+#pragma warning disable CA1031 // one mailbox that cannot be settled must not stop Bridge (and everyone's mail) from starting
+            catch (Exception ex) when (ex is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                notes.Add(new RecoveryNote(true, $"{shortName}: failed unexpectedly ({ex.GetType().Name}: {ex.Message}); settled before its next delivery"));
+            }
+        }
+        return notes;
+    }
+
+    private static async Task<IReadOnlyList<RecoveryNote>> SettleAtStartAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
+        AppendJournal journal, CancellationToken cancellationToken)
+    {
+        var opened = await LockedMailbox.OpenExistingAsync(shortName, null, settings, locks, journal, cancellationToken).ConfigureAwait(false);
+        if (opened.Mailbox is { } mailbox)
+        {
+            mailbox.Dispose(); // opening settled the journal entry under the locks
+            return opened.Notes;
+        }
+        if (Libc.Lstat(System.IO.Path.Combine(settings.Directory, shortName), out _) != 0 && Libc.LastError == Libc.ENOENT)
+        {
+            journal.Forget(shortName); // no such mailbox (any more): nothing of ours to clean up
+            return opened.Notes;
+        }
+        return [.. opened.Notes, new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({opened.Result}); will retry before its next delivery")];
+    }
+
     public static RecoveryResult Settle(int fd, string path, string name, AppendJournal journal)
     {
         var lookup = journal.Find(name);
@@ -29,7 +75,7 @@ internal static class AppendRecovery
         }
         if (Libc.Fstat(fd, out var now) != 0)
         {
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Errno.Describe(Libc.LastError)}"), false);
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Libc.Describe(Libc.LastError)}"), false);
         }
         if (now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
         {
@@ -39,7 +85,7 @@ internal static class AppendRecovery
         var reader = Libc.Open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0); // OFD locks survive closing it
         if (reader < 0 || Libc.Fstat(reader, out var readerStat) != 0 || !readerStat.SameFileAs(now))
         {
-            var why = reader < 0 ? Errno.Describe(Libc.LastError) : "the path no longer names the locked mailbox";
+            var why = reader < 0 ? Libc.Describe(Libc.LastError) : "the path no longer names the locked mailbox";
             if (reader >= 0)
             {
                 Libc.Close(reader);
@@ -73,7 +119,7 @@ internal static class AppendRecovery
         {
             if (Libc.Ftruncate(fd, entry.Before) != 0 || Libc.Fsync(fd) != 0)
             {
-                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Errno.Describe(Libc.LastError)}"), false);
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Libc.Describe(Libc.LastError)}"), false);
             }
             journal.Forget(name);
             return new RecoveryResult(new RecoveryNote(false,
@@ -120,7 +166,7 @@ internal static class AppendRecovery
             var n = Libc.ReadAt(reader, buffer.AsSpan(0, length), start);
             if (n < 0)
             {
-                error = Errno.Describe(Libc.LastError);
+                error = Libc.Describe(Libc.LastError);
                 return verified;
             }
             if (n != length || AppendDigest.Hash(buffer.AsSpan(0, length), entry.Seed) != entry.HashOf(i))

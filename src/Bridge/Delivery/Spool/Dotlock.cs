@@ -97,7 +97,7 @@ internal sealed class Dotlock
             var removed = Libc.Unlink(_path) == 0 || Libc.LastError == Libc.ENOENT;
             Note = removed
                 ? $"removed {_path}: it was not a dotlock but a {Kind(stat.Mode)} (uid {stat.Uid})"
-                : $"{_path} is a {Kind(stat.Mode)} (uid {stat.Uid}), not a dotlock, and cannot be removed: {Errno.Describe(Libc.LastError)}";
+                : $"{_path} is a {Kind(stat.Mode)} (uid {stat.Uid}), not a dotlock, and cannot be removed: {Libc.Describe(Libc.LastError)}";
             return removed;
         }
         var age = DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeSeconds(stat.ChangeTimeSeconds);

@@ -1,15 +1,14 @@
 // Job: group commit for deliveries that each need one mailbox. Each queues its record for that mailbox; one
-// drain per mailbox at a time takes everything queued, locks the mailbox once (MailboxAppender), journals the
-// whole batch in one AppendJournal entry, appends every record and fsyncs once, then answers each delivery.
+// drain per mailbox at a time takes everything queued, locks the mailbox once (LockedMailbox) and writes the whole
+// batch with the append protocol (AppendBatch: one journal entry, every record appended, one fsync), then answers
+// each delivery.
 // While one batch waits for its fsync the next one gathers, so under load the cost of locking, journalling
 // and fsync is shared by many messages, and every "250" still comes after the fsync of its own record.
-// Failure: every delivery gets its own DeliveryStatus. Over Bridge:Spool:MaxMailboxBytes: that record alone is
-// refused (552 5.2.2). A write error truncates back to the start of the failing record: the records before it
-// are kept (if their fsync succeeds), it and the ones after it get the error. A failed fsync truncates the
-// whole batch. Nothing escapes as an exception: a bug in a drain answers its batch 451 4.3.0 and is logged.
+// Failure: every delivery gets its own SpoolResult, by AppendBatch's one-mailbox policy (a record over the size
+// limit or out of time is refused alone; a write error keeps the records before it). Nothing escapes as an
+// exception: a bug in a drain answers its batch 451 4.3.0 and is logged.
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Bridge.Common;
 
 namespace Bridge.Delivery.Spool;
 
@@ -26,7 +25,7 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
 
     private long _batches;
 
-    public Task<DeliveryStatus> AppendAsync(string shortName, uint uid, string queueId, MboxRecord record, SpoolSettings settings,
+    public Task<SpoolResult> AppendAsync(string shortName, uint uid, string queueId, MboxRecord record, SpoolSettings settings,
         CancellationToken cancellationToken)
     {
         var queue = _queues.GetOrAdd(shortName, name => new MailboxQueue(name));
@@ -72,7 +71,7 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
                 LogDrainFailed(ex, queue.ShortName);
                 foreach (var pending in batch)
                 {
-                    pending.Answer(DeliveryStatus.LocalError("internal error while appending to the mailbox"));
+                    pending.Answer(SpoolResult.Failed(queue.ShortName, "internal error while appending to the mailbox"));
                 }
             }
         }
@@ -106,111 +105,50 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
     private async Task CommitLockedAsync(string shortName, List<PendingAppend> batch, PendingAppend first, SpoolSettings settings,
         CancellationToken cancellationToken)
     {
-        var (appender, status) = await MailboxAppender
-            .OpenAsync(shortName, first.Uid, settings, locks, journal, cancellationToken).ConfigureAwait(false);
-        if (appender is null)
+        var opened = await LockedMailbox
+            .OpenForDeliveryAsync(shortName, first.Uid, settings, locks, journal, cancellationToken).ConfigureAwait(false);
+        foreach (var note in opened.Notes)
         {
-            AnswerAll(batch, status);
+            onRecovery(note);
+        }
+        if (opened.Mailbox is not { } mailbox)
+        {
+            AnswerAll(batch, opened.Result);
             return;
         }
-        using (appender)
+        using (mailbox)
         {
-            foreach (var note in appender.Notes)
-            {
-                onRecovery(note);
-            }
-            var accepted = new List<PendingAppend>(batch.Count);
-            var starts = new List<long>(batch.Count);
-            var end = appender.OriginalSize;
+            var appends = new AppendBatch(journal, logger, allOrNone: false);
+            var members = new List<PendingAppend>(batch.Count);
             foreach (var pending in batch)
             {
-                var length = pending.Record.Length;
-                if (pending.CancellationToken.IsCancellationRequested)
+                if (pending.Uid != first.Uid)
                 {
-                    pending.Answer(MailboxAppender.ShuttingDown()); // its time is up (or Bridge stops): nothing is written for it
-                }
-                else if (pending.Uid != first.Uid)
-                {
-                    pending.Answer(DeliveryStatus.Deferred("mailbox owner changed while queued, try again"));
-                }
-                else if (settings.MaxMailboxBytes > 0 && end + length > settings.MaxMailboxBytes)
-                {
-                    pending.Answer(DeliveryStatus.MailboxFull(shortName));
-                }
-                else
-                {
-                    accepted.Add(pending);
-                    starts.Add(end);
-                    end += length;
-                }
-            }
-            if (accepted.Count == 0)
-            {
-                return;
-            }
-            Interlocked.Increment(ref _batches);
-
-            // No byte is appended before the journal says where the batch starts and ends, and what its bytes are.
-            var entry = AppendDigest.EntryFor(appender.Stat, appender.OriginalSize, accepted.Select(a => a.Record));
-            var rc = journal.Record(shortName, entry);
-            if (rc != 0)
-            {
-                AnswerAll(accepted, Errno.JournalStatus(rc, journal.Directory));
-                return;
-            }
-
-            for (var i = 0; i < accepted.Count; i++)
-            {
-                var appended = appender.Append(accepted[i].Record);
-                if (appended.IsSuccess)
-                {
+                    pending.Answer(SpoolResult.Retry(shortName, "mailbox owner changed while queued, try again"));
                     continue;
                 }
-                var cut = appender.TruncateTo(starts[i]);
-                if (cut is not null)
-                {
-                    LogRollbackFailed(shortName, cut); // the journal entry stays: recovery truncates before the next delivery
-                    AnswerAll(accepted, appended);
-                    return;
-                }
-                AnswerAll(accepted.GetRange(i, accepted.Count - i), appended);
-                accepted.RemoveRange(i, accepted.Count - i);
-                break;
+                appends.Add(mailbox, pending.Record, pending.CancellationToken);
+                members.Add(pending);
             }
-
-            var durable = appender.Commit();
-            if (!durable.IsSuccess)
+            var results = appends.Commit(settings.MaxMailboxBytes);
+            if (results.Any(r => r.IsOk))
             {
-                var error = appender.Rollback();
-                if (error is not null)
-                {
-                    LogRollbackFailed(shortName, error);
-                }
-                else
-                {
-                    journal.Forget(shortName);
-                }
-                AnswerAll(accepted, durable);
-                return;
+                Interlocked.Increment(ref _batches);
             }
-            journal.Forget(shortName);
-            foreach (var pending in accepted)
+            for (var i = 0; i < members.Count; i++)
             {
-                pending.Answer(DeliveryStatus.Delivered(pending.QueueId));
+                members[i].Answer(results[i]);
             }
         }
     }
 
-    private static void AnswerAll(IEnumerable<PendingAppend> batch, DeliveryStatus status)
+    private static void AnswerAll(IEnumerable<PendingAppend> batch, SpoolResult status)
     {
         foreach (var pending in batch)
         {
             pending.Answer(status);
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Critical, Message = "{Mailbox}: rollback failed, the mailbox may hold a partial record: {Error}")]
-    private partial void LogRollbackFailed(string mailbox, string error);
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "{Mailbox}: group commit failed unexpectedly; its deliveries were deferred")]
     private partial void LogDrainFailed(Exception exception, string mailbox);
@@ -236,8 +174,8 @@ internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, Append
 
         public CancellationToken CancellationToken { get; } = cancellationToken;
 
-        public TaskCompletionSource<DeliveryStatus> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<SpoolResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public void Answer(DeliveryStatus status) => Done.TrySetResult(status);
+        public void Answer(SpoolResult status) => Done.TrySetResult(status);
     }
 }

@@ -22,7 +22,7 @@ internal static class MailboxRewrite
         var writer = Libc.Open(temporary, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
         if (writer < 0)
         {
-            return $"cannot create {temporary}: {Errno.Describe(Libc.LastError)}";
+            return $"cannot create {temporary}: {Libc.Describe(Libc.LastError)}";
         }
         var renamed = false;
         try
@@ -35,23 +35,23 @@ internal static class MailboxRewrite
                     var n = Libc.ReadAt(reader, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)), at);
                     if (n <= 0)
                     {
-                        return n < 0 ? $"read {path}: {Errno.Describe(Libc.LastError)}" : $"{path} ended early";
+                        return n < 0 ? $"read {path}: {Libc.Describe(Libc.LastError)}" : $"{path} ended early";
                     }
                     var rc = Libc.WriteAll(writer, buffer.AsSpan(0, n));
                     if (rc != 0)
                     {
-                        return $"write {temporary}: {Errno.Describe(rc)}";
+                        return $"write {temporary}: {Libc.Describe(rc)}";
                     }
                     at += n;
                 }
             }
             if (Libc.Fchown(writer, mailbox.Uid, mailbox.Gid) != 0 || Libc.Fchmod(writer, mailbox.Permissions) != 0 || Libc.Fsync(writer) != 0)
             {
-                return $"prepare {temporary}: {Errno.Describe(Libc.LastError)}";
+                return $"prepare {temporary}: {Libc.Describe(Libc.LastError)}";
             }
             if (Libc.Rename(temporary, path) != 0)
             {
-                return $"rename {temporary} to {path}: {Errno.Describe(Libc.LastError)}";
+                return $"rename {temporary} to {path}: {Libc.Describe(Libc.LastError)}";
             }
             renamed = true;
             var directoryFd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);

@@ -1,15 +1,14 @@
-// Job: deliver one message into the /var/mail mbox of every recipient, all or none: one copy per mailbox,
-// (a mailbox refused for good, by a Delivered-To loop or Bridge:Spool:MaxMailboxBytes, is left out and
-// reported for its recipients alone, so the others still get the message and the sender a notification),
-// mailboxes locked in a fixed order (no deadlock between sessions), every copy appended and fsync'ed before
-// success is reported; if any copy fails, every copy already written is truncated away under its lock, so
-// a 4xx never leaves duplicates behind when the MTA retries. Each append is announced in the AppendJournal
-// first, so that an append cut short by a crash is removed before anything else is written to that mailbox.
-// A message for one mailbox (the common case: Postfix sends one recipient per transaction) goes through the
-// GroupCommitter, which shares the lock, journal entry and fsync with concurrent deliveries to that mailbox.
-// Failure: a DeliveryStatus (see MailboxAppender and Errno); never throws for a delivery problem.
-using Microsoft.Extensions.Logging;
+// Job: Spool mode's delivery agent: one message into the /var/mail mbox of every recipient. One copy per mailbox
+// (the first recipient that resolved to it names X-Original-To); a mailbox refused for good (an unsafe name, a
+// Delivered-To loop, over Bridge:Spool:MaxMailboxBytes) is left out and reported for its recipients alone, so the
+// others still get the message and the sender a notification. A message for one mailbox (the common case: Postfix
+// sends one recipient per transaction) goes through the GroupCommitter, which shares the lock, journal entry and
+// fsync with concurrent deliveries to that mailbox; a message for several mailboxes locks them in a fixed order (no
+// deadlock between sessions) and writes them all or none (AppendBatch). This is the boundary where a SpoolResult
+// becomes the reply (SpoolResult.ToStatus).
+// Failure: a DeliveryStatus per recipient; never throws for a delivery problem.
 using Bridge.Common;
+using Microsoft.Extensions.Logging;
 
 namespace Bridge.Delivery.Spool;
 
@@ -35,158 +34,96 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
 
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
-        var settingsNow = settings();
-        var refused = new Dictionary<string, DeliveryStatus>(StringComparer.Ordinal);
-        var status = await DeliverAllAsync(request, settingsNow, refused, cancellationToken).ConfigureAwait(false);
-        var relay = $"spool:{settingsNow.Directory}";
+        var current = settings();
+        var byMailbox = await DeliverAllAsync(request, current, cancellationToken).ConfigureAwait(false);
+        var relay = $"spool:{current.Directory}";
         var outcomes = request.Recipients
-            .Select(r => new RecipientOutcome(r, refused.TryGetValue(r.User.ShortName, out var own) ? own : status, relay, 1))
+            .Select(r => new RecipientOutcome(r, byMailbox[r.User.ShortName], relay, 1))
             .ToList();
         return DeliveryResult.Compose(request.QueueId, outcomes);
     }
 
-    /// <summary>Mailboxes refused for good (loop, over MaxMailboxBytes) go into <paramref name="refused"/> and are
-    /// left out; the others are written all or none. Returns the status of that write.</summary>
-    private async Task<DeliveryStatus> DeliverAllAsync(DeliveryRequest request, SpoolSettings current,
-        Dictionary<string, DeliveryStatus> refused, CancellationToken cancellationToken)
+    /// <summary>The status of each mailbox (by short name) the message was for.</summary>
+    private async Task<Dictionary<string, DeliveryStatus>> DeliverAllAsync(DeliveryRequest request, SpoolSettings current,
+        CancellationToken cancellationToken)
     {
-        // One copy per mailbox: the first recipient that resolved to it names X-Original-To.
+        var statuses = new Dictionary<string, DeliveryStatus>(StringComparer.Ordinal);
         var targets = request.Recipients
             .GroupBy(r => r.User.ShortName, StringComparer.Ordinal)
             .Select(g => g.First())
             .OrderBy(r => r.User.ShortName, StringComparer.Ordinal)
             .ToList();
-
         foreach (var target in targets)
         {
             if (!ShortName.IsSafeFileName(target.User.ShortName))
             {
-                refused[target.User.ShortName] = new DeliveryStatus(550, "5.1.3", $"<{target.Address}>: short name is not a safe spool file name");
+                statuses[target.User.ShortName] = new DeliveryStatus(550, "5.1.3", $"<{target.Address}>: short name is not a safe spool file name");
             }
             else if (request.Headers.DeliveredTo.Contains(target.DeliveredTo, StringComparer.OrdinalIgnoreCase))
             {
-                refused[target.User.ShortName] = DeliveryStatus.Loop(target.DeliveredTo);
+                statuses[target.User.ShortName] = DeliveryStatus.Loop(target.DeliveredTo);
             }
         }
-        targets.RemoveAll(t => refused.ContainsKey(t.User.ShortName));
+        targets.RemoveAll(t => statuses.ContainsKey(t.User.ShortName));
 
         var now = DateTime.Now;
         if (targets.Count == 1)
         {
             var only = targets[0];
-            var single = new MboxRecord(request.Sender, only.Address, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
-            return await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, single, current,
+            var record = new MboxRecord(request.Sender, only.Address, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
+            var result = await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, record, current,
                 cancellationToken).ConfigureAwait(false);
+            statuses[only.User.ShortName] = result.ToStatus(request.QueueId);
         }
-        // Locks, writes and fsyncs block the thread: never on a socket event thread (Hosting/SocketThreads.cs).
-        return await Task.Run(() => AppendAllOrNoneAsync(request, targets, now, current, refused, cancellationToken), CancellationToken.None)
-            .ConfigureAwait(false);
+        else if (targets.Count > 1)
+        {
+            // Locks, writes and fsyncs block the thread: never on a socket event thread (Hosting/SocketThreads.cs).
+            var results = await Task.Run(() => AppendAllOrNoneAsync(request, targets, now, current, cancellationToken), CancellationToken.None)
+                .ConfigureAwait(false);
+            for (var i = 0; i < targets.Count; i++)
+            {
+                statuses[targets[i].User.ShortName] = results[i].ToStatus(request.QueueId);
+            }
+        }
+        return statuses;
     }
 
-    private async Task<DeliveryStatus> AppendAllOrNoneAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
-        SpoolSettings current, Dictionary<string, DeliveryStatus> refused, CancellationToken cancellationToken)
+    /// <summary>Locks every mailbox (in name order), then one all-or-none AppendBatch. The result per target.</summary>
+    private async Task<IReadOnlyList<SpoolResult>> AppendAllOrNoneAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
+        SpoolSettings current, CancellationToken cancellationToken)
     {
-        var opened = new List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)>();
+        var opened = new List<LockedMailbox>(targets.Count);
         try
         {
             foreach (var target in targets)
             {
-                var uid = target.User.Uid ?? Native.Libc.Geteuid();
-                var (appender, status) = await MailboxAppender
-                    .OpenAsync(target.User.ShortName, uid, current, locks, journal, cancellationToken).ConfigureAwait(false);
-                if (appender is null)
-                {
-                    return status;
-                }
-                foreach (var note in appender.Notes)
+                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.Uid ?? Native.Libc.Geteuid(), current,
+                    locks, journal, cancellationToken).ConfigureAwait(false);
+                foreach (var note in open.Notes)
                 {
                     LogRecovery(note);
                 }
-                var record = new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now,
-                    request.ReceivedHeader, request.Message);
-                opened.Add((appender, record, target));
-            }
-
-            var lengths = opened.Select(o => o.Record.Length).ToList();
-            for (var i = opened.Count - 1; i >= 0; i--)
-            {
-                if (current.MaxMailboxBytes > 0 && opened[i].Appender.OriginalSize + lengths[i] > current.MaxMailboxBytes)
+                if (open.Mailbox is null)
                 {
-                    refused[opened[i].Target.User.ShortName] = DeliveryStatus.MailboxFull(opened[i].Target.User.ShortName);
-                    opened[i].Appender.Dispose();
-                    opened.RemoveAt(i);
-                    lengths.RemoveAt(i);
+                    return [.. targets.Select(_ => open.Result)]; // all or none: nothing is written when one mailbox cannot be opened
                 }
+                opened.Add(open.Mailbox);
             }
-
-            if (cancellationToken.IsCancellationRequested)
+            var batch = new AppendBatch(journal, logger, allOrNone: true);
+            for (var i = 0; i < targets.Count; i++)
             {
-                return MailboxAppender.ShuttingDown(); // the delivery's time is up: nothing is written any more
+                var target = targets[i];
+                batch.Add(opened[i], new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
+                    cancellationToken);
             }
-            // No byte is appended before the journal says where each append starts and ends, and what its bytes are.
-            for (var i = 0; i < opened.Count; i++)
-            {
-                var (appender, record, target) = opened[i];
-                var entry = AppendDigest.EntryFor(appender.Stat, appender.OriginalSize, [record]);
-                var rc = journal.Record(target.User.ShortName, entry);
-                if (rc != 0)
-                {
-                    ForgetAll(opened);
-                    return Errno.JournalStatus(rc, journal.Directory);
-                }
-            }
-
-            foreach (var (appender, record, _) in opened)
-            {
-                var status = appender.Append(record);
-                if (!status.IsSuccess)
-                {
-                    RollBack(request.QueueId, opened);
-                    return status;
-                }
-            }
-            foreach (var (appender, _, _) in opened)
-            {
-                var status = appender.Commit();
-                if (!status.IsSuccess)
-                {
-                    RollBack(request.QueueId, opened);
-                    return status;
-                }
-            }
-            ForgetAll(opened);
-            return DeliveryStatus.Delivered(request.QueueId);
+            return batch.Commit(current.MaxMailboxBytes);
         }
         finally
         {
             for (var i = opened.Count - 1; i >= 0; i--)
             {
-                opened[i].Appender.Dispose();
+                opened[i].Dispose();
             }
-        }
-    }
-
-    private void RollBack(string queueId, List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)> opened)
-    {
-        foreach (var (appender, _, target) in opened)
-        {
-            var error = appender.Rollback();
-            if (error is not null)
-            {
-                LogRollbackFailed(queueId, error); // the journal entry stays: recovery truncates before the next delivery
-            }
-            else
-            {
-                journal.Forget(target.User.ShortName);
-            }
-        }
-    }
-
-    private void ForgetAll(List<(MailboxAppender Appender, MboxRecord Record, RoutedRecipient Target)> opened)
-    {
-        foreach (var (_, _, target) in opened)
-        {
-            journal.Forget(target.User.ShortName);
         }
     }
 
@@ -194,27 +131,9 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
     public async Task RecoverAsync(CancellationToken cancellationToken)
     {
         var current = settings();
-        foreach (var shortName in journal.Pending())
+        foreach (var note in await AppendRecovery.SettleAllAsync(current, locks, journal, cancellationToken).ConfigureAwait(false))
         {
-            if (!ShortName.IsSafeFileName(shortName))
-            {
-                LogRecovery(new RecoveryNote(false, $"{shortName}: not a mailbox name Bridge writes; " +
-                    (journal.Keep(shortName, "the journal entry's name is not a safe mailbox name") is { } kept ? $"moved to {kept}" : "removed")));
-                continue;
-            }
-            try
-            {
-                foreach (var note in await MailboxAppender.RecoverAsync(shortName, current, locks, journal, cancellationToken).ConfigureAwait(false))
-                {
-                    LogRecovery(note);
-                }
-            }
-#pragma warning disable CA1031 // one mailbox that cannot be settled must not stop Bridge (and everyone's mail) from starting
-            catch (Exception ex) when (ex is not OperationCanceledException)
-#pragma warning restore CA1031
-            {
-                LogRecoveryFailed(ex, shortName);
-            }
+            LogRecovery(note);
         }
     }
 
@@ -235,10 +154,4 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
 
     [LoggerMessage(Level = LogLevel.Critical, Message = "spool recovery: {Message}")]
     private partial void LogRecoveryProblem(string message);
-
-    [LoggerMessage(Level = LogLevel.Critical, Message = "spool recovery: {Mailbox}: failed unexpectedly; settled before its next delivery")]
-    private partial void LogRecoveryFailed(Exception exception, string mailbox);
-
-    [LoggerMessage(Level = LogLevel.Critical, Message = "{QueueId}: rollback failed, the mailbox may hold a partial record: {Error}")]
-    private partial void LogRollbackFailed(string queueId, string error);
 }

@@ -7,13 +7,13 @@
 // answered 451 4.4.1 "outcome unknown", since sending it again could deliver it twice.
 // Failure: never throws for a delivery problem. Still failing after the budget or while the breaker is open:
 // 451 4.4.1 for those recipients (the store's own 4xx text when it gave one).
-using Bridge.Delivery.Smtp;
 using System.Diagnostics;
+using Bridge.Common;
+using Bridge.Delivery.Smtp;
 using Bridge.Observability;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
-using Bridge.Common;
 
 namespace Bridge.Delivery.Store;
 
@@ -75,7 +75,7 @@ public sealed partial class StoreDeliveryAgent(
                 LogAttemptFailed(request.QueueId, endpoint, attempts, lastProblem);
                 throw;
             }
-            catch (Exception ex) when (StorePipeline.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (NetworkFailure.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
                 lastProblem = ex is TimeoutRejectedException ? $"no answer within {current.Retry.AttemptTimeout.TotalSeconds:0.#} s" : ex.Message;
                 LogAttemptFailed(request.QueueId, endpoint, attempts, lastProblem);
@@ -96,7 +96,7 @@ public sealed partial class StoreDeliveryAgent(
             lastProblem = $"still failing after the retry budget of {current.Retry.Budget.TotalSeconds:0.#} s" +
                           (lastProblem is null ? "" : $" ({lastProblem})");
         }
-        catch (Exception ex) when (StorePipeline.IsTransient(ex))
+        catch (Exception ex) when (NetworkFailure.IsTransient(ex))
         {
             lastProblem ??= ex.Message;
         }
@@ -128,7 +128,7 @@ public sealed partial class StoreDeliveryAgent(
             return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,
                 request.Message, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (lease.Reused && lease.Connection.RepliesInTransaction == 0 && StorePipeline.IsTransient(ex))
+        catch (Exception ex) when (lease.Reused && lease.Connection.RepliesInTransaction == 0 && NetworkFailure.IsTransient(ex))
         {
             await lease.ReconnectAsync(cancellationToken).ConfigureAwait(false);
             return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,

@@ -4,7 +4,6 @@
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
 // the last transient exception; StoreDeliveryAgent turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
-using System.Net.Sockets;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
@@ -17,14 +16,10 @@ internal readonly record struct AttemptResult(int StillTransient);
 
 internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<AttemptResult> Pipeline, CircuitBreakerStateProvider Breaker)
 {
-    public static bool IsTransient(Exception exception) =>
-        exception is SocketException or IOException or SmtpConnectionException or TimeoutRejectedException
-            or System.Security.Authentication.AuthenticationException;
-
     public static StorePipeline Build(StoreRetry options, Func<CircuitState, ValueTask> onBreakerChange)
     {
         var shouldHandle = new PredicateBuilder<AttemptResult>()
-            .Handle<Exception>(IsTransient)
+            .Handle<Exception>(NetworkFailure.IsTransient)
             .HandleResult(r => r.StillTransient > 0);
         var breaker = new CircuitBreakerStateProvider();
         var pipeline = new ResiliencePipelineBuilder<AttemptResult>()

@@ -3,7 +3,6 @@
 // Failure: none; values only (validated with the configuration before they are built).
 using Bridge.Delivery.Smtp;
 
-
 namespace Bridge.Delivery.Store;
 
 /// <summary>Polly policies for the store: per-attempt timeout inside exponential retry with jitter inside a circuit

@@ -51,7 +51,7 @@ public class CrashRecoveryTests
     {
         Directory.CreateDirectory(journalDirectory);
         Assert.Equal(0, Libc.Lstat(mailbox, out var before));
-        var entry = AppendDigest.EntryFor(before, before.Size, records);
+        var entry = AppendDigest.EntryFor(before, before.Size, records, out _);
         Assert.Equal(0, new AppendJournal(journalDirectory).Record(TestAccounts.Alice, entry));
         var bytes = Render(records);
         using (var stream = new FileStream(mailbox, FileMode.Append))
@@ -198,7 +198,7 @@ public class CrashRecoveryTests
         var mailbox = spool[TestAccounts.Alice];
         Directory.CreateDirectory(root["journal"]);
         Assert.Equal(0, Libc.Lstat(mailbox, out var stat));
-        var entry = AppendDigest.EntryFor(stat, 0, [Record("elsewhere", 300_000)]);
+        var entry = AppendDigest.EntryFor(stat, 0, [Record("elsewhere", 300_000)], out _);
         Assert.True(entry.After > stat.Size);
         Assert.Equal(0, new AppendJournal(root["journal"]).Record(TestAccounts.Alice, entry));
 

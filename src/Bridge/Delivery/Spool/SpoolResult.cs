@@ -1,0 +1,84 @@
+// Job: the one result every step inside Spool returns (open, lock, journal, write, fsync, truncate): success, or what
+// went wrong as a kind, the mailbox, the errno when a system call failed, and the detail. The reply an MTA gets is
+// made from it in exactly one place, ToStatus, called at the agent's boundary (SpoolDeliveryAgent) and by the
+// verbs that report it (drain, probe).
+// Failure: none; values only. An unknown errno is a temporary local error, so mail is retried, never bounced by surprise.
+using Bridge.Common;
+using Bridge.Native;
+
+namespace Bridge.Delivery.Spool;
+
+internal enum SpoolProblem
+{
+    None,
+
+    /// <summary>Another program holds the mailbox's locks past Bridge:Spool:LockTimeout.</summary>
+    Busy,
+
+    /// <summary>The delivery's time is up, or Bridge stops: nothing was written.</summary>
+    Stopping,
+
+    /// <summary>The mailbox may not be written as it is (symlink, links, owner, type...): Detail says why.</summary>
+    Unusable,
+
+    /// <summary>Over Bridge:Spool:MaxMailboxBytes, or the file system's quota or size limit.</summary>
+    Full,
+
+    /// <summary>The file system is out of space.</summary>
+    NoSpace,
+
+    /// <summary>A local failure: Detail is the whole explanation.</summary>
+    Failed,
+
+    /// <summary>Nothing wrong with the mail, try again (Detail says why).</summary>
+    Retry,
+}
+
+internal readonly record struct SpoolResult(SpoolProblem Problem, string Mailbox, int Errno, string Detail)
+{
+    public static SpoolResult Ok => default;
+
+    public bool IsOk => Problem == SpoolProblem.None;
+
+    public static SpoolResult Busy(string mailbox) => new(SpoolProblem.Busy, mailbox, 0, "");
+
+    public static SpoolResult Stopping() => new(SpoolProblem.Stopping, "", 0, "");
+
+    public static SpoolResult Unusable(string mailbox, string reason, int errno = 0) => new(SpoolProblem.Unusable, mailbox, errno, reason);
+
+    public static SpoolResult Full(string mailbox, int errno = 0) => new(SpoolProblem.Full, mailbox, errno, "");
+
+    public static SpoolResult Failed(string mailbox, string detail, int errno = 0) => new(SpoolProblem.Failed, mailbox, errno, detail);
+
+    public static SpoolResult Retry(string mailbox, string why) => new(SpoolProblem.Retry, mailbox, 0, why);
+
+    /// <summary>A system call on the mailbox failed: out of space, over quota or size limit, or a local error.</summary>
+    public static SpoolResult FromErrno(int errno, string mailbox, string operation) => errno switch
+    {
+        Libc.ENOSPC => new(SpoolProblem.NoSpace, mailbox, errno, ""),
+        Libc.EFBIG or Libc.EDQUOT => Full(mailbox, errno),
+        _ => Failed(mailbox, $"{operation} {mailbox}: {Libc.Describe(errno)}", errno),
+    };
+
+    /// <summary>The journal entry that must precede an append could not be written.</summary>
+    public static SpoolResult Journal(int errno, string mailbox, string directory) => errno switch
+    {
+        Libc.ENOSPC or Libc.EDQUOT => new(SpoolProblem.NoSpace, mailbox, errno, ""),
+        _ => Failed(mailbox, $"cannot write the append journal in {directory}: {Libc.Describe(errno)}", errno),
+    };
+
+    /// <summary>The reply for this result: the only place a spool outcome becomes SMTP.</summary>
+    public DeliveryStatus ToStatus(string queueId) => Problem switch
+    {
+        SpoolProblem.None => DeliveryStatus.Delivered(queueId),
+        SpoolProblem.Busy => DeliveryStatus.LockBusy(Mailbox),
+        SpoolProblem.Stopping => new DeliveryStatus(421, "4.3.2", "System shutting down, try again later"),
+        SpoolProblem.Unusable => DeliveryStatus.MailboxUnusable(Mailbox, Detail),
+        SpoolProblem.Full => DeliveryStatus.MailboxFull(Mailbox),
+        SpoolProblem.NoSpace => DeliveryStatus.NoSpace(),
+        SpoolProblem.Retry => DeliveryStatus.Deferred(Detail),
+        _ => DeliveryStatus.LocalError(Detail),
+    };
+
+    public override string ToString() => ToStatus("-").ToString();
+}
