@@ -20,9 +20,10 @@ set +e
 dotnet test Bridge.sln -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# dotnet test prints "Passed: N" / "Failed: N" under "Total tests:"; repeat them as one plain line.
-passed=$(grep -E '^ +Passed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
-failed=$(grep -E '^ +Failed: +[0-9]+$' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+# dotnet test prints "Passed: N" / "Failed: N" under "Total tests:" for each test project (the fast tier,
+# tests/Bridge.UnitTests, and the integration tests, tests/Bridge.Tests); add them up into one plain line.
+passed=$(grep -E '^ +Passed: +[0-9]+$' "$log" | grep -oE '[0-9]+' | awk '{n += $1} END {print n + 0}')
+failed=$(grep -E '^ +Failed: +[0-9]+$' "$log" | grep -oE '[0-9]+' | awk '{n += $1} END {print n + 0}')
 # Repeat each failure (name, message, first lines of the stack) last, where a CI log's tail shows it.
 if [ "${failed:-0}" != 0 ]; then
   echo "Failures:"

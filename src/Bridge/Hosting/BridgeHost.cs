@@ -18,6 +18,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 
+using Bridge.Intake.Adapters;
+
 namespace Bridge.Hosting;
 
 public static class BridgeHost

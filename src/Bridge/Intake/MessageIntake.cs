@@ -16,6 +16,8 @@ using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
 
+using Bridge.Intake.Adapters;
+
 namespace Bridge.Intake;
 
 internal sealed partial class MessageIntake(

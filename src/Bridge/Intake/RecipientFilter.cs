@@ -13,6 +13,8 @@ using SmtpServer.Mail;
 using SmtpServer.Protocol;
 using SmtpServer.Storage;
 
+using Bridge.Intake.Adapters;
+
 namespace Bridge.Intake;
 
 internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, BridgeMetrics metrics) : IMailboxFilter

@@ -10,6 +10,8 @@ using Bridge.Configuration;
 using Bridge.Observability;
 using Microsoft.Extensions.Logging;
 
+using Bridge.Intake.Adapters;
+
 namespace Bridge.Intake;
 
 public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics metrics, ILogger<SessionGate> logger)

@@ -31,13 +31,16 @@ public class GracefulStopTests
         bridge.Signal(Sigterm);
         await bridge.WaitForLineAsync("Stopping:", TimeSpan.FromSeconds(10));
         Assert.Equal("421 4.3.2 Service shutting down, try again later", await idle.CommandAsync("MAIL FROM:<late@example.org>"));
-        var late = await Swaks.SendAsync(port, to);
-        Assert.NotEqual(0, late.ExitCode); // connection refused: the MTA keeps the message queued
+        var late = await Swaks.SendAsync(port, to, extra: ["--header", "Message-Id: <late@test>"]);
+        // Connection refused (swaks exit 2, "error connecting"): the MTA keeps the message queued.
+        Assert.Equal(2, late.ExitCode);
+        Assert.Contains("Connection refused", late.Transcript, StringComparison.Ordinal);
 
         var result = await delivering;
         Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
         Assert.Equal("<in-flight@test>", Assert.Single(await MboxReaders.PythonMailboxAsync(mailbox), m => m.MessageId == "<in-flight@test>").MessageId);
         Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.DoesNotContain(await MboxReaders.PythonMailboxAsync(mailbox), m => m.MessageId == "<late@test>");
         idle.Dispose();
     }
 }

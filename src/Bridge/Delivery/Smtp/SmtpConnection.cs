@@ -25,7 +25,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
     private readonly LineReader _reader;
     private Stream _stream;
     private BufferedStream _out;
-    private LineState _line;
+    private readonly List<ReadOnlyMemory<byte>> _pieces = [];
     private HashSet<string> _extensions = new(StringComparer.OrdinalIgnoreCase);
 
     private SmtpConnection(TcpClient client, SmtpEndpoint endpoint)
@@ -35,13 +35,6 @@ internal sealed class SmtpConnection : IAsyncDisposable
         _stream = Stream.Null; // the transport is attached once connected (UseTransport)
         _out = new BufferedStream(Stream.Null);
         _reader = new LineReader(Stream.Null);
-    }
-
-    private enum LineState
-    {
-        MidLine,
-        AfterCr,
-        AtLineStart,
     }
 
     public SmtpEndpoint Endpoint => _endpoint;
@@ -426,49 +419,24 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// SmtpServer removed the final CRLF of the message; it goes back in front of the terminating dot.</summary>
     private async Task WriteMessageAsync(ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message, CancellationToken cancellationToken)
     {
-        _line = LineState.AtLineStart;
-        await WriteStuffedAsync(prefix, cancellationToken).ConfigureAwait(false);
+        var stuffer = new DotStuffer();
+        await WriteStuffedAsync(stuffer, prefix, cancellationToken).ConfigureAwait(false);
         foreach (var segment in message)
         {
-            await WriteStuffedAsync(segment, cancellationToken).ConfigureAwait(false);
+            await WriteStuffedAsync(stuffer, segment, cancellationToken).ConfigureAwait(false);
         }
         await _out.WriteAsync("\r\n.\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
         await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task WriteStuffedAsync(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    private async Task WriteStuffedAsync(DotStuffer stuffer, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
     {
-        if (bytes.IsEmpty)
+        _pieces.Clear();
+        stuffer.Stuff(bytes, _pieces);
+        foreach (var piece in _pieces)
         {
-            return;
+            await _out.WriteAsync(piece, cancellationToken).ConfigureAwait(false);
         }
-        var rest = bytes;
-        if (_line == LineState.AfterCr && rest.Span[0] == (byte)'\n')
-        {
-            await _out.WriteAsync(rest[..1], cancellationToken).ConfigureAwait(false); // a CRLF split between two segments
-            rest = rest[1..];
-            _line = LineState.AtLineStart;
-            if (rest.IsEmpty)
-            {
-                return;
-            }
-        }
-        if (_line == LineState.AtLineStart && rest.Span[0] == (byte)'.')
-        {
-            _out.WriteByte((byte)'.');
-        }
-        int at;
-        while ((at = rest.Span.IndexOf("\r\n."u8)) >= 0) // vectorised search instead of a byte-by-byte state machine
-        {
-            await _out.WriteAsync(rest[..(at + 2)], cancellationToken).ConfigureAwait(false);
-            _out.WriteByte((byte)'.');
-            rest = rest[(at + 2)..];
-        }
-        await _out.WriteAsync(rest, cancellationToken).ConfigureAwait(false);
-        var span = bytes.Span;
-        _line = span[^1] == (byte)'\r' ? LineState.AfterCr
-            : span.Length >= 2 && span[^2] == (byte)'\r' && span[^1] == (byte)'\n' ? LineState.AtLineStart
-            : LineState.MidLine;
     }
 
     public async Task QuitAsync(CancellationToken cancellationToken)

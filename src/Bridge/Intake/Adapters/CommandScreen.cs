@@ -1,0 +1,211 @@
+// Job: check the ESMTP parameters of a MAIL or RCPT command line before SmtpServer parses it. SmtpServer throws on
+// a repeated parameter (MAIL FROM:<> SIZE=1 SIZE=2, a second SMTPUTF8) or a very long one and closes the connection
+// without a reply; it takes SIZE=abc, SIZE=-1, an overflowing SIZE and BODY=FOO as if they were fine; and it drops
+// RCPT parameters unseen. Here each gets its RFC reply instead:
+//   501 5.5.4  syntax: malformed keyword or value, a parameter over 1000 bytes, a repeated keyword, SIZE that is not
+//              1 to 20 digits (RFC 1870), BODY other than 7BIT/8BITMIME (RFC 6152), SMTPUTF8 with a value;
+//   552 5.3.4  SIZE over Bridge:MaxMessageBytes (also when it does not fit in 64 bits);
+//   555 5.5.4  a parameter of an extension Bridge does not offer (RFC 5321 4.1.1.11), every RCPT parameter included.
+// A refused line is handed on without its parameters (so SmtpServer parses it safely) and the refusal is left for
+// RecipientFilter, which answers it in place of SmtpServer's own reply.
+// Failure: none; a line this does not understand is handed on unchanged for SmtpServer to answer.
+using System.Text;
+using Bridge.Common;
+using Bridge.Delivery;
+
+namespace Bridge.Intake.Adapters;
+
+internal static class CommandScreen
+{
+    public const int MaxParameterBytes = 1000;
+
+    /// <summary>The line to hand to SmtpServer (null: unchanged) and the refusal to answer (null: none).</summary>
+    public readonly record struct Verdict(byte[]? Replacement, DeliveryStatus? Refusal);
+
+    /// <param name="line">One command line including its CRLF.</param>
+    public static Verdict Screen(ReadOnlySpan<byte> line, long maxMessageBytes)
+    {
+        bool mail;
+        if (StartsWithIgnoreCase(line, "MAIL "u8))
+        {
+            mail = true;
+        }
+        else if (StartsWithIgnoreCase(line, "RCPT "u8))
+        {
+            mail = false;
+        }
+        else
+        {
+            return default;
+        }
+        var text = Encoding.Latin1.GetString(line).TrimEnd('\n').TrimEnd('\r');
+        var colon = text.IndexOf(':', StringComparison.Ordinal);
+        var word = mail ? "FROM" : "TO";
+        if (colon < 0 || !text[5..colon].Trim().Equals(word, StringComparison.OrdinalIgnoreCase))
+        {
+            return default;
+        }
+        var open = colon + 1;
+        while (open < text.Length && text[open] == ' ')
+        {
+            open++;
+        }
+        var close = PathEnd(text, open);
+        if (close < 0)
+        {
+            return default; // no <path>: SmtpServer's syntax error
+        }
+        var parameters = text[(close + 1)..];
+        if (parameters.Length == 0)
+        {
+            return default;
+        }
+        var refusal = mail ? CheckMail(parameters, maxMessageBytes) : CheckRcpt(parameters);
+        if (refusal is null)
+        {
+            return default;
+        }
+        var bare = Encoding.Latin1.GetBytes($"{text[..(close + 1)]}\r\n");
+        return new Verdict(bare, refusal);
+    }
+
+    /// <summary>Index of the '>' that closes the path starting at <paramref name="open"/> ('"' quoting and '\' escapes
+    /// inside quotes respected), or -1.</summary>
+    private static int PathEnd(string text, int open)
+    {
+        if (open >= text.Length || text[open] != '<')
+        {
+            return -1;
+        }
+        var quoted = false;
+        for (var i = open + 1; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quoted && c == '\\')
+            {
+                i++;
+            }
+            else if (c == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (c == '>' && !quoted)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static DeliveryStatus? CheckMail(string parameters, long maxMessageBytes)
+    {
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (keyword, value) in Split(parameters, out var syntax))
+        {
+            if (syntax is not null)
+            {
+                return syntax;
+            }
+            if (!seen.Add(keyword))
+            {
+                return Syntax($"Duplicate MAIL parameter {keyword}");
+            }
+            switch (keyword.ToUpperInvariant())
+            {
+                case "SIZE":
+                    if (value is null || value.Length is 0 or > 20 || !value.All(char.IsAsciiDigit))
+                    {
+                        return Syntax("Bad SIZE parameter: 1 to 20 digits expected (RFC 1870)");
+                    }
+                    if (!long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) ||
+                        size > maxMessageBytes)
+                    {
+                        return new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {maxMessageBytes} bytes");
+                    }
+                    break;
+                case "BODY":
+                    if (value is not null && value.Equals("BINARYMIME", StringComparison.OrdinalIgnoreCase))
+                    {
+                        return Unsupported("BODY=BINARYMIME (it needs CHUNKING, which is not offered)");
+                    }
+                    if (value is null || !(value.Equals("7BIT", StringComparison.OrdinalIgnoreCase) || value.Equals("8BITMIME", StringComparison.OrdinalIgnoreCase)))
+                    {
+                        return Syntax("Bad BODY parameter: 7BIT or 8BITMIME expected (RFC 6152)");
+                    }
+                    break;
+                case "SMTPUTF8":
+                    if (value is not null)
+                    {
+                        return Syntax("SMTPUTF8 takes no value (RFC 6531)");
+                    }
+                    break;
+                default:
+                    return Unsupported($"MAIL parameter {keyword}");
+            }
+        }
+        return null;
+    }
+
+    private static DeliveryStatus? CheckRcpt(string parameters)
+    {
+        foreach (var (keyword, _) in Split(parameters, out var syntax))
+        {
+            if (syntax is not null)
+            {
+                return syntax;
+            }
+            return Unsupported($"RCPT parameter {keyword}");
+        }
+        return null;
+    }
+
+    /// <summary>esmtp-param *(SP esmtp-param): keyword [= value]; yields nothing more once <paramref name="syntax"/> is set.</summary>
+    private static List<(string Keyword, string? Value)> Split(string parameters, out DeliveryStatus? syntax)
+    {
+        syntax = null;
+        var list = new List<(string, string?)>();
+        foreach (var parameter in parameters.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (parameter.Length > MaxParameterBytes)
+            {
+                syntax = Syntax($"Parameter longer than {MaxParameterBytes} bytes");
+                return [("", null)];
+            }
+            var equals = parameter.IndexOf('=', StringComparison.Ordinal);
+            var keyword = equals < 0 ? parameter : parameter[..equals];
+            var value = equals < 0 ? null : parameter[(equals + 1)..];
+            if (keyword.Length == 0 || !char.IsAsciiLetterOrDigit(keyword[0]) || !keyword.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            {
+                syntax = Syntax("Bad parameter keyword");
+                return [("", null)];
+            }
+            if (value is not null && (value.Length == 0 || value.Any(c => c is < '!' or > '~' or '=')))
+            {
+                syntax = Syntax($"Bad value of parameter {keyword}");
+                return [("", null)];
+            }
+            list.Add((keyword, value));
+        }
+        return list;
+    }
+
+    private static DeliveryStatus Syntax(string text) => new(501, "5.5.4", text);
+
+    private static DeliveryStatus Unsupported(string what) => new(555, "5.5.4", $"Unsupported {what}");
+
+    private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> line, ReadOnlySpan<byte> prefix)
+    {
+        if (line.Length < prefix.Length)
+        {
+            return false;
+        }
+        for (var i = 0; i < prefix.Length; i++)
+        {
+            if ((line[i] | 0x20) != (prefix[i] | 0x20))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+}

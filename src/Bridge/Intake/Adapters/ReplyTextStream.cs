@@ -1,0 +1,131 @@
+// Job: the output side of a session's socket, where SmtpServer's own reply texts are made precise:
+// - ", N retry(ies) remaining." (appended to every reply a filter raised) is removed; at "0 remaining"
+//   SmtpServer drops the session after the reply, so "421 4.7.0 Too many errors" is added, as Postfix says it;
+// - its state machine's "501 expected ..." (a command out of sequence) becomes "503 5.5.1";
+// - the library's fixed replies get enhanced status codes (RFC 2034), e.g. "250 Ok" -> "250 2.0.0 Ok";
+// - its "502 Unrecognized command" (also given for a malformed address) becomes "500 5.5.2";
+// - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
+// - "550 mailbox unavailable" becomes the reply RecipientFilter chose when it declined a recipient without an error
+//   (SessionState.MailboxUnavailableReply, e.g. 452 4.5.3 too many recipients);
+// - it tells the input side (InputGuardStream) whether the last reply was 354, i.e. message bytes follow.
+// Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
+// Failure: write errors of the socket propagate as IOException, as they would without this stream.
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Bridge.Intake.Adapters;
+
+internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWritten, SessionState? session = null) : Stream
+{
+    [GeneratedRegex(@", (\d+) retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
+    private static partial Regex RetrySuffix();
+
+    private const string TooManyErrors = "421 4.7.0 Too many errors, closing connection";
+
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        var chunk = buffer.AsMemory(offset, count);
+        replyWritten(OpensData(chunk.Span));
+        inner.Write(Clean(chunk, session).Span);
+        session?.DeliveryAnswered();
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        replyWritten(OpensData(buffer.Span));
+        try
+        {
+            await inner.WriteAsync(Clean(buffer, session), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            session?.DeliveryAnswered();
+        }
+    }
+
+    /// <summary>True when the chunk's last reply is 354: message bytes follow, not commands.</summary>
+    private static bool OpensData(ReadOnlySpan<byte> chunk)
+    {
+        var end = chunk.Length;
+        while (end > 0 && chunk[end - 1] is (byte)'\r' or (byte)'\n')
+        {
+            end--;
+        }
+        var start = chunk[..end].LastIndexOf((byte)'\n') + 1;
+        return chunk[start..end].StartsWith("354"u8);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush() => inner.Flush();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    private static readonly Dictionary<string, string> FixedReplies = new(StringComparer.Ordinal)
+    {
+        ["250 Ok"] = "250 2.0.0 Ok",
+        ["221 bye"] = "221 2.0.0 Bye",
+        ["221 Timeout while waiting for input."] = "421 4.4.2 Timeout while waiting for input",
+        ["221 The session has be cancelled."] = "421 4.3.2 Service shutting down",
+        ["501 syntax error"] = "501 5.5.2 Syntax error",
+        ["501 "] = "501 5.5.2 Syntax error",
+        ["501 missing the TO:"] = "501 5.5.4 Syntax: RCPT TO:<address>",
+        ["501 missing the FROM:"] = "501 5.5.4 Syntax: MAIL FROM:<address>",
+        // SmtpServer's parser reports a malformed MAIL/RCPT address as an unknown command (502); RFC 5321 says 500.
+        ["502 Unrecognized command"] = "500 5.5.2 Syntax error: command unrecognized or address malformed",
+        ["503 bad sequence of commands"] = "503 5.5.1 Bad sequence of commands",
+        ["550 mailbox unavailable"] = "550 5.1.1 Mailbox unavailable",
+        ["553 mailbox name not allowed"] = "553 5.1.3 Mailbox name not allowed",
+        ["552 size limit exceeded"] = "552 5.3.4 Message size exceeds fixed limit",
+        ["552 message size exceeds fixed maximium message size"] = "552 5.3.4 Message size exceeds fixed limit",
+        ["554 no valid recipients given"] = "554 5.5.1 No valid recipients",
+        ["554 "] = "554 5.3.0 Transaction failed",
+    };
+
+    /// <summary>Reply chunks are whole lines (SmtpServer writes a line into one contiguous span, then flushes).</summary>
+    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk, SessionState? session = null)
+    {
+        var text = Encoding.Latin1.GetString(chunk.Span);
+        var lines = text.Split("\r\n");
+        var changed = false;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var suffix = RetrySuffix().Match(lines[i]);
+            var line = suffix.Success ? lines[i][..suffix.Index] : lines[i];
+            if (line == "550 mailbox unavailable" && session?.MailboxUnavailableReply is { } replacement)
+            {
+                session.MailboxUnavailableReply = null;
+                line = replacement;
+            }
+            else if (FixedReplies.TryGetValue(line, out var fixedReply))
+            {
+                line = fixedReply;
+            }
+            else if (line.StartsWith("501 expected ", StringComparison.Ordinal))
+            {
+                // SmtpServer's state machine refusing a command in the wrong place: RFC 5321 calls that 503.
+                line = "503 5.5.1 Bad sequence of commands, " + line[4..];
+            }
+            if (suffix.Success && suffix.Groups[1].Value == "0")
+            {
+                line += "\r\n" + TooManyErrors; // SmtpServer ends the session after this reply without saying so
+            }
+            changed |= line != lines[i];
+            lines[i] = line;
+        }
+        return changed ? Encoding.Latin1.GetBytes(string.Join("\r\n", lines)) : chunk;
+    }
+}

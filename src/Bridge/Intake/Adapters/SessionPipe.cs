@@ -1,0 +1,63 @@
+// Job: the duplex pipe SmtpServer runs a session on: reads from the socket through InputGuardStream (idle
+// and memory limits), writes replies through ReplyTextStream, which tells the guard when a reply went out.
+// Corrects: the library reads and writes the raw socket with no limit of time or memory and no way to see its
+// replies; this pipe is the one seam through which the other adapters reach the bytes. STARTTLS is not offered
+// (Bridge listens on loopback for the local MTA).
+// The guard is registered with the SessionGate (shared byte budget, giving way when all slots are taken).
+// Failure: disposing closes the socket (once), gives back the budget and tells the SessionGate; an upgrade request is refused.
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using SmtpServer.IO;
+
+namespace Bridge.Intake.Adapters;
+
+internal sealed class SessionPipe : ISecurableDuplexPipe
+{
+    private readonly TcpClient _client;
+    private readonly NetworkStream _stream;
+    private int _disposed;
+
+    private readonly InputGuardStream _guard;
+
+    public SessionPipe(TcpClient client, SessionGate gate, SessionState session)
+    {
+        _client = client;
+        _stream = client.GetStream();
+        _gate = gate;
+        _session = session;
+        _guard = new InputGuardStream(_stream, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate, session);
+        gate.Register(_guard);
+        Input = PipeReader.Create(_guard);
+        Output = PipeWriter.Create(new ReplyTextStream(_stream, _guard.ReplyWritten, session));
+    }
+
+    private readonly SessionGate _gate;
+    private readonly SessionState _session;
+
+    public PipeReader Input { get; }
+
+    public PipeWriter Output { get; }
+
+    public bool IsSecure => false;
+
+    public SslProtocols SslProtocol => SslProtocols.None;
+
+    public Task UpgradeAsync(X509Certificate certificate, SslProtocols protocols, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException("STARTTLS is not offered");
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _stream.Dispose();
+        _client.Dispose();
+        _guard.ReleaseBudget();
+        _session.DeliveryAnswered();
+        _gate.Unregister(_guard);
+        _gate.Release();
+    }
+}

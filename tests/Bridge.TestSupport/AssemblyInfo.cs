@@ -1,0 +1,2 @@
+// The peers and Bridge run on Linux only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
