@@ -22,8 +22,8 @@ status=${PIPESTATUS[0]}
 set -e
 # dotnet test prints "Passed: N" / "Failed: N" under "Total tests:" for each test project (the fast tier,
 # tests/Bridge.UnitTests, and the integration tests, tests/Bridge.Tests); add them up into one plain line.
-passed=$(grep -E '^ +Passed: +[0-9]+$' "$log" | grep -oE '[0-9]+' | awk '{n += $1} END {print n + 0}')
-failed=$(grep -E '^ +Failed: +[0-9]+$' "$log" | grep -oE '[0-9]+' | awk '{n += $1} END {print n + 0}')
+passed=$(awk '/^ +Passed: +[0-9]+$/ {n += $2} END {print n + 0}' "$log")
+failed=$(awk '/^ +Failed: +[0-9]+$/ {n += $2} END {print n + 0}' "$log")
 # Repeat each failure (name, message, first lines of the stack) last, where a CI log's tail shows it.
 if [ "${failed:-0}" != 0 ]; then
   echo "Failures:"
