@@ -22,7 +22,8 @@ await using var postfix = await PostfixLocalTarget.StartAsync();
 await using var legacy = await BridgeTarget.StartLegacyAsync();
 await using var dovecot = await DovecotLmtpTarget.StartAsync();
 await using var sink = await SmtpSinkTarget.StartAsync();
-Target[] targets = [spool, postfix, legacy, dovecot, sink];
+var spoolLmtp = new BridgeLmtpTarget(spool);
+Target[] targets = [spool, postfix, legacy, dovecot, sink, spoolLmtp];
 if (options.Serve)
 {
     // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.
@@ -67,7 +68,7 @@ for (var run = 1; run <= options.Runs; run++)
 var storeOwnCore = await StoreOnItsOwnCore.RunAsync(legacy, dovecot, [shapes[2], shapes[3]], options.Runs);
 
 var latency = new Dictionary<string, LatencyResult>();
-foreach (var target in targets)
+foreach (var target in targets.Where(t => t != spoolLmtp)) // the latency probe speaks TCP only
 {
     latency[target.Name] = await FixedRateLatency.RunAsync(target, 100, options.LatencyDuration);
     Console.WriteLine($"latency at 100 msg/s  {target.Name,-18} p50 {latency[target.Name].P50Milliseconds:0.00} ms  p99 {latency[target.Name].P99Milliseconds:0.00} ms");

@@ -45,6 +45,16 @@ internal static class Report
             Line(text, $"| {shape.Label} | {string.Join(" | ", cells)} | {Ratio(data, shape, "Bridge spool", "Postfix local(8)")} | " +
                 $"{Ratio(data, shape, "Bridge legacy", "Dovecot LMTP")} | {Ratio(data, shape, "Bridge spool", "smtp-sink")} |");
         }
+        Line(text);
+        Line(text, "## LMTP on the Unix socket against SMTP on TCP (the same Bridge in spool mode, the same mailbox; msg/s)");
+        Line(text);
+        Line(text, "| load | Bridge spool, SMTP on TCP | Bridge spool, LMTP on the socket | LMTP / SMTP |");
+        Line(text, "|---|---:|---:|---:|");
+        foreach (var shape in data.Shapes.Where(s => data.Throughput.ContainsKey((s, "Bridge spool LMTP"))))
+        {
+            Line(text, $"| {shape.Label} | {Cell(data.Throughput[(shape, "Bridge spool")])} | {Cell(data.Throughput[(shape, "Bridge spool LMTP")])} | " +
+                $"{Ratio(data, shape, "Bridge spool LMTP", "Bridge spool")} |");
+        }
         if (data.StoreOwnCore is { } own)
         {
             Line(text);

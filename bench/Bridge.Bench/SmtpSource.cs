@@ -27,7 +27,7 @@ internal static class SmtpSource
         [
             .. shape.ReuseConnections ? new[] { "-d" } : [], .. target.Lmtp ? new[] { "-L" } : [],
             "-s", $"{shape.Sessions}", "-m", $"{shape.Messages}", "-l", $"{shape.MessageBytes}",
-            "-f", "bench@client.test", "-t", target.Recipient, "-M", "client.test", $"127.0.0.1:{target.Port}",
+            "-f", "bench@client.test", "-t", target.Recipient, "-M", "client.test", target.Server,
         ];
         var clock = Stopwatch.StartNew();
         var result = cpus is null

@@ -1,5 +1,6 @@
-// Job: the systems under test, each started once and reused for every run: Bridge in spool mode, Bridge in
-// legacy mode in front of a Dovecot LMTP store, Postfix smtpd -> local(8) -> mbox, Dovecot LMTP on its own, and
+// Job: the systems under test, each started once and reused for every run: Bridge in spool mode (over SMTP on its
+// port, and over LMTP on its Unix socket: the same process and mailbox), Bridge in legacy mode in front of a Dovecot
+// LMTP store, Postfix smtpd -> local(8) -> mbox, Dovecot LMTP on its own, and
 // smtp-sink. Each knows where its deliveries land, so a run is timed until the last message is there.
 // Failure: a peer that does not start throws with its log (the benchmark stops rather than report a half run).
 using System.Diagnostics;
@@ -14,6 +15,9 @@ internal abstract class Target : IAsyncDisposable
     public abstract string Name { get; }
 
     public abstract int Port { get; }
+
+    /// <summary>smtp-source's server argument: host:port, or unix:PATH.</summary>
+    public virtual string Server => $"127.0.0.1:{Port}";
 
     public virtual bool Lmtp => false;
 
@@ -65,6 +69,9 @@ internal sealed class BridgeTarget : Target
 
     public string MailboxPath => MailboxOf(TestAccounts.Alice);
 
+    /// <summary>Bridge's LMTP socket (Bridge:Lmtp:Socket), beside the SMTP port.</summary>
+    public string LmtpSocket => _root["lmtp"];
+
     public string MailboxOf(string user) => _spool[user];
 
     public static async Task<BridgeTarget> StartSpoolAsync() => await StartAsync(null);
@@ -85,7 +92,7 @@ internal sealed class BridgeTarget : Target
             {
               "Logging": { "LogLevel": { "Default": "Information", "Microsoft.Hosting.Lifetime": "Warning" } },
               "Bridge": {
-                "Listen": { "Port": {{port}} }, {{legacy}}
+                "Listen": { "Port": {{port}} }, "Lmtp": { "Socket": "{{root["lmtp"]}}" }, {{legacy}}
                 "LocalDomains": [ "{{Domain}}" ],
                 "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{root["journal"]}}", "MaxMailboxBytes": 0 }
               }
@@ -138,6 +145,25 @@ internal sealed class BridgeTarget : Target
         var maildir = Path.Combine(store.HomeOf(user), "Maildir");
         return MaildirFolders.Select(d => Path.Combine(maildir, d)).Where(Directory.Exists).Sum(d => (long)Directory.GetFiles(d).Length);
     }
+}
+
+/// <summary>The spool-mode Bridge again, reached over LMTP on its Unix socket instead of SMTP on its port (same process,
+/// same mailbox): what the socket and LMTP's per-recipient replies cost or save against SMTP over TCP.</summary>
+internal sealed class BridgeLmtpTarget(BridgeTarget spool) : Target
+{
+    public override string Name => "Bridge spool LMTP";
+
+    public override int Port => spool.Port;
+
+    public override string Server => $"unix:{spool.LmtpSocket}";
+
+    public override bool Lmtp => true;
+
+    public override long? Delivered() => spool.Delivered();
+
+    public override Task ResetAsync() => spool.ResetAsync();
+
+    public override ValueTask DisposeAsync() => ValueTask.CompletedTask; // the spool target owns the process
 }
 
 /// <summary>A real Postfix as the final destination: smtpd, cleanup, qmgr, local(8) into an mbox (its defaults otherwise).</summary>

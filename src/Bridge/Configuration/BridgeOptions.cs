@@ -12,6 +12,9 @@ public sealed class BridgeOptions
 
     public ListenOptions Listen { get; set; } = new();
 
+    /// <summary>LMTP intake (RFC 2033) beside the SMTP listener: on a Unix socket and/or a TCP port; off by default.</summary>
+    public LmtpOptions Lmtp { get; set; } = new();
+
     /// <summary>Greeting/EHLO name. Must differ from the host name: Postfix defers mail that "loops back to myself".</summary>
     public string ServerName { get; set; } = "bridge.localhost";
 
@@ -86,6 +89,27 @@ public sealed class ListenOptions
     public string Address { get; set; } = "127.0.0.1";
 
     public int Port { get; set; } = 627;
+}
+
+public sealed class LmtpOptions
+{
+    /// <summary>Path of the Unix socket Bridge creates for LMTP (read at start); empty = none. A stale socket there is
+    /// replaced; anything else at the path stops the start.</summary>
+    public string Socket { get; set; } = "";
+
+    /// <summary>Octal permissions of the socket: who may connect is decided by the file system.</summary>
+    public string SocketMode { get; set; } = "0660";
+
+    /// <summary>Group of the socket (the MTA's delivery agents must be in it, or use SocketMode 0666).</summary>
+    public string SocketGroup { get; set; } = "mail";
+
+    /// <summary>Address of an LMTP listener over TCP (with Port).</summary>
+    public string Address { get; set; } = "127.0.0.1";
+
+    /// <summary>Port of an LMTP listener over TCP; 0 = none (read at start).</summary>
+    public int Port { get; set; }
+
+    public bool Enabled => Socket.Length > 0 || Port > 0;
 }
 
 public sealed class UserOptions

@@ -22,6 +22,7 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:Listen:Port {options.Listen.Port} is not in 1..65535");
         }
+        ValidateLmtp(options, errors);
         ValidateServerName(options.ServerName, errors);
         if (!Enum.IsDefined(options.Mode))
         {
@@ -259,5 +260,48 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{key}:BreakDuration {retry.BreakDuration} must be at least 0.5 s");
         }
+    }
+
+    private static void ValidateLmtp(BridgeOptions options, List<string> errors)
+    {
+        const string p = BridgeOptions.Section + ":Lmtp";
+        var lmtp = options.Lmtp;
+        if (lmtp.Socket.Length > 0 && (!lmtp.Socket.StartsWith('/') || lmtp.Socket.EndsWith('/') || System.Text.Encoding.UTF8.GetByteCount(lmtp.Socket) > 107))
+        {
+            errors.Add($"{p}:Socket '{lmtp.Socket}' must be an absolute file path of at most 107 bytes (a Unix socket's limit)");
+        }
+        if (!TryParseMode(lmtp.SocketMode, out _))
+        {
+            errors.Add($"{p}:SocketMode '{lmtp.SocketMode}' is not an octal mode like 0660 (at most 0777)");
+        }
+        if (lmtp.Socket.Length > 0 && Native.Libc.GetGroupId(lmtp.SocketGroup) is null)
+        {
+            errors.Add($"{p}:SocketGroup '{lmtp.SocketGroup}' is not a group of this machine");
+        }
+        if (lmtp.Port is < 0 or > 65535)
+        {
+            errors.Add($"{p}:Port {lmtp.Port} is not in 0..65535 (0 = no LMTP over TCP)");
+        }
+        if (lmtp.Port > 0 && !IPAddress.TryParse(lmtp.Address, out _))
+        {
+            errors.Add($"{p}:Address '{lmtp.Address}' is not an IP address");
+        }
+        if (lmtp.Port > 0 && lmtp.Port == options.Listen.Port && lmtp.Address == options.Listen.Address)
+        {
+            errors.Add($"{p}:Port {lmtp.Port} is the SMTP listener's (Bridge:Listen:Port): LMTP needs a port of its own");
+        }
+    }
+
+    /// <summary>An octal permission mode such as 0660 (up to 0777; no set-id or sticky bits).</summary>
+    public static bool TryParseMode(string text, out UnixFileMode mode)
+    {
+        mode = 0;
+        if (text.Length is < 1 or > 4 || text.Any(c => c is < '0' or > '7'))
+        {
+            return false;
+        }
+        var value = Convert.ToInt32(text, 8);
+        mode = (UnixFileMode)value;
+        return value <= 0x1FF;
     }
 }

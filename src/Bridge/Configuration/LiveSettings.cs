@@ -16,13 +16,13 @@ public sealed partial class LiveSettings : IDisposable
     private readonly IConfiguration _configuration;
     private readonly IPasswdDatabase _passwd;
     private readonly ConfigurationFileErrors _fileErrors;
-    private readonly ILogger<LiveSettings> _logger;
+    private readonly ILogger _logger;
     private readonly IDisposable _changeSubscription;
     private readonly PosixSignalRegistration? _hangup;
     private volatile SettingsSnapshot _current;
 
     public LiveSettings(SettingsSnapshot initial, IConfiguration configuration, IPasswdDatabase passwd,
-        ConfigurationFileErrors fileErrors, ILogger<LiveSettings> logger)
+        ConfigurationFileErrors fileErrors, ILogger logger)
     {
         _current = initial;
         _configuration = configuration;

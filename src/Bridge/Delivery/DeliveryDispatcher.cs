@@ -3,8 +3,10 @@
 // temporarily after its budget into their spool instead. Recipients refused for good next to delivered ones
 // get a delivery status notification to the sender (BounceSender). One result for the transaction, by
 // DeliveryResult.Compose.
-// Failure: the agents' statuses; spool recipients are delivered first, so a spool failure defers the message
-// before anything reached the store.
+// A PerRecipient request (LMTP) is answered recipient by recipient instead: a spool failure does not hold back the
+// store's recipients, and no notification is sent (the client has each recipient's status and bounces itself).
+// Failure: the agents' statuses; spool recipients are delivered first, so (but for PerRecipient) a spool failure
+// defers the message before anything reached the store.
 using Bridge.Common;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
@@ -24,7 +26,7 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
         if (toSpool.Count > 0)
         {
             var spooled = await spool.DeliverAsync(request with { Recipients = toSpool }, cancellationToken).ConfigureAwait(false);
-            if (spooled.Recipients.Any(o => o.Status.IsTransient))
+            if (!request.PerRecipient && spooled.Recipients.Any(o => o.Status.IsTransient))
             {
                 return spooled with
                 {
@@ -52,7 +54,7 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
             outcomes.AddRange(stored.Recipients);
         }
 
-        var notified = DeliveryResult.NeedsNotification(outcomes) && await bounces.SendAsync(request,
+        var notified = !request.PerRecipient && DeliveryResult.NeedsNotification(outcomes) && await bounces.SendAsync(request,
             outcomes.Where(o => o.Status.IsPermanent).ToList(), DateTimeOffset.Now, cancellationToken).ConfigureAwait(false);
         return DeliveryResult.Compose(request.QueueId, outcomes, notified);
     }

@@ -85,9 +85,20 @@ public static class BridgeHost
         try
         {
             listener.Bind(IPAddress.Parse(snapshot.Options.Listen.Address), snapshot.Options.Listen.Port);
+            var lmtp = snapshot.Options.Lmtp;
+            if (lmtp.Socket.Length > 0)
+            {
+                _ = BridgeOptionsValidator.TryParseMode(lmtp.SocketMode, out var mode); // validated with the configuration
+                listener.BindLmtpSocket(lmtp.Socket, mode, Libc.GetGroupId(lmtp.SocketGroup) ?? Libc.Getegid());
+            }
+            if (lmtp.Port > 0)
+            {
+                listener.BindLmtpTcp(IPAddress.Parse(lmtp.Address), lmtp.Port);
+            }
         }
         catch (ListenerBindException ex)
         {
+            listener.Dispose();
             return (null, StartupError.Unavailable(ex.Message));
         }
 
@@ -107,8 +118,9 @@ public static class BridgeHost
                 }));
         }
         builder.Services.AddSingleton<IPasswdDatabase>(passwd);
+        // The log category keeps its name from before LiveSettings moved to Configuration/: log lines are an interface.
         builder.Services.AddSingleton(sp => new LiveSettings(snapshot, builder.Configuration, passwd, fileErrors,
-            sp.GetRequiredService<ILogger<LiveSettings>>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bridge.Hosting.LiveSettings")));
         builder.Services.AddSingleton<InProcessMailboxLocks>();
         builder.Services.AddSingleton(new AppendJournal(journalDirectory));
         builder.Services.AddSingleton(sp =>

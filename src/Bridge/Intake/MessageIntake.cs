@@ -1,5 +1,6 @@
 // Job: SmtpServer's message store: the end of DATA. Checks size, bare LFs and the Received count (loops), prepends Received,
-// hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets.
+// hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets; on an LMTP
+// session (RFC 2033) into one reply per accepted recipient, in RCPT order, each recipient delivered on its own.
 // Logs one line per recipient with the outcome.
 // Failure: never throws into SmtpServer (a thrown exception becomes a 2xx timeout or a bare 554 there):
 // anything unexpected is logged and answered 451 4.3.0, so the MTA keeps the message queued.
@@ -27,16 +28,25 @@ internal sealed partial class MessageIntake(
         ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var status = await DeliverAsync(context, transaction, buffer, started, cancellationToken).ConfigureAwait(false);
+        var session = SessionState.Of(context);
+        var (status, perRecipient) = await DeliverAsync(session, transaction, buffer, started, cancellationToken).ConfigureAwait(false);
         metrics.Transaction(status.Code, status.Enhanced, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        if (session.Lmtp)
+        {
+            // One reply per recipient SmtpServer accepted, in RCPT order: ReplyTextStream writes them for this one.
+            session.RecipientReplies = string.Join("\r\n",
+                Enumerable.Range(0, transaction.To.Count).Select(i => SmtpReplies.Line(perRecipient is null ? status : perRecipient[i])));
+        }
         return SmtpReplies.From(status);
     }
 
-    private async Task<DeliveryStatus> DeliverAsync(ISessionContext context, IMessageTransaction transaction,
-        ReadOnlySequence<byte> buffer, long started, CancellationToken cancellationToken)
+    /// <summary>The transaction's reply and, on an LMTP session whose recipients were delivered, each one's status in
+    /// RCPT order (null when the message was refused as a whole, or for SMTP).</summary>
+    private async Task<(DeliveryStatus Status, IReadOnlyList<DeliveryStatus>? PerRecipient)> DeliverAsync(SessionState session,
+        IMessageTransaction transaction, ReadOnlySequence<byte> buffer, long started, CancellationToken cancellationToken)
     {
         var queueId = QueueId.Next();
-        SessionState.Of(context).DeliveryStarted(gate.DeliveryStarted()); // counted until ReplyTextStream wrote the reply
+        session.DeliveryStarted(gate.DeliveryStarted()); // counted until ReplyTextStream wrote the reply
         try
         {
             var snapshot = settings.Current;
@@ -45,7 +55,7 @@ internal sealed partial class MessageIntake(
             {
                 var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
                 LogRejected(queueId, sender, tooBig);
-                return tooBig;
+                return (tooBig, null);
             }
 
             if (HasBareLineFeed(buffer))
@@ -53,7 +63,7 @@ internal sealed partial class MessageIntake(
                 // Relayed unchanged, "\n.\n" could end the message early at a lenient store (SMTP smuggling).
                 var bareLf = new DeliveryStatus(550, "5.5.2", "Bare <LF> received: SMTP requires <CR><LF> line ends");
                 LogRejected(queueId, sender, bareLf);
-                return bareLf;
+                return (bareLf, null);
             }
 
             var headers = HeaderSummaryReader.Read(buffer);
@@ -61,10 +71,9 @@ internal sealed partial class MessageIntake(
             {
                 var loop = new DeliveryStatus(554, "5.4.6", $"Too many Received headers ({headers.ReceivedCount}): mail forwarding loop");
                 LogRejected(queueId, sender, loop);
-                return loop;
+                return (loop, null);
             }
 
-            var session = SessionState.Of(context);
             var recipients = new List<RoutedRecipient>(transaction.To.Count);
             foreach (var to in transaction.To)
             {
@@ -73,7 +82,7 @@ internal sealed partial class MessageIntake(
                     var route = snapshot.Routing.Resolve(to.User ?? "", to.Host ?? "");
                     if (!route.IsAccepted)
                     {
-                        return DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again");
+                        return (DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again"), null);
                     }
                     routed = route.Recipient!;
                 }
@@ -81,10 +90,10 @@ internal sealed partial class MessageIntake(
             }
 
             var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
-                snapshot.Options.ServerName, session.Esmtp, queueId,
+                snapshot.Options.ServerName, session.Lmtp ? "LMTP" : session.Esmtp ? "ESMTP" : "SMTP", queueId,
                 recipients.Select(r => r.Address).ToList(), DateTimeOffset.Now);
             var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, headers,
-                transaction.Parameters ?? new Dictionary<string, string>());
+                transaction.Parameters ?? new Dictionary<string, string>(), PerRecipient: session.Lmtp);
 
             var result = await DeliverWithinLimitAsync(request, snapshot.Options, cancellationToken).ConfigureAwait(false);
             var delay = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -97,14 +106,14 @@ internal sealed partial class MessageIntake(
                     outcome.Attempts, word, status);
                 metrics.Recipient(word, mode.ToString());
             }
-            return result.Status;
+            return (result.Status, session.Lmtp ? recipients.Select(r => StatusOf(result, r)).ToList() : null);
         }
 #pragma warning disable CA1031 // the one place every unexpected failure must become a reply, not an exception
         catch (Exception ex)
 #pragma warning restore CA1031
         {
             LogUnexpected(ex, queueId);
-            return DeliveryStatus.LocalError("unexpected error, see the Bridge log");
+            return (DeliveryStatus.LocalError("unexpected error, see the Bridge log"), null);
         }
     }
 
@@ -136,6 +145,11 @@ internal sealed partial class MessageIntake(
         }
         return result;
     }
+
+    /// <summary>A recipient's own status (by the very RCPT it came from; equal ones share it).</summary>
+    private static DeliveryStatus StatusOf(DeliveryResult result, RoutedRecipient recipient) =>
+        (result.Recipients.FirstOrDefault(o => ReferenceEquals(o.Recipient, recipient))
+            ?? result.Recipients.FirstOrDefault(o => o.Recipient == recipient))?.Status ?? result.Status;
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: the delivery did not return within Bridge:DeliveryTimeout ({Limit:0} s) and 5 s more; answered 451 4.3.0")]
     private partial void LogHung(string queueId, double limit);

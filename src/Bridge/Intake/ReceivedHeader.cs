@@ -10,13 +10,15 @@ namespace Bridge.Intake;
 
 internal static class ReceivedHeader
 {
-    public static byte[] Build(string? heloName, string? clientAddress, string serverName, bool esmtp,
+    /// <param name="clientAddress">Null on the LMTP Unix socket (written "local socket").</param>
+    /// <param name="protocol">SMTP, ESMTP or LMTP (RFC 3848's "with" keywords).</param>
+    public static byte[] Build(string? heloName, string? clientAddress, string serverName, string protocol,
         string queueId, IReadOnlyList<string> recipients, DateTimeOffset now)
     {
         var builder = new StringBuilder("Received: from ")
             .Append(Printable(heloName ?? "unknown"))
-            .Append(" ([").Append(clientAddress ?? "unknown").Append("])\r\n")
-            .Append("\tby ").Append(serverName).Append(" (Bridge) with ").Append(esmtp ? "ESMTP" : "SMTP")
+            .Append(clientAddress is null ? " (local socket)\r\n" : $" ([{clientAddress}])\r\n")
+            .Append("\tby ").Append(serverName).Append(" (Bridge) with ").Append(protocol)
             .Append(" id ").Append(queueId);
         if (recipients.Count == 1)
         {

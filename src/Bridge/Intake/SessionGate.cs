@@ -36,11 +36,12 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
 
     public void BeginDrain() => _draining = true;
 
-    /// <summary>Null when the session may start (then Release must follow), else the reply to send before closing.</summary>
-    public string? Admit(IPAddress client)
+    /// <summary>Null when the session may start (then Release must follow), else the reply to send before closing.
+    /// <paramref name="client"/> is null on the LMTP Unix socket, whose permissions already decided who may connect.</summary>
+    public string? Admit(IPAddress? client)
     {
         var options = settings.Current.Options;
-        if (!AllowListFor(options.AllowedClients).Allows(client))
+        if (client is not null && !AllowListFor(options.AllowedClients).Allows(client))
         {
             LogRefusedClient(client);
             metrics.ConnectionRefused("not-allowed");
@@ -128,11 +129,11 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
     private partial void LogRefusedClient(IPAddress client);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "all {Max} connection slots in use (Bridge:MaxConnections): a session slow for {Waited:0.0} s (Bridge:SlowClientTimeout) gave its slot to {Client} (421 4.4.2)")]
-    private partial void LogGaveWay(IPAddress client, double waited, int max);
+    private partial void LogGaveWay(IPAddress? client, double waited, int max);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:MaxBytesInFlight ({Limit} bytes) is spent: a session holding more than 1 MiB unanswered was refused (452 4.3.1)")]
     private partial void LogBudgetSpent(long limit);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "refused connection from {Client}: {Max} sessions open, Bridge:MaxConnections (421 4.7.0)")]
-    private partial void LogTooMany(IPAddress client, int max);
+    private partial void LogTooMany(IPAddress? client, int max);
 }

@@ -1,5 +1,5 @@
-// Job: what Bridge remembers about one SMTP session: the client's address and HELO name (for Received),
-// whether it spoke ESMTP, the routing result of each accepted RCPT of the current transaction, and the replies the
+// Job: what Bridge remembers about one SMTP or LMTP session: the client's address and HELO name (for Received),
+// whether it spoke ESMTP or is an LMTP session (accepted on an LMTP socket), the routing result of each accepted RCPT of the current transaction, and the replies the
 // input and output adapters pass to RecipientFilter and back (PendingRefusal, MailboxUnavailableReply).
 // Failure: none; kept in SmtpServer's per-session property bag.
 using System.Net;
@@ -21,6 +21,17 @@ internal sealed class SessionState
     public bool Esmtp { get; private set; }
 
     public IPEndPoint? Client { get; init; }
+
+    /// <summary>Accepted on an LMTP socket (RFC 2033): LHLO, and one reply per recipient after the message.</summary>
+    public bool Lmtp { get; set; }
+
+    /// <summary>LMTP: the replies for the message just delivered, one per accepted recipient in RCPT order; written by
+    /// ReplyTextStream in place of the single reply SmtpServer writes for DATA.</summary>
+    public string? RecipientReplies { get; set; }
+
+    /// <summary>Replaces the next "250" reply: set by the input side when it handed SmtpServer a NOOP in place of a
+    /// command it must refuse itself (HELO/EHLO on an LMTP session).</summary>
+    public string? NextReplyOverride { get; set; }
 
     /// <summary>Accepted recipients of the current transaction, by the IMailbox instance SmtpServer keeps.</summary>
     public Dictionary<IMailbox, RoutedRecipient> Routes { get; } = new(ReferenceEqualityComparer.Instance);
@@ -59,7 +70,7 @@ internal sealed class SessionState
     {
         switch (command)
         {
-            case EhloCommand ehlo:
+            case EhloCommand ehlo: // LHLO on an LMTP session reaches SmtpServer as EHLO (LmtpDialect)
                 (HeloName, Esmtp) = (ehlo.DomainOrAddress, true);
                 Routes.Clear();
                 break;

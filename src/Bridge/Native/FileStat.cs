@@ -12,6 +12,8 @@ internal readonly record struct FileStat(
     /// <summary>Only from lstat: fstat and stat follow links.</summary>
     public bool IsSymbolicLink => (Mode & Libc.S_IFMT) == Libc.S_IFLNK;
 
+    public bool IsSocket => (Mode & Libc.S_IFMT) == Libc.S_IFSOCK;
+
     public uint Permissions => Mode & 0xFFF;
 
     public bool SameFileAs(FileStat other) => Device == other.Device && Inode == other.Inode;

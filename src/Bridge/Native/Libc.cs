@@ -20,7 +20,7 @@ internal static unsafe partial class Libc
     public static readonly int O_NOFOLLOW =
         RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x8000 : 0x20000;
 
-    public const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFLNK = 0xA000;
+    public const int S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFLNK = 0xA000, S_IFSOCK = 0xC000;
 
     private const int F_OFD_SETLK = 37;
     private const short F_WRLCK = 1, F_UNLCK = 2;
@@ -54,6 +54,13 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "fchown", SetLastError = true)]
     public static partial int Fchown(int fd, uint uid, uint gid);
+
+    /// <summary>Owner and group of a path itself (a symbolic link is not followed).</summary>
+    [LibraryImport(Lib, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Lchown(string path, uint uid, uint gid);
+
+    [LibraryImport(Lib, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Chmod(string path, uint mode);
 
     [LibraryImport(Lib, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Rename(string from, string to);
@@ -209,6 +216,32 @@ internal static unsafe partial class Libc
             return *(uint*)(record + 16);
         }
     }
+
+    /// <summary>Every group a login belongs to (its passwd group included), from the group database.</summary>
+    public static IReadOnlyList<uint> GetGroupList(string login, uint gid)
+    {
+        var count = 64;
+        while (true)
+        {
+            var groups = new uint[count];
+            var n = count;
+            fixed (uint* g = groups)
+            {
+                if (GetGroupListRaw(login, gid, g, &n) >= 0)
+                {
+                    return groups[..n];
+                }
+            }
+            if (n <= count || count > 65536)
+            {
+                return [gid];
+            }
+            count = n;
+        }
+    }
+
+    [LibraryImport(Lib, EntryPoint = "getgrouplist", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int GetGroupListRaw(string user, uint group, uint* groups, int* count);
 
     public static bool ProcessExists(int pid)
     {

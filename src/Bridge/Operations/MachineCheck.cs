@@ -1,6 +1,7 @@
 // Job: `bridge check`: validate the configuration and this machine the way an admin would before trusting
 // Bridge with mail: the listening port, the spool directory (the seed's "most likely a permissions problem"),
-// the journal directory, each configured user's mailbox and account, in Legacy mode the mail store, and where
+// the journal directory, each configured user's mailbox and account, in Legacy mode the mail store, the LMTP socket
+// (LmtpSocketCheck: there, and reachable by the MTA's user), and where
 // Postfix, Exim and Dovecot are installed their settings for Bridge (PostfixCheck, EximCheck, DovecotCheck).
 // Failure: every problem is a Finding (FAIL or WARN with its fix); the command exits 1 when any FAIL.
 using System.Net;
@@ -48,6 +49,16 @@ public static class MachineCheck
         findings.AddRange(await DovecotCheck.RunAsync(options, tools.DovecotConfig, cancellationToken).ConfigureAwait(false));
         var exim = await EximCheck.RunAsync(options, tools.Exim, tools.EximConfig, cancellationToken).ConfigureAwait(false);
         findings.AddRange(exim);
+        var mtaUsers = new List<string>();
+        if (postfix.Count > 0 && await PostfixCheck.MailOwnerAsync(cancellationToken).ConfigureAwait(false) is { } owner)
+        {
+            mtaUsers.Add(owner);
+        }
+        if (exim.Count > 0)
+        {
+            mtaUsers.Add("Debian-exim");
+        }
+        findings.AddRange(LmtpSocketCheck.Run(options.Lmtp, mtaUsers));
         if (postfix.Count == 0 && exim.Count == 0)
         {
             findings.Add(new Finding(Level.Ok, "mta", "neither Postfix (postconf) nor Exim is installed here: your MTA's settings were not checked"));

@@ -28,7 +28,8 @@ internal static class PostfixCheck
             return [new Finding(Level.Ok, subject, "does not exist: Postfix is installed but not configured here, not checked (MAIL_CONFIG names another configuration directory)")];
         }
         string[] names = ["relayhost", "mydestination", "virtual_mailbox_domains", "transport_maps", "message_size_limit",
-            "default_destination_recipient_limit", "smtp_destination_recipient_limit"];
+            "default_destination_recipient_limit", "smtp_destination_recipient_limit", "mailbox_transport", "virtual_transport",
+            "queue_directory", "mail_owner"];
         var (ok, output) = await ConfigTool.RunAsync(postconf, ["-c", directory, "-x", .. names], cancellationToken).ConfigureAwait(false);
         if (!ok)
         {
@@ -51,8 +52,23 @@ internal static class PostfixCheck
         var transports = new List<string>();
         var ownDomains = Words(setting["mydestination"]).Concat(Words(setting["virtual_mailbox_domains"])).Select(d => d.TrimEnd('.').ToLowerInvariant()).ToHashSet();
 
+        var lmtpRoutes = 0;
         foreach (var domain in options.LocalDomains.Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()))
         {
+            if (options.Lmtp.Socket.Length > 0)
+            {
+                var mapped = postmap is null ? null : await LookupTransportAsync(postmap, directory, setting["transport_maps"], domain, cancellationToken).ConfigureAwait(false);
+                var (lmtpRoute, lmtpVia) = mapped is not null ? (mapped, "transport_maps")
+                    : Words(setting["mydestination"]).Any(d => string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase)) ? (setting["mailbox_transport"], "mailbox_transport")
+                    : Words(setting["virtual_mailbox_domains"]).Any(d => string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase)) ? (setting["virtual_transport"], "virtual_transport")
+                    : ("", "");
+                if (ReachesSocket(lmtpRoute, setting["queue_directory"], options.Lmtp.Socket))
+                {
+                    findings.Add(new Finding(Level.Ok, subject, $"mail for {domain} goes to Bridge over LMTP ({lmtpVia} = {lmtpRoute})"));
+                    lmtpRoutes++;
+                    continue;
+                }
+            }
             if (ownDomains.Contains(domain))
             {
                 findings.Add(new Finding(Level.Fail, subject, $"{domain} is in mydestination or virtual_mailbox_domains: Postfix delivers its mail itself and Bridge never sees it",
@@ -75,7 +91,7 @@ internal static class PostfixCheck
             }
         }
 
-        foreach (var name in transports.Count == 0 ? ["smtp"] : transports.Distinct().Order(StringComparer.Ordinal).ToArray())
+        foreach (var name in transports.Count == 0 && lmtpRoutes > 0 ? [] : transports.Count == 0 ? ["smtp"] : transports.Distinct().Order(StringComparer.Ordinal).ToArray())
         {
             // The transport's own limit, else default_destination_recipient_limit (postconf -x expands the default).
             var parameter = $"{name}_destination_recipient_limit";
@@ -97,6 +113,34 @@ internal static class PostfixCheck
             findings.Add(new Finding(Level.Ok, subject, $"message_size_limit = {setting["message_size_limit"]} is within Bridge:MaxMessageBytes"));
         }
         return findings;
+    }
+
+    /// <summary>A transport value "lmtp:unix:PATH" (PATH relative to queue_directory, as lmtp(8) resolves it) names
+    /// Bridge's LMTP socket.</summary>
+    internal static bool ReachesSocket(string route, string queueDirectory, string socket)
+    {
+        const string prefix = "lmtp:unix:";
+        var value = route.Trim();
+        if (!value.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var path = value[prefix.Length..];
+        var full = Path.IsPathRooted(path) ? path : Path.Combine(queueDirectory, path);
+        return string.Equals(Path.GetFullPath(full), Path.GetFullPath(socket), StringComparison.Ordinal);
+    }
+
+    /// <summary>The user Postfix's delivery agents run as (mail_owner), for the LMTP socket's permissions.</summary>
+    public static async Task<string?> MailOwnerAsync(CancellationToken cancellationToken)
+    {
+        var postconf = ConfigTool.Find("postconf");
+        if (postconf is null)
+        {
+            return null;
+        }
+        var directory = Environment.GetEnvironmentVariable("MAIL_CONFIG") is { Length: > 0 } configured ? configured : "/etc/postfix";
+        var (ok, output) = await ConfigTool.RunAsync(postconf, ["-c", directory, "-hx", "mail_owner"], cancellationToken).ConfigureAwait(false);
+        return ok && output.Trim().Length > 0 ? output.Trim() : null;
     }
 
     /// <summary>The nexthop of a relayhost or transport value ("[127.0.0.1]:627", "smtp:[127.0.0.1]:627") is Bridge's listener.</summary>

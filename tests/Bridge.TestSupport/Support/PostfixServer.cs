@@ -21,6 +21,9 @@ public sealed class PostfixServer : IAsyncDisposable
 
     public string LogPath => _dir["maillog"];
 
+    /// <summary>The queue directory: lmtp(8) runs chrooted there, so private/ sockets are named relative to it.</summary>
+    public string QueueDirectory => _dir["queue"];
+
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
     /// <summary>Postfix as the upstream MTA: everything goes to Bridge as its relayhost.</summary>
@@ -36,6 +39,19 @@ public sealed class PostfixServer : IAsyncDisposable
             .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.TrimStart().StartsWith('#'))
             .Select(l => l.Replace(" = ", "=", StringComparison.Ordinal).Replace("127.0.0.1]:627", $"127.0.0.1]:{bridgePort}", StringComparison.Ordinal).Trim()),
     ];
+
+    /// <summary>Postfix as the MTA in front of Bridge's LMTP socket: mail for <paramref name="domain"/> (a virtual
+    /// mailbox domain, any recipient) goes to Bridge through the virtual_transport line of deploy/postfix/main.cf.lmtp,
+    /// as one LMTP transaction for all its recipients. Bridge must listen on QueueDirectory/private/bridge-lmtp.</summary>
+    public static Task<PostfixServer> StartLmtpClientAsync(string domain, params string[] settings)
+    {
+        var snippet = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "deploy", "postfix", "main.cf.lmtp"))
+            .Where(l => l.StartsWith("virtual_transport", StringComparison.Ordinal))
+            .Select(l => l.Replace(" = ", "=", StringComparison.Ordinal).Trim())
+            .Single();
+        return StartAsync("mta.test", ["relayhost=", "mydestination=", $"virtual_mailbox_domains={domain}", snippet,
+            "smtpd_reject_unlisted_recipient=no", .. settings], 0);
+    }
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
     public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0, params string[] settings) =>

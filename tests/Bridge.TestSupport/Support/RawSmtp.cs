@@ -1,5 +1,5 @@
-// Job: a bare SMTP client over a socket, for what swaks cannot do: hold sessions open, send exact bytes,
-// read the reply to each line.
+// Job: a bare SMTP or LMTP client over a TCP or Unix socket, for what swaks cannot do: hold sessions open, send exact
+// bytes, read the reply to each line.
 // Failure: a reply that does not come within 30 s fails the test.
 using System.Net.Sockets;
 using System.Text;
@@ -8,21 +8,38 @@ namespace Bridge.Tests.Support;
 
 public sealed class RawSmtp : IDisposable
 {
-    private readonly TcpClient _client;
+    private readonly Socket _client;
     private readonly NetworkStream _stream;
     private readonly StreamReader _reader;
 
-    private RawSmtp(TcpClient client)
+    private RawSmtp(Socket client)
     {
         _client = client;
-        _stream = client.GetStream();
+        _stream = new NetworkStream(client, ownsSocket: false);
         _reader = new StreamReader(_stream, Encoding.Latin1);
     }
 
     public static async Task<(RawSmtp Session, string Greeting)> ConnectAsync(int port)
     {
-        var client = new TcpClient { NoDelay = true }; // each line leaves at once, as an MTA's would
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true }; // each line leaves at once, as an MTA's would
         await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        var session = new RawSmtp(client);
+        return (session, await session.ReadReplyAsync());
+    }
+
+    /// <summary>A session on a Unix socket (LMTP). Connecting fails as the file system says (SocketException).</summary>
+    public static async Task<(RawSmtp Session, string Greeting)> ConnectUnixAsync(string path)
+    {
+        var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await client.ConnectAsync(new UnixDomainSocketEndPoint(path));
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
         var session = new RawSmtp(client);
         return (session, await session.ReadReplyAsync());
     }

@@ -4,8 +4,8 @@
 // others still get the message and the sender a notification. A message for one mailbox (the common case: Postfix
 // sends one recipient per transaction) goes through the GroupCommitter, which shares the lock, journal entry and
 // fsync with concurrent deliveries to that mailbox; a message for several mailboxes locks them in a fixed order (no
-// deadlock between sessions) and writes them all or none (AppendBatch). This is the boundary where a SpoolResult
-// becomes the reply (SpoolResult.ToStatus).
+// deadlock between sessions) and writes them all or none (AppendBatch), or, for a PerRecipient request (LMTP), each
+// mailbox on its own. This is the boundary where a SpoolResult becomes the reply (SpoolResult.ToStatus).
 // Failure: a DeliveryStatus per recipient; never throws for a delivery problem.
 using Bridge.Common;
 using Microsoft.Extensions.Logging;
@@ -78,7 +78,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         else if (targets.Count > 1)
         {
             // Locks, writes and fsyncs block the thread: never on a socket event thread (Hosting/SocketThreads.cs).
-            var results = await Task.Run(() => AppendAllOrNoneAsync(request, targets, now, current, cancellationToken), CancellationToken.None)
+            var results = await Task.Run(() => AppendToEachAsync(request, targets, now, current, cancellationToken), CancellationToken.None)
                 .ConfigureAwait(false);
             for (var i = 0; i < targets.Count; i++)
             {
@@ -88,41 +88,56 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         return statuses;
     }
 
-    /// <summary>Locks every mailbox (in name order), then one all-or-none AppendBatch. The result per target.</summary>
-    private async Task<IReadOnlyList<SpoolResult>> AppendAllOrNoneAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
+    /// <summary>Locks every mailbox (in name order), then one AppendBatch: all or none, or each on its own for a
+    /// PerRecipient request. The result per target.</summary>
+    private async Task<IReadOnlyList<SpoolResult>> AppendToEachAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
         SpoolSettings current, CancellationToken cancellationToken)
     {
-        var opened = new List<LockedMailbox>(targets.Count);
+        var allOrNone = !request.PerRecipient;
+        var results = new SpoolResult[targets.Count];
+        var opened = new LockedMailbox?[targets.Count];
         try
         {
-            foreach (var target in targets)
+            for (var i = 0; i < targets.Count; i++)
             {
+                var target = targets[i];
                 var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.Uid ?? Native.Libc.Geteuid(), current,
                     locks, journal, cancellationToken).ConfigureAwait(false);
                 foreach (var note in open.Notes)
                 {
                     LogRecovery(note);
                 }
-                if (open.Mailbox is null)
+                if (open.Mailbox is null && allOrNone)
                 {
                     return [.. targets.Select(_ => open.Result)]; // all or none: nothing is written when one mailbox cannot be opened
                 }
-                opened.Add(open.Mailbox);
+                opened[i] = open.Mailbox;
+                results[i] = open.Result;
             }
-            var batch = new AppendBatch(journal, logger, allOrNone: true);
+            var batch = new AppendBatch(journal, logger, allOrNone);
+            var written = new List<int>(targets.Count);
             for (var i = 0; i < targets.Count; i++)
             {
-                var target = targets[i];
-                batch.Add(opened[i], new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
-                    cancellationToken);
+                if (opened[i] is { } mailbox)
+                {
+                    var target = targets[i];
+                    batch.Add(mailbox, new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
+                        cancellationToken);
+                    written.Add(i);
+                }
             }
-            return batch.Commit(current.MaxMailboxBytes);
+            var committed = batch.Commit(current.MaxMailboxBytes);
+            for (var k = 0; k < written.Count; k++)
+            {
+                results[written[k]] = committed[k];
+            }
+            return results;
         }
         finally
         {
-            for (var i = opened.Count - 1; i >= 0; i--)
+            for (var i = opened.Length - 1; i >= 0; i--)
             {
-                opened[i].Dispose();
+                opened[i]?.Dispose();
             }
         }
     }

@@ -7,7 +7,8 @@
 //   over MaxMessageBytes still get their 552 5.3.4 from MessageIntake; this catches a client that would stream
 //   without end, and many that would together;
 // - commands reach SmtpServer one line per read, each MAIL/RCPT line through CommandScreen (malformed or unoffered
-//   parameters get their RFC reply instead of crashing the session); message bytes (after a 354, up to the
+//   parameters get their RFC reply instead of crashing the session), and on an LMTP session every line through
+//   LmtpDialect (LHLO); message bytes (after a 354, up to the
 //   "CRLF.CRLF" that ends them) pass unchanged and in bulk;
 // - SessionGate can evict a session that waits slowly for its client when every slot is taken (Evict).
 // Failure: past a limit, the reply ("421 4.4.2", "552 5.3.4", "500 5.5.2", "452 4.3.1") is written and the
@@ -213,6 +214,11 @@ internal sealed class InputGuardStream : Stream
             if (verdict.Replacement is not null)
             {
                 output = verdict.Replacement;
+            }
+            if (_session.Lmtp && LmtpDialect.Translate(line) is ({ } translated, var reply))
+            {
+                output = translated;
+                _session.NextReplyOverride = reply;
             }
         }
         if (output.Length <= destination.Length)

@@ -7,6 +7,8 @@
 // - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
 // - "550 mailbox unavailable" becomes the reply RecipientFilter chose when it declined a recipient without an error
 //   (SessionState.MailboxUnavailableReply, e.g. 452 4.5.3 too many recipients);
+// - LMTP: the reply to the message becomes one reply per recipient (SessionState.RecipientReplies), and the NOOP that
+//   stood in for a refused HELO/EHLO gets its refusal (SessionState.NextReplyOverride; see LmtpDialect);
 // - it tells the input side (InputGuardStream) whether the last reply was 354, i.e. message bytes follow.
 // Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
 // Failure: write errors of the socket propagate as IOException, as they would without this stream.
@@ -105,7 +107,21 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
         {
             var suffix = RetrySuffix().Match(lines[i]);
             var line = suffix.Success ? lines[i][..suffix.Index] : lines[i];
-            if (line == "550 mailbox unavailable" && session?.MailboxUnavailableReply is { } replacement)
+            if (line.Length == 0)
+            {
+                continue;
+            }
+            if (session?.RecipientReplies is { } perRecipient && !line.StartsWith("354", StringComparison.Ordinal))
+            {
+                session.RecipientReplies = null; // set by MessageIntake just before SmtpServer writes the message's reply
+                line = perRecipient;
+            }
+            else if (line.StartsWith("250", StringComparison.Ordinal) && session?.NextReplyOverride is { } overridden)
+            {
+                session.NextReplyOverride = null;
+                line = overridden;
+            }
+            else if (line == "550 mailbox unavailable" && session?.MailboxUnavailableReply is { } replacement)
             {
                 session.MailboxUnavailableReply = null;
                 line = replacement;
@@ -118,6 +134,10 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
             {
                 // SmtpServer's state machine refusing a command in the wrong place: RFC 5321 calls that 503.
                 line = "503 5.5.1 Bad sequence of commands, " + line[4..];
+                if (session?.Lmtp == true)
+                {
+                    line = line.Replace("HELO/EHLO", "LHLO", StringComparison.Ordinal); // what an LMTP client may send
+                }
             }
             if (suffix.Success && suffix.Groups[1].Value == "0")
             {

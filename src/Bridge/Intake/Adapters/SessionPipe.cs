@@ -15,16 +15,16 @@ namespace Bridge.Intake.Adapters;
 
 internal sealed class SessionPipe : ISecurableDuplexPipe
 {
-    private readonly TcpClient _client;
+    private readonly Socket _client;
     private readonly NetworkStream _stream;
     private int _disposed;
 
     private readonly InputGuardStream _guard;
 
-    public SessionPipe(TcpClient client, SessionGate gate, SessionState session)
+    public SessionPipe(Socket client, SessionGate gate, SessionState session)
     {
         _client = client;
-        _stream = client.GetStream();
+        _stream = new NetworkStream(client, ownsSocket: false);
         _gate = gate;
         _session = session;
         _guard = new InputGuardStream(_stream, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate, session);

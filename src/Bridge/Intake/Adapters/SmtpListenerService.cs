@@ -15,8 +15,11 @@ namespace Bridge.Intake.Adapters;
 
 internal sealed partial class SmtpListenerService(
     BoundListener listener, LiveSettings settings, SessionGate gate, RecipientFilter filter, MessageIntake intake,
-    ILogger<SmtpListenerService> logger) : IHostedService
+    ILoggerFactory loggers) : IHostedService
 {
+    // The category keeps the name it had before the adapters moved into Intake/Adapters: log lines are an interface.
+    private readonly ILogger _logger = loggers.CreateLogger("Bridge.Intake.SmtpListenerService");
+
     private static readonly TimeSpan CommandWaitBackstop = TimeSpan.FromSeconds(10);
 
     private SmtpServer.SmtpServer? _server;
@@ -26,14 +29,18 @@ internal sealed partial class SmtpListenerService(
     {
         var options = settings.Current.Options;
         var endpoint = listener.LocalEndpoint ?? throw new InvalidOperationException("listener is not bound");
-        var serverOptions = new SmtpServerOptionsBuilder()
+        var builder = new SmtpServerOptionsBuilder()
             .ServerName(options.ServerName)
-            .Endpoint(e => e.Endpoint(endpoint).SessionTimeout(TimeSpan.FromDays(1)))
             .MaxMessageSize(options.MaxMessageBytes, MaxMessageSizeHandling.Ignore)
             .MaxRetryCount(options.MaxErrorsPerSession)
             .CommandWaitTimeout(options.CommandTimeout + CommandWaitBackstop)
-            .CustomSmtpGreeting(context => $"220 {context.ServerOptions.ServerName} ESMTP Bridge")
-            .Build();
+            .CustomSmtpGreeting(context =>
+                $"220 {context.ServerOptions.ServerName} {(SessionState.Of(context).Lmtp ? "LMTP" : "ESMTP")} Bridge");
+        foreach (var bound in listener.Endpoints)
+        {
+            builder = builder.Endpoint(e => e.Endpoint(bound).SessionTimeout(TimeSpan.FromDays(1)));
+        }
+        var serverOptions = builder.Build();
 
         listener.Gate = gate;
         var services = new ServiceProvider();
@@ -47,6 +54,10 @@ internal sealed partial class SmtpListenerService(
         _server.SessionFaulted += (_, args) => LogSessionFaulted(args.Exception.GetType().Name, args.Exception.Message);
         _running = _server.StartAsync(CancellationToken.None);
         LogListening(endpoint, options.Mode, options.ServerName);
+        foreach (var lmtp in listener.Descriptions.Where(d => d.StartsWith("lmtp", StringComparison.Ordinal)))
+        {
+            LogListeningLmtp(lmtp);
+        }
         return Task.CompletedTask;
     }
 
@@ -78,6 +89,9 @@ internal sealed partial class SmtpListenerService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bridge listening on {Endpoint}, mode {Mode}, server name {ServerName}")]
     private partial void LogListening(System.Net.IPEndPoint endpoint, Bridge.Common.BridgeMode mode, string serverName);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bridge listening for LMTP on {Endpoint}")]
+    private partial void LogListeningLmtp(string endpoint);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "SMTP session ended abnormally: {Kind}: {Message}")]
     private partial void LogSessionFaulted(string kind, string message);

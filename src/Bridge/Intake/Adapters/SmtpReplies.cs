@@ -14,12 +14,20 @@ internal static class SmtpReplies
     /// and clean printable ASCII text (whatever a store or a file said).</summary>
     public static SmtpResponse From(DeliveryStatus status)
     {
-        if (!Bridge.Delivery.Smtp.SmtpReply.IsFinal(status))
-        {
-            status = new DeliveryStatus(451, "4.3.0", $"Local error: an unexpected reply {status.Code} {status.Text}");
-        }
+        status = Final(status);
         return new((SmtpReplyCode)status.Code, $"{status.Enhanced} {Bridge.Delivery.Smtp.SmtpReply.CleanText(status.Text)}");
     }
+
+    /// <summary>The same reply as one line of text, as written on the wire (LMTP's per-recipient replies).</summary>
+    public static string Line(DeliveryStatus status)
+    {
+        status = Final(status);
+        return $"{status.Code} {status.Enhanced} {Bridge.Delivery.Smtp.SmtpReply.CleanText(status.Text)}";
+    }
+
+    private static DeliveryStatus Final(DeliveryStatus status) => Bridge.Delivery.Smtp.SmtpReply.IsFinal(status)
+        ? status
+        : new DeliveryStatus(451, "4.3.0", $"Local error: an unexpected reply {status.Code} {status.Text}");
 
     /// <summary>For the MAIL/RCPT stage, where SmtpServer only takes a refusal as an exception
     /// (the " N retry(ies) remaining" text it appends is removed again by ReplyTextStream).</summary>

@@ -1,0 +1,79 @@
+// Job: the LMTP part of `bridge check` (Bridge:Lmtp:Socket): the socket exists and is a socket (Bridge creates it at
+// start), has the configured mode and group, and each MTA user that delivers to it (Postfix's mail_owner, Exim's
+// Debian-exim) may connect: search permission on every directory above it and write permission on the socket, by
+// owner, group membership or others, as the kernel decides it.
+// Failure: none thrown; every problem is a Finding with its fix.
+using Bridge.Configuration;
+using Bridge.Native;
+
+namespace Bridge.Operations;
+
+internal static class LmtpSocketCheck
+{
+    private const uint Write = 0x2, Search = 0x1;
+
+    public static IEnumerable<Finding> Run(LmtpOptions lmtp, IReadOnlyList<string> mtaUsers)
+    {
+        if (lmtp.Socket.Length == 0)
+        {
+            yield break;
+        }
+        var subject = $"lmtp {lmtp.Socket}";
+        if (Libc.Lstat(lmtp.Socket, out var stat) != 0)
+        {
+            yield return new Finding(Level.Fail, subject, $"does not exist: Bridge creates it at start ({Libc.Describe(Libc.LastError)})",
+                "start Bridge (systemctl start bridge) and read its log if it still does not appear");
+            yield break;
+        }
+        if (!stat.IsSocket)
+        {
+            yield return new Finding(Level.Fail, subject, "is not a socket: Bridge refuses to start with it there", "move it away, or set Bridge:Lmtp:Socket");
+            yield break;
+        }
+        _ = BridgeOptionsValidator.TryParseMode(lmtp.SocketMode, out var mode);
+        var gid = Libc.GetGroupId(lmtp.SocketGroup);
+        yield return stat.Permissions == (uint)mode && stat.Gid == gid
+            ? new Finding(Level.Ok, subject, $"a socket with mode {Convert.ToString(stat.Permissions, 8)} and group {lmtp.SocketGroup}")
+            : new Finding(Level.Warn, subject,
+                $"mode {Convert.ToString(stat.Permissions, 8)} gid {stat.Gid}, not Bridge:Lmtp:SocketMode {lmtp.SocketMode} and SocketGroup {lmtp.SocketGroup} (gid {gid})",
+                "restart Bridge: it sets them when it creates the socket");
+        foreach (var user in mtaUsers)
+        {
+            if (Libc.GetPasswdEntry(user) is not { } account)
+            {
+                continue;
+            }
+            var groups = Libc.GetGroupList(user, account.Gid);
+            var blocked = Blocker(lmtp.Socket, account.Uid, groups);
+            yield return blocked is null
+                ? new Finding(Level.Ok, subject, $"{user} (the MTA's delivery agent) may connect")
+                : new Finding(Level.Fail, subject, $"{user} (the MTA's delivery agent) cannot connect: {blocked}",
+                    $"set Bridge:Lmtp:SocketGroup to a group of {user} (e.g. {user}), or Bridge:Lmtp:SocketMode 0666");
+        }
+    }
+
+    /// <summary>Why <paramref name="uid"/> cannot connect to the socket (a directory it cannot search, a socket it
+    /// cannot write), or null when it can.</summary>
+    internal static string? Blocker(string socket, uint uid, IReadOnlyList<uint> groups)
+    {
+        if (uid == 0)
+        {
+            return null;
+        }
+        for (var directory = Path.GetDirectoryName(socket); !string.IsNullOrEmpty(directory); directory = Path.GetDirectoryName(directory))
+        {
+            if (Libc.Lstat(directory, out var dir) == 0 && !Allows(dir, uid, groups, Search))
+            {
+                return $"it may not enter {directory} (mode {Convert.ToString(dir.Permissions, 8)}, uid {dir.Uid}, gid {dir.Gid})";
+            }
+        }
+        return Libc.Lstat(socket, out var stat) == 0 && !Allows(stat, uid, groups, Write)
+            ? $"it may not write the socket (mode {Convert.ToString(stat.Permissions, 8)}, uid {stat.Uid}, gid {stat.Gid})"
+            : null;
+    }
+
+    private static bool Allows(FileStat stat, uint uid, IReadOnlyList<uint> groups, uint bit) =>
+        stat.Uid == uid ? (stat.Permissions & (bit << 6)) != 0
+        : groups.Contains(stat.Gid) ? (stat.Permissions & (bit << 3)) != 0
+        : (stat.Permissions & bit) != 0;
+}
