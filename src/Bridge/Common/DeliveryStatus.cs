@@ -26,6 +26,10 @@ public readonly record struct DeliveryStatus(int Code, string Enhanced, string T
     public static DeliveryStatus MailboxFull(string mailbox) =>
         new(552, "5.2.2", $"Mailbox {mailbox} is full");
 
+    /// <summary>Bridge:Spool:QuotaExceeded = Defer: the mail waits in the MTA's queue until the user makes room.</summary>
+    public static DeliveryStatus MailboxFullForNow(string mailbox) =>
+        new(452, "4.2.2", $"Mailbox {mailbox} is full, try again later");
+
     public static DeliveryStatus NoSpace() => new(452, "4.3.1", "Insufficient system storage");
 
     public static DeliveryStatus LocalError(string what) => new(451, "4.3.0", $"Local error: {what}");

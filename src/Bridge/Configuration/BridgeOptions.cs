@@ -119,12 +119,22 @@ public sealed class UserOptions
     public BridgeMode? Mode { get; set; }
 }
 
+public enum QuotaPolicy
+{
+    Bounce,
+    Defer,
+}
+
 public sealed class SpoolOptions
 {
     public string Directory { get; set; } = "/var/mail";
 
     /// <summary>0 = no limit. Postfix's mailbox_size_limit default.</summary>
     public long MaxMailboxBytes { get; set; } = 51_200_000;
+
+    /// <summary>What a full mailbox (over MaxMailboxBytes, or the file system's quota) means for its mail: Bounce
+    /// (552 5.2.2) or Defer (452 4.2.2, the MTA retries; Dovecot's quota_full_tempfail).</summary>
+    public QuotaPolicy QuotaExceeded { get; set; } = QuotaPolicy.Bounce;
 
     /// <summary>How long a delivery waits for the dotlock and the fcntl lock before answering 451 4.2.0.</summary>
     public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(20);

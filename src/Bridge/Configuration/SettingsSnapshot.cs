@@ -36,7 +36,7 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.RecipientDelimiter,
             options.UseSystemAccounts ? passwd : null);
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
-            options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup));
+            options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer);
         var legacy = options.Legacy;
         var endpoint = new SmtpEndpoint(legacy.Host, legacy.Port, legacy.Protocol, legacy.Tls, legacy.TrustedCertificate,
             legacy.Username, legacy.Password, options.ServerName, legacy.MaxConnections, legacy.Chunking);

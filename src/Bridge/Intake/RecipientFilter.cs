@@ -1,11 +1,13 @@
 // Job: decide MAIL and each RCPT: no new transaction while Bridge stops (421 4.3.2), the parameter refusal
 // CommandScreen found (501/552/555 5.5.4), addresses that cannot be written back in RFC 5321 syntax (553), at most
-// Bridge:MaxRecipients per message (452 4.5.3, not counted as a client error), and each recipient through Routing,
-// remembering the result for DATA.
+// Bridge:MaxRecipients per message (452 4.5.3, not counted as a client error), each recipient through Routing,
+// remembering the result for DATA, and for spool delivery its mailbox's quota with the announced SIZE (MailboxQuota:
+// 552 5.2.2, or 452 4.2.2 with Bridge:Spool:QuotaExceeded = Defer).
 // Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery;
+using Bridge.Delivery.Spool;
 using Bridge.Observability;
 using Bridge.Routing;
 using SmtpServer;
@@ -25,7 +27,9 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         {
             throw new SmtpResponseException(new SmtpResponse(SmtpReplyCode.ServiceUnavailable, "4.3.2 Service shutting down, try again later"), true);
         }
-        RefuseWhatTheLineCannotCarry(SessionState.Of(context), from, "5.1.7", "sender");
+        var session = SessionState.Of(context);
+        RefuseWhatTheLineCannotCarry(session, from, "5.1.7", "sender");
+        session.AnnouncedSize = size;
         return Task.FromResult(true);
     }
 
@@ -51,7 +55,15 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
             metrics.RecipientRefused(route.Refusal.Enhanced);
             throw SmtpReplies.Refusal(route.Refusal);
         }
-        session.Routes[to] = route.Recipient!;
+        var recipient = route.Recipient!;
+        var snapshot = settings.Current;
+        if ((recipient.User.ModeOverride ?? snapshot.Options.Mode) == BridgeMode.Spool &&
+            MailboxQuota.RefusalAtRcpt(snapshot.Spool, recipient.User.ShortName, session.AnnouncedSize) is { } full)
+        {
+            metrics.RecipientRefused(full.Enhanced);
+            throw SmtpReplies.Refusal(full);
+        }
+        session.Routes[to] = recipient;
         return true;
     }
 

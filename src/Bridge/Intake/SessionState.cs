@@ -22,6 +22,9 @@ internal sealed class SessionState
 
     public IPEndPoint? Client { get; init; }
 
+    /// <summary>SIZE= of the current transaction's MAIL FROM (0: none), for the quota check at RCPT.</summary>
+    public long AnnouncedSize { get; set; }
+
     /// <summary>Accepted on an LMTP socket (RFC 2033): LHLO, and one reply per recipient after the message.</summary>
     public bool Lmtp { get; set; }
 

@@ -73,7 +73,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
             var record = new MboxRecord(request.Sender, only.Address, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
             var result = await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, record, current,
                 cancellationToken).ConfigureAwait(false);
-            statuses[only.User.ShortName] = result.ToStatus(request.QueueId);
+            statuses[only.User.ShortName] = result.ToStatus(request.QueueId, current.DeferWhenFull);
         }
         else if (targets.Count > 1)
         {
@@ -82,7 +82,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 .ConfigureAwait(false);
             for (var i = 0; i < targets.Count; i++)
             {
-                statuses[targets[i].User.ShortName] = results[i].ToStatus(request.QueueId);
+                statuses[targets[i].User.ShortName] = results[i].ToStatus(request.QueueId, current.DeferWhenFull);
             }
         }
         return statuses;

@@ -67,14 +67,15 @@ internal readonly record struct SpoolResult(SpoolProblem Problem, string Mailbox
         _ => Failed(mailbox, $"cannot write the append journal in {directory}: {Libc.Describe(errno)}", errno),
     };
 
-    /// <summary>The reply for this result: the only place a spool outcome becomes SMTP.</summary>
-    public DeliveryStatus ToStatus(string queueId) => Problem switch
+    /// <summary>The reply for this result: the only place a spool outcome becomes SMTP. <paramref name="deferWhenFull"/>:
+    /// Bridge:Spool:QuotaExceeded = Defer (a full mailbox is 452 4.2.2, not 552 5.2.2).</summary>
+    public DeliveryStatus ToStatus(string queueId, bool deferWhenFull = false) => Problem switch
     {
         SpoolProblem.None => DeliveryStatus.Delivered(queueId),
         SpoolProblem.Busy => DeliveryStatus.LockBusy(Mailbox),
         SpoolProblem.Stopping => new DeliveryStatus(421, "4.3.2", "System shutting down, try again later"),
         SpoolProblem.Unusable => DeliveryStatus.MailboxUnusable(Mailbox, Detail),
-        SpoolProblem.Full => DeliveryStatus.MailboxFull(Mailbox),
+        SpoolProblem.Full => deferWhenFull ? DeliveryStatus.MailboxFullForNow(Mailbox) : DeliveryStatus.MailboxFull(Mailbox),
         SpoolProblem.NoSpace => DeliveryStatus.NoSpace(),
         SpoolProblem.Retry => DeliveryStatus.Deferred(Detail),
         _ => DeliveryStatus.LocalError(Detail),

@@ -7,4 +7,5 @@ public sealed record SpoolSettings(
     long MaxMailboxBytes,
     TimeSpan LockTimeout,
     TimeSpan DotlockStaleAfter,
-    uint? MailGroupId);
+    uint? MailGroupId,
+    bool DeferWhenFull = false);
