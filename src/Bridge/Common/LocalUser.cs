@@ -19,4 +19,11 @@ public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMod
 
 /// <param name="Address">The recipient exactly as the client gave it in RCPT (X-Original-To).</param>
 /// <param name="DeliveredTo">The canonical address written to Delivered-To and checked for loops.</param>
-public sealed record RoutedRecipient(string Address, LocalUser User, string DeliveredTo);
+public sealed record RoutedRecipient(string Address, LocalUser User, string DeliveredTo)
+{
+    /// <summary>The alias (Bridge:AliasFiles) this recipient was reached through, or null for a user's own address.</summary>
+    public string? Alias { get; init; }
+
+    /// <summary>The address the mail store is given: the RCPT address, or for an alias's member the member's own.</summary>
+    public string StoreAddress => Alias is null ? Address : DeliveredTo;
+}

@@ -28,6 +28,9 @@ public sealed class BridgeOptions
 
     public bool UseSystemAccounts { get; set; } = true;
 
+    /// <summary>aliases(5) files (e.g. /etc/aliases), looked up before users and reread when they change.</summary>
+    public List<string> AliasFiles { get; set; } = [];
+
     public int MaxMessageBytes { get; set; } = 25 * 1024 * 1024;
 
     /// <summary>Longest line Bridge accepts, in commands and in messages (RFC 5321 needs 1000); longer: 500 5.5.2 and close.</summary>

@@ -23,6 +23,13 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
             errors.Add($"{p}:Listen:Port {options.Listen.Port} is not in 1..65535");
         }
         ValidateLmtp(options, errors);
+        for (var i = 0; i < options.AliasFiles.Count; i++)
+        {
+            if (!Path.IsPathRooted(options.AliasFiles[i]))
+            {
+                errors.Add($"{BridgeOptions.Section}:AliasFiles[{i}] '{options.AliasFiles[i]}' must be an absolute path");
+            }
+        }
         ValidateServerName(options.ServerName, errors);
         if (!Enum.IsDefined(options.Mode))
         {

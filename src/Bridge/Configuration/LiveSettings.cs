@@ -29,6 +29,7 @@ public sealed partial class LiveSettings : IDisposable
         _passwd = passwd;
         _fileErrors = fileErrors;
         _logger = logger;
+        WatchAliases(initial);
         _changeSubscription = ChangeToken.OnChange(configuration.GetReloadToken, Reload);
         if (configuration is IConfigurationRoot root && !OperatingSystem.IsWindows())
         {
@@ -43,6 +44,20 @@ public sealed partial class LiveSettings : IDisposable
 
     public SettingsSnapshot Current => _current;
 
+    /// <summary>The problems of the snapshot's alias files are logged now and after every change of the files.</summary>
+    private void WatchAliases(SettingsSnapshot snapshot)
+    {
+        if (snapshot.Routing.Aliases is not { } aliases)
+        {
+            return;
+        }
+        aliases.Report = LogAliasProblem;
+        foreach (var problem in aliases.Problems)
+        {
+            LogAliasProblem(problem);
+        }
+    }
+
     private void Reload()
     {
         if (_fileErrors.Take() is { } fileError)
@@ -56,6 +71,7 @@ public sealed partial class LiveSettings : IDisposable
             LogInvalidReload(string.Join("; ", errors));
             return;
         }
+        WatchAliases(snapshot);
         var previous = _current;
         _current = snapshot;
         if (previous.Options.Mode != snapshot.Options.Mode)
@@ -90,4 +106,7 @@ public sealed partial class LiveSettings : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Bridge:Listen, ServerName, MaxMessageBytes, CommandTimeout and MaxErrorsPerSession changes take effect after a restart")]
     private partial void LogNeedsRestart();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "aliases: {Problem}")]
+    private partial void LogAliasProblem(string problem);
 }

@@ -34,7 +34,8 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.LocalDomains,
             options.Users.Select(u => ((IReadOnlyList<string>)u.ShortNames, u.Mode)),
             options.RecipientDelimiter,
-            options.UseSystemAccounts ? passwd : null);
+            options.UseSystemAccounts ? passwd : null,
+            new AliasTable(options.AliasFiles, options.LocalDomains));
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
             options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer);
         var legacy = options.Legacy;

@@ -74,7 +74,7 @@ internal sealed partial class MessageIntake(
                 return (loop, null);
             }
 
-            var recipients = new List<RoutedRecipient>(transaction.To.Count);
+            var perRcpt = new List<IReadOnlyList<RoutedRecipient>>(transaction.To.Count); // what each RCPT reached, in RCPT order
             foreach (var to in transaction.To)
             {
                 if (!session.Routes.TryGetValue(to, out var routed))
@@ -84,14 +84,15 @@ internal sealed partial class MessageIntake(
                     {
                         return (DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again"), null);
                     }
-                    routed = route.Recipient!;
+                    routed = route.Recipients;
                 }
-                recipients.Add(routed);
+                perRcpt.Add(routed);
             }
+            var recipients = perRcpt.SelectMany(r => r).ToList();
 
             var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
                 snapshot.Options.ServerName, session.Lmtp ? "LMTP" : session.Esmtp ? "ESMTP" : "SMTP", queueId,
-                recipients.Select(r => r.Address).ToList(), DateTimeOffset.Now);
+                transaction.To.Select(t => EnvelopeAddress.Format(t.User ?? "", t.Host ?? "")).ToList(), DateTimeOffset.Now);
             var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, headers,
                 transaction.Parameters ?? new Dictionary<string, string>(), PerRecipient: session.Lmtp);
 
@@ -106,7 +107,7 @@ internal sealed partial class MessageIntake(
                     outcome.Attempts, word, status);
                 metrics.Recipient(word, mode.ToString());
             }
-            return (result.Status, session.Lmtp ? recipients.Select(r => StatusOf(result, r)).ToList() : null);
+            return (result.Status, session.Lmtp ? perRcpt.Select(r => StatusOf(result, queueId, r)).ToList() : null);
         }
 #pragma warning disable CA1031 // the one place every unexpected failure must become a reply, not an exception
         catch (Exception ex)
@@ -146,10 +147,14 @@ internal sealed partial class MessageIntake(
         return result;
     }
 
-    /// <summary>A recipient's own status (by the very RCPT it came from; equal ones share it).</summary>
-    private static DeliveryStatus StatusOf(DeliveryResult result, RoutedRecipient recipient) =>
-        (result.Recipients.FirstOrDefault(o => ReferenceEquals(o.Recipient, recipient))
-            ?? result.Recipients.FirstOrDefault(o => o.Recipient == recipient))?.Status ?? result.Status;
+    /// <summary>One RCPT's status: its recipient's own (found by the very object routing made for it; equal ones share
+    /// it), or for an alias its members' composed by DeliveryResult's rule (no notification is sent over LMTP).</summary>
+    private static DeliveryStatus StatusOf(DeliveryResult result, string queueId, IReadOnlyList<RoutedRecipient> rcpt)
+    {
+        var outcomes = rcpt.Select(r => result.Recipients.FirstOrDefault(o => ReferenceEquals(o.Recipient, r))
+            ?? result.Recipients.FirstOrDefault(o => o.Recipient == r)).OfType<RecipientOutcome>().ToList();
+        return outcomes.Count == 0 ? result.Status : DeliveryResult.Compose(queueId, outcomes).Status;
+    }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{QueueId}: the delivery did not return within Bridge:DeliveryTimeout ({Limit:0} s) and 5 s more; answered 451 4.3.0")]
     private partial void LogHung(string queueId, double limit);

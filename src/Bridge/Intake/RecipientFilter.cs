@@ -55,15 +55,20 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
             metrics.RecipientRefused(route.Refusal.Enhanced);
             throw SmtpReplies.Refusal(route.Refusal);
         }
-        var recipient = route.Recipient!;
+        // Refused for its quota when every mailbox it reaches is full (an alias with room in one mailbox is accepted:
+        // the others are answered after DATA).
         var snapshot = settings.Current;
-        if ((recipient.User.ModeOverride ?? snapshot.Options.Mode) == BridgeMode.Spool &&
-            MailboxQuota.RefusalAtRcpt(snapshot.Spool, recipient.User.ShortName, session.AnnouncedSize) is { } full)
+        var full = route.Recipients
+            .Select(r => (r.User.ModeOverride ?? snapshot.Options.Mode) == BridgeMode.Spool
+                ? MailboxQuota.RefusalAtRcpt(snapshot.Spool, r.User.ShortName, session.AnnouncedSize)
+                : null)
+            .ToList();
+        if (full.All(f => f is not null))
         {
-            metrics.RecipientRefused(full.Enhanced);
-            throw SmtpReplies.Refusal(full);
+            metrics.RecipientRefused(full[0]!.Value.Enhanced);
+            throw SmtpReplies.Refusal(full[0]!.Value);
         }
-        session.Routes[to] = recipient;
+        session.Routes[to] = route.Recipients;
         return true;
     }
 

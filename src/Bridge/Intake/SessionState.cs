@@ -36,8 +36,9 @@ internal sealed class SessionState
     /// command it must refuse itself (HELO/EHLO on an LMTP session).</summary>
     public string? NextReplyOverride { get; set; }
 
-    /// <summary>Accepted recipients of the current transaction, by the IMailbox instance SmtpServer keeps.</summary>
-    public Dictionary<IMailbox, RoutedRecipient> Routes { get; } = new(ReferenceEqualityComparer.Instance);
+    /// <summary>Accepted recipients of the current transaction, by the IMailbox instance SmtpServer keeps: the local
+    /// recipients each RCPT reached (one user, or an alias's members).</summary>
+    public Dictionary<IMailbox, IReadOnlyList<RoutedRecipient>> Routes { get; } = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to SmtpServer: RecipientFilter answers it.</summary>
     public Bridge.Common.DeliveryStatus? PendingRefusal { get; set; }

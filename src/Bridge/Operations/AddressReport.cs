@@ -32,13 +32,25 @@ public static class AddressReport
         {
             return ([$"{address}: {route.Refusal}"], false);
         }
-        var recipient = route.Recipient!;
+        var lines = new List<string> { $"{address}: 250 2.1.5 accepted" };
+        if (route.Recipient!.Alias is { } alias && snapshot.Routing.Aliases?.Content.Entries.GetValueOrDefault(alias) is { } entry)
+        {
+            lines.Add($"  alias:   {alias} ({entry.Source}) -> {string.Join(", ", route.Recipients.Select(r => r.User.ShortName))}");
+        }
+        foreach (var recipient in route.Recipients)
+        {
+            lines.AddRange(Explain(snapshot, recipient));
+        }
+        return (lines, true);
+    }
+
+    private static List<string> Explain(SettingsSnapshot snapshot, RoutedRecipient recipient)
+    {
         var user = recipient.User;
         var options = snapshot.Options;
         var mode = user.ModeOverride ?? options.Mode;
-        var lines = new List<string>
+        return new List<string>
         {
-            $"{address}: 250 2.1.5 accepted",
             $"  user:    {user.ShortName}, first short name {user.ShortName} ({(user.Configured ? "configured in Bridge:Users" : "a login of the passwd database")}" +
                 $"{(user.Uid is { } uid ? $", uid {uid.ToString(CultureInfo.InvariantCulture)}" : ", no system account: its mailbox belongs to Bridge's uid")})",
             $"  mailbox: {Mailbox(Path.Combine(options.Spool.Directory, user.ShortName), user.Uid ?? Libc.Geteuid())}",
@@ -47,7 +59,6 @@ public static class AddressReport
                 $"{(mode == BridgeMode.Legacy && options.Legacy.FallbackToSpool ? $", falling back to spool:{options.Spool.Directory}" : "")}",
             $"  headers: X-Original-To: {recipient.Address}, Delivered-To: {recipient.DeliveredTo}",
         };
-        return (lines, true);
     }
 
     /// <summary>What the spool agent would find at the mailbox path (MailboxSafety: the rules it delivers by).</summary>

@@ -40,6 +40,7 @@ public static class MachineCheck
         findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
         findings.AddRange(CheckKeptJournalEntries(options.Spool));
         findings.AddRange(CheckUsers(options, snapshot, passwd));
+        findings.AddRange(CheckAliases(snapshot));
         if (options.UsesStore)
         {
             findings.Add(await CheckStoreAsync(snapshot.Store.Endpoint, cancellationToken).ConfigureAwait(false));
@@ -199,6 +200,33 @@ public static class MachineCheck
                 : new Finding(Level.Warn, $"mailbox {kept.Mailbox}", $"an append journal entry was set aside: {kept.Why}",
                     $"check that the last message in {mailbox} is whole, then remove {kept.File} and its .why file");
         }
+    }
+
+    /// <summary>Bridge:AliasFiles: what the files say wrong (file and line), and every alias that would be refused at
+    /// RCPT (a member that is no local user, a loop).</summary>
+    private static IEnumerable<Finding> CheckAliases(SettingsSnapshot snapshot)
+    {
+        if (snapshot.Routing.Aliases is not { } aliases)
+        {
+            yield break;
+        }
+        var subject = $"aliases {string.Join(", ", snapshot.Options.AliasFiles)}";
+        foreach (var problem in aliases.Problems)
+        {
+            yield return new Finding(Level.Warn, subject, problem, "deliver such aliases with the MTA's own alias maps, or remove them");
+        }
+        var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
+        var refused = 0;
+        foreach (var name in aliases.Content.Entries.Keys.Order(StringComparer.Ordinal))
+        {
+            var route = snapshot.Routing.Resolve(name, domain);
+            if (!route.IsAccepted && route.Refusal.Enhanced != "5.3.5") // undeliverable targets are listed above already
+            {
+                refused++;
+                yield return new Finding(Level.Warn, subject, $"mail to {name}@{domain} is refused: {route.Refusal}", "fix the alias");
+            }
+        }
+        yield return new Finding(Level.Ok, subject, $"{aliases.Content.Entries.Count} aliases read; {refused} refused at RCPT besides the ones above");
     }
 
     private static IEnumerable<Finding> CheckUsers(BridgeOptions options, SettingsSnapshot snapshot, IPasswdDatabase passwd)

@@ -1,8 +1,9 @@
-// Job: resolve an envelope recipient (local part + domain) to a local user, from one validated snapshot of the
-// configuration: local domains, configured users and their short names, the recipient delimiter, and
-// optionally the system's passwd database.
-// Failure: foreign domain -> 554 5.7.1 (no open relay); unknown user -> 550 5.1.1. Addresses that are not
-// safe file names are never looked up as logins and never become paths.
+// Job: resolve an envelope recipient (local part + domain) to local users, from one validated snapshot of the
+// configuration: local domains, the aliases (Bridge:AliasFiles, looked up first, as Postfix does), configured users
+// and their short names, the recipient delimiter, and optionally the system's passwd database.
+// Failure: foreign domain -> 554 5.7.1 (no open relay); unknown user -> 550 5.1.1; an alias Bridge cannot deliver
+// (a command, file or remote target) -> 550 5.3.5, an alias loop -> 554 5.4.6. Addresses that are not safe file
+// names are never looked up as logins and never become paths.
 using Bridge.Common;
 
 namespace Bridge.Routing;
@@ -15,6 +16,7 @@ public sealed class RoutingTable
     private readonly string _delimiters;
     private readonly IPasswdDatabase? _passwd;
     private readonly string _primaryDomain;
+    private readonly AliasTable? _aliases;
 
     /// <param name="users">Each user's short names; the first one names the spool file.</param>
     /// <param name="passwd">The system database, or null when Bridge:UseSystemAccounts is false.</param>
@@ -22,8 +24,10 @@ public sealed class RoutingTable
         IEnumerable<string> localDomains,
         IEnumerable<(IReadOnlyList<string> ShortNames, BridgeMode? Mode)> users,
         string recipientDelimiter,
-        IPasswdDatabase? passwd)
+        IPasswdDatabase? passwd,
+        AliasTable? aliases = null)
     {
+        _aliases = aliases is { IsEmpty: false } ? aliases : null;
         var domains = localDomains.Select(NormalizeDomain).Where(d => d.Length > 0).ToList();
         _primaryDomain = domains.FirstOrDefault() ?? "localhost";
         _localDomains = new HashSet<string>(domains, StringComparer.Ordinal) { "localhost" };
@@ -67,6 +71,10 @@ public sealed class RoutingTable
         var local = localPart.ToLowerInvariant();
         foreach (var candidate in Candidates(local))
         {
+            if (_aliases?.Expand(candidate, LocalNameOf) is { } expansion)
+            {
+                return Members(address, normalizedDomain, expansion, mayBlock);
+            }
             var (user, wouldBlock) = Find(candidate, normalizedDomain, mayBlock);
             if (wouldBlock)
             {
@@ -79,6 +87,47 @@ public sealed class RoutingTable
         }
         return RouteResult.Refuse(new DeliveryStatus(550, "5.1.1",
             $"<{address}>: Recipient address rejected: User unknown in local recipient table"));
+    }
+
+    /// <summary>The aliases in force (for `check` and `resolve`); null when Bridge:AliasFiles is empty.</summary>
+    public AliasTable? Aliases => _aliases;
+
+    /// <summary>The users an alias ends at, each once, or the refusal: a member that is no local user, an
+    /// undeliverable target, a loop.</summary>
+    private RouteResult? Members(string address, string domain, AliasExpansion expansion, bool mayBlock)
+    {
+        if (expansion.Problem is { } problem)
+        {
+            return RouteResult.Refuse(expansion.Loop
+                ? new DeliveryStatus(554, "5.4.6", $"<{address}>: {problem}")
+                : new DeliveryStatus(550, "5.3.5", $"<{address}>: {problem}; it is delivered by the MTA's own aliases, not by Bridge"));
+        }
+        var members = new List<RoutedRecipient>(expansion.Names.Count);
+        foreach (var name in expansion.Names)
+        {
+            var (user, wouldBlock) = Find(name, domain, mayBlock);
+            if (wouldBlock)
+            {
+                return null;
+            }
+            if (user is null)
+            {
+                return RouteResult.Refuse(new DeliveryStatus(550, "5.1.1",
+                    $"<{address}>: alias {expansion.Alias} ({expansion.Source}) expands to {name}, which is not a local user"));
+            }
+            if (!members.Any(m => m.User.ShortName == user.ShortName))
+            {
+                members.Add(new RoutedRecipient(address, user, $"{user.ShortName}@{_primaryDomain}") { Alias = expansion.Alias });
+            }
+        }
+        return RouteResult.Accept(members);
+    }
+
+    /// <summary>An alias target local@domain: its local part when the domain is local, else null (remote).</summary>
+    private string? LocalNameOf(string address)
+    {
+        var at = address.LastIndexOf('@');
+        return at > 0 && _localDomains.Contains(NormalizeDomain(address[(at + 1)..])) ? address[..at] : null;
     }
 
     private IEnumerable<string> Candidates(string local)

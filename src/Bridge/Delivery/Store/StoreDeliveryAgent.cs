@@ -39,14 +39,17 @@ public sealed partial class StoreDeliveryAgent(
             attempts++;
             metrics.StoreAttempt();
             var open = Enumerable.Range(0, recipients.Count).Where(i => !settled[i]).ToList();
+            // Each store address once (two aliases may reach the same user); every recipient gets its address's reply.
+            var addresses = open.Select(i => recipients[i].StoreAddress).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            int Sent(int k) => addresses.FindIndex(a => string.Equals(a, recipients[open[k]].StoreAddress, StringComparison.OrdinalIgnoreCase));
             try
             {
-                var replies = await SendAsync(endpoint, request, open.Select(i => recipients[i].Address).ToList(), attemptToken)
-                    .ConfigureAwait(false);
+                var replies = await SendAsync(endpoint, request, addresses, attemptToken).ConfigureAwait(false);
                 for (var k = 0; k < open.Count; k++)
                 {
-                    statuses[open[k]] = replies[k];
-                    settled[open[k]] = !replies[k].IsTransient || !IsWorthRetrying(replies[k]);
+                    var reply = replies[Sent(k)];
+                    statuses[open[k]] = reply;
+                    settled[open[k]] = !reply.IsTransient || !IsWorthRetrying(reply);
                 }
                 var deferred = open.Where(i => !settled[i]).ToList();
                 if (deferred.Count > 0)
@@ -63,7 +66,7 @@ public sealed partial class StoreDeliveryAgent(
                     $"Mail store {endpoint}: outcome unknown, the message was sent but not acknowledged ({ex.Message}); not resent by Bridge");
                 for (var k = 0; k < open.Count; k++)
                 {
-                    statuses[open[k]] = k < ex.Known.Count && ex.Known[k] is { } reply ? reply : unknown;
+                    statuses[open[k]] = Sent(k) < ex.Known.Count && ex.Known[Sent(k)] is { } reply ? reply : unknown;
                     settled[open[k]] = true;
                 }
                 LogOutcomeUnknown(request.QueueId, endpoint, attempts, ex.Message);
