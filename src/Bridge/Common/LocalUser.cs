@@ -26,4 +26,17 @@ public sealed record RoutedRecipient(string Address, LocalUser User, string Deli
 
     /// <summary>The address the mail store is given: the RCPT address, or for an alias's member the member's own.</summary>
     public string StoreAddress => Alias is null ? Address : DeliveredTo;
+
+    /// <summary>RCPT's NOTIFY= (RFC 3461), upper case: "NEVER", or a list of SUCCESS, FAILURE, DELAY; null when not given.</summary>
+    public string? Notify { get; init; }
+
+    /// <summary>RCPT's ORCPT= as given: "addr-type;xtext".</summary>
+    public string? Orcpt { get; init; }
+
+    /// <summary>The original recipient for X-Original-To: ORCPT's address when it is an rfc822 one, else the RCPT address.</summary>
+    public string OriginalRecipient =>
+        Orcpt is { } orcpt && orcpt.StartsWith("rfc822;", StringComparison.OrdinalIgnoreCase) ? Xtext.Decode(orcpt["rfc822;".Length..]) : Address;
+
+    /// <summary>Whether the sender wants a notification of this kind (FAILURE, SUCCESS, DELAY): without NOTIFY, of a failure only.</summary>
+    public bool Wants(string kind) => Notify is null ? kind == "FAILURE" : Notify.Split(',').Contains(kind, StringComparer.Ordinal);
 }

@@ -1,8 +1,9 @@
 // Job: send each recipient to the agent of the mode in force for it (Bridge:Mode, or the user's own Mode),
 // and in Legacy mode with Bridge:Legacy:FallbackToSpool, write the recipients the store still refuses
 // temporarily after its budget into their spool instead. Recipients refused for good next to delivered ones
-// get a delivery status notification to the sender (BounceSender). One result for the transaction, by
-// DeliveryResult.Compose.
+// get a delivery status notification to the sender (BounceSender), unless their RCPT's NOTIFY says otherwise (RFC
+// 3461); recipients written to the spool with NOTIFY=SUCCESS get a delivery notice. One result for the transaction,
+// by DeliveryResult.Compose.
 // A PerRecipient request (LMTP) is answered recipient by recipient instead: a spool failure does not hold back the
 // store's recipients, and no notification is sent (the client has each recipient's status and bounces itself).
 // Failure: the agents' statuses; spool recipients are delivered first, so (but for PerRecipient) a spool failure
@@ -54,8 +55,18 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
             outcomes.AddRange(stored.Recipients);
         }
 
-        var notified = !request.PerRecipient && DeliveryResult.NeedsNotification(outcomes) && await bounces.SendAsync(request,
-            outcomes.Where(o => o.Status.IsPermanent).ToList(), DateTimeOffset.Now, cancellationToken).ConfigureAwait(false);
+        // A recipient whose RCPT said NOTIFY without FAILURE (NEVER, or SUCCESS alone) gets no failure notice: the sender
+        // asked for none, so "notified" holds for it (RFC 3461).
+        var wanted = outcomes.Where(o => o.Status.IsPermanent && o.Recipient.Wants("FAILURE")).ToList();
+        var notified = !request.PerRecipient && DeliveryResult.NeedsNotification(outcomes) &&
+            (wanted.Count == 0 || await bounces.SendAsync(request, wanted, DateTimeOffset.Now, cancellationToken).ConfigureAwait(false));
+        // Where Bridge is the final delivery agent (the spool), NOTIFY=SUCCESS asks it for a delivery notice; the store
+        // is given NOTIFY itself and answers for its own deliveries.
+        var successes = outcomes.Where(o => o.Status.IsSuccess && o.Recipient.Wants("SUCCESS") && o.Relay.StartsWith("spool:", StringComparison.Ordinal)).ToList();
+        if (successes.Count > 0)
+        {
+            await bounces.SendAsync(request, successes, DateTimeOffset.Now, cancellationToken, delivered: true).ConfigureAwait(false);
+        }
         return DeliveryResult.Compose(request.QueueId, outcomes, notified);
     }
 }

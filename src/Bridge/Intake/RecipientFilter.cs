@@ -36,6 +36,8 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
     public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var session = SessionState.Of(context);
+        var dsn = session.PendingRcptParameters; // this RCPT line's NOTIFY/ORCPT (SmtpServer drops them)
+        session.PendingRcptParameters = null;
         RefuseWhatTheLineCannotCarry(session, to, "5.1.3", "recipient");
         var max = settings.Current.Options.MaxRecipients;
         if (session.Routes.Count >= max)
@@ -68,7 +70,8 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
             metrics.RecipientRefused(full[0]!.Value.Enhanced);
             throw SmtpReplies.Refusal(full[0]!.Value);
         }
-        session.Routes[to] = route.Recipients;
+        session.Routes[to] = dsn is null ? route.Recipients
+            : [.. route.Recipients.Select(r => r with { Notify = dsn.GetValueOrDefault("NOTIFY"), Orcpt = dsn.GetValueOrDefault("ORCPT") })];
         return true;
     }
 

@@ -43,6 +43,10 @@ internal sealed class SessionState
     /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to SmtpServer: RecipientFilter answers it.</summary>
     public Bridge.Common.DeliveryStatus? PendingRefusal { get; set; }
 
+    /// <summary>Set by CommandScreen for an RCPT line with DSN parameters (NOTIFY, ORCPT), which SmtpServer drops:
+    /// RecipientFilter gives them to the recipients routed for it.</summary>
+    public IReadOnlyDictionary<string, string>? PendingRcptParameters { get; set; }
+
     /// <summary>Set by RecipientFilter when it declines a recipient without it counting as a client error: the next
     /// "550 mailbox unavailable" SmtpServer writes is replaced by this reply (ReplyTextStream).</summary>
     public string? MailboxUnavailableReply { get; set; }

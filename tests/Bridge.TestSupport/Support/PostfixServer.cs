@@ -32,6 +32,10 @@ public sealed class PostfixServer : IAsyncDisposable
     public static Task<PostfixServer> StartAsync(int bridgePort, int port = 0) =>
         StartAsync("mta.test", [.. DeploySnippet(bridgePort), "mydestination="], port);
 
+    /// <summary>The same, with more main.cf settings (e.g. virtual_alias_maps).</summary>
+    public static Task<PostfixServer> StartAsync(int bridgePort, int port, params string[] settings) =>
+        StartAsync("mta.test", [.. DeploySnippet(bridgePort), "mydestination=", .. settings], port);
+
     /// <summary>The `key = value` lines of deploy/postfix/main.cf.snippet, with Bridge's port put in.</summary>
     private static string[] DeploySnippet(int bridgePort) =>
     [

@@ -37,7 +37,14 @@ public class BadInputTests
         { "SMTPUTF8 with a value", ["EHLO x", "MAIL FROM:<a@example.org> SMTPUTF8=yes"], "501 5.5.4 SMTPUTF8 takes no value" },
         { "unknown MAIL parameter", ["EHLO x", "MAIL FROM:<a@example.org> FOO=bar"], "555 5.5.4 Unsupported MAIL parameter FOO" },
         { "bad parameter keyword", ["EHLO x", "MAIL FROM:<a@example.org> =x"], "501 5.5.4 Bad parameter keyword" },
-        { "RCPT parameter of an extension not offered", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> NOTIFY=NEVER"], "555 5.5.4 Unsupported RCPT parameter NOTIFY" },
+        { "RCPT parameter of an extension not offered", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> XFOO=1"], "555 5.5.4 Unsupported RCPT parameter XFOO" },
+        { "NOTIFY with an unknown word", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> NOTIFY=SOMETIMES"], "501 5.5.4 Bad NOTIFY parameter" },
+        { "NOTIFY=NEVER with another word", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> NOTIFY=NEVER,SUCCESS"], "501 5.5.4 Bad NOTIFY parameter" },
+        { "ORCPT without addr-type", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> ORCPT=alice@afp548.test"], "501 5.5.4 Bad ORCPT parameter" },
+        { "ORCPT with bad xtext", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> ORCPT=rfc822;a+zz"], "501 5.5.4 Bad ORCPT parameter" },
+        { "repeated NOTIFY", ["EHLO x", "MAIL FROM:<a@example.org>", "RCPT TO:<alice@afp548.test> NOTIFY=NEVER NOTIFY=NEVER"], "501 5.5.4 Duplicate RCPT parameter NOTIFY" },
+        { "RET other than FULL or HDRS", ["EHLO x", "MAIL FROM:<a@example.org> RET=ALL"], "501 5.5.4 Bad RET parameter" },
+        { "ENVID with bad xtext", ["EHLO x", "MAIL FROM:<a@example.org> ENVID=a+1"], "501 5.5.4 Bad ENVID parameter" },
         { "control character in a quoted sender", ["EHLO x", "MAIL FROM:<\"a\\tb\"@example.org>"], "553 5.1.7 " }, // SmtpServer unescapes \t to a TAB
     };
 

@@ -1,6 +1,7 @@
 // Job: tell the envelope sender about recipients that failed for good after Bridge said 250 for the rest:
 // an RFC 3464 DSN (DsnBuilder) sent with MAIL FROM:<> through Bridge:Bounces:Relay (the local MTA).
-// Never a DSN for a DSN: a message from <> gets none (its failed recipients are only logged, as MTAs do).
+// Never a DSN for a DSN: a message from <> gets none (its failed recipients are only logged, as MTAs do). Also sends
+// the success notices RFC 3461's NOTIFY=SUCCESS asks of the final delivery agent.
 // Failure: returns false when the DSN could not be handed over; the caller then defers the whole message
 // (duplicates over loss) instead of answering 250.
 using System.Globalization;
@@ -26,8 +27,9 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
         return host.Length > 0;
     }
 
+    /// <param name="delivered">A success notice (NOTIFY=SUCCESS) for recipients Bridge delivered, not a failure notice.</param>
     public async Task<bool> SendAsync(DeliveryRequest request, IReadOnlyList<RecipientOutcome> failed, DateTimeOffset arrival,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool delivered = false)
     {
         if (request.Sender.Length == 0)
         {
@@ -38,7 +40,7 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
         var endpoint = current.Relay;
         try
         {
-            var dsn = DsnBuilder.Build(current.ServerName, request, failed, arrival);
+            var dsn = DsnBuilder.Build(current.ServerName, request, failed, arrival, delivered);
             using var bytes = new MemoryStream();
             var format = FormatOptions.Default.Clone();
             format.NewLineFormat = NewLineFormat.Dos;
@@ -50,7 +52,7 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
             await connection.QuitAsync(cancellationToken).ConfigureAwait(false);
             if (reply.IsSuccess)
             {
-                LogDsnSent(request.QueueId, request.Sender, endpoint, reply);
+                LogDsnSent(request.QueueId, delivered ? "delivery" : "non-delivery", request.Sender, endpoint, reply);
                 return true;
             }
             LogDsnFailed(request.QueueId, endpoint, reply.ToString());
@@ -63,8 +65,8 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: sender non-delivery notification sent to <{Sender}> via {Relay} ({Reply})")]
-    private partial void LogDsnSent(string queueId, string sender, SmtpEndpoint relay, DeliveryStatus reply);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{QueueId}: sender {Kind} notification sent to <{Sender}> via {Relay} ({Reply})")]
+    private partial void LogDsnSent(string queueId, string kind, string sender, SmtpEndpoint relay, DeliveryStatus reply);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{QueueId}: could not send the delivery status notification via {Relay}: {Problem}")]
     private partial void LogDsnFailed(string queueId, SmtpEndpoint relay, string problem);

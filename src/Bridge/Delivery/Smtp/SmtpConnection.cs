@@ -144,9 +144,11 @@ internal sealed class SmtpConnection : IAsyncDisposable
     }
 
     /// <summary>Relays one message. Returns one status per recipient, in order.</summary>
+    /// <param name="rcptParameters">Per recipient, its DSN parameters ("NOTIFY=... ORCPT=..."), sent only to a store that
+    /// offers DSN (RFC 3461), as are MAIL's RET and ENVID; dropped quietly otherwise.</param>
     public async Task<IReadOnlyList<DeliveryStatus>> SendAsync(string sender, IReadOnlyList<string> recipients,
         IReadOnlyDictionary<string, string> mailParameters, ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, IReadOnlyList<string?>? rcptParameters = null)
     {
         Reusable = false; // until the transaction has completed cleanly
         RepliesInTransaction = 0;
@@ -165,10 +167,21 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             mail.Append(" SMTPUTF8");
         }
+        var dsn = _extensions.Contains("DSN");
+        foreach (var keyword in dsn ? DsnMailParameters : [])
+        {
+            if (mailParameters.TryGetValue(keyword, out var value))
+            {
+                mail.Append(' ').Append(keyword).Append('=').Append(value);
+            }
+        }
+        string Rcpt(int i) => dsn && rcptParameters is not null && i < rcptParameters.Count && rcptParameters[i] is { Length: > 0 } p
+            ? $"RCPT TO:<{recipients[i]}> {p}"
+            : $"RCPT TO:<{recipients[i]}>";
 
         if (recipients.Count == 1 && _endpoint.Chunking && _extensions.Contains("CHUNKING") && _extensions.Contains("PIPELINING"))
         {
-            return [await SendChunkedAsync(mail.ToString(), recipients[0], prefix, message, cancellationToken).ConfigureAwait(false)];
+            return [await SendChunkedAsync(mail.ToString(), Rcpt(0), prefix, message, cancellationToken).ConfigureAwait(false)];
         }
 
         // With PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920: DATA may end a group): one
@@ -178,9 +191,9 @@ internal sealed class SmtpConnection : IAsyncDisposable
         await WriteLineAsync(mail.ToString(), cancellationToken).ConfigureAwait(false);
         if (pipelined)
         {
-            foreach (var recipient in recipients)
+            for (var i = 0; i < recipients.Count; i++)
             {
-                await WriteLineAsync($"RCPT TO:<{recipient}>", cancellationToken).ConfigureAwait(false);
+                await WriteLineAsync(Rcpt(i), cancellationToken).ConfigureAwait(false);
             }
             await WriteLineAsync("DATA", cancellationToken).ConfigureAwait(false);
         }
@@ -197,7 +210,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
             }
             else if (mailReply.IsSuccess)
             {
-                await CommandAsync($"RCPT TO:<{recipients[i]}>", cancellationToken).ConfigureAwait(false);
+                await CommandAsync(Rcpt(i), cancellationToken).ConfigureAwait(false);
                 statuses[i] = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
             }
             else
@@ -319,13 +332,13 @@ internal sealed class SmtpConnection : IAsyncDisposable
     /// With one recipient each of the three commands has exactly one reply, also over LMTP (one reply per accepted
     /// recipient after BDAT LAST, or one for a refused BDAT), so replies cannot be miscounted; several recipients
     /// go through DATA. A large message waits for MAIL and RCPT to be accepted before its bytes go out.</summary>
-    private async Task<DeliveryStatus> SendChunkedAsync(string mail, string recipient, ReadOnlyMemory<byte> prefix,
+    private async Task<DeliveryStatus> SendChunkedAsync(string mail, string rcptLine, ReadOnlyMemory<byte> prefix,
         ReadOnlySequence<byte> message, CancellationToken cancellationToken)
     {
         var length = prefix.Length + message.Length + 2; // SmtpServer removed the message's final CRLF
         var together = length <= PipelinedChunkLimit;
         await WriteLineAsync(mail, cancellationToken).ConfigureAwait(false);
-        await WriteLineAsync($"RCPT TO:<{recipient}>", cancellationToken).ConfigureAwait(false);
+        await WriteLineAsync(rcptLine, cancellationToken).ConfigureAwait(false);
         if (together)
         {
             await WriteChunkAsync(length, prefix, message, cancellationToken).ConfigureAwait(false);
@@ -394,6 +407,8 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
         await _out.WriteAsync(CrLf, cancellationToken).ConfigureAwait(false);
     }
+
+    private static readonly string[] DsnMailParameters = ["RET", "ENVID"];
 
     private static readonly ReadOnlyMemory<byte> CrLf = "\r\n"u8.ToArray();
 

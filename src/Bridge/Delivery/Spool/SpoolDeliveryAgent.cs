@@ -1,5 +1,6 @@
 // Job: Spool mode's delivery agent: one message into the /var/mail mbox of every recipient. One copy per mailbox
-// (the first recipient that resolved to it names X-Original-To); a mailbox refused for good (an unsafe name, a
+// (the first recipient that resolved to it names X-Original-To: its ORCPT when the client gave one, else its RCPT
+// address); a mailbox refused for good (an unsafe name, a
 // Delivered-To loop, over Bridge:Spool:MaxMailboxBytes) is left out and reported for its recipients alone, so the
 // others still get the message and the sender a notification. A message for one mailbox (the common case: Postfix
 // sends one recipient per transaction) goes through the GroupCommitter, which shares the lock, journal entry and
@@ -70,7 +71,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         if (targets.Count == 1)
         {
             var only = targets[0];
-            var record = new MboxRecord(request.Sender, only.Address, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
+            var record = new MboxRecord(request.Sender, only.OriginalRecipient, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
             var result = await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, record, current,
                 cancellationToken).ConfigureAwait(false);
             statuses[only.User.ShortName] = result.ToStatus(request.QueueId, current.DeferWhenFull);
@@ -121,7 +122,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 if (opened[i] is { } mailbox)
                 {
                     var target = targets[i];
-                    batch.Add(mailbox, new MboxRecord(request.Sender, target.Address, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
+                    batch.Add(mailbox, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
                         cancellationToken);
                     written.Add(i);
                 }

@@ -125,18 +125,29 @@ public sealed partial class StoreDeliveryAgent(
     private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(SmtpEndpoint endpoint, DeliveryRequest request,
         IReadOnlyList<string> addresses, CancellationToken cancellationToken)
     {
+        var dsn = addresses.Select(a => DsnParameters(request.Recipients.First(r => string.Equals(r.StoreAddress, a, StringComparison.OrdinalIgnoreCase))))
+            .ToList();
         await using var lease = await pool.RentAsync(endpoint, cancellationToken).ConfigureAwait(false);
         try
         {
             return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,
-                request.Message, cancellationToken).ConfigureAwait(false);
+                request.Message, cancellationToken, dsn).ConfigureAwait(false);
         }
         catch (Exception ex) when (lease.Reused && lease.Connection.RepliesInTransaction == 0 && NetworkFailure.IsTransient(ex))
         {
             await lease.ReconnectAsync(cancellationToken).ConfigureAwait(false);
             return await lease.Connection.SendAsync(request.Sender, addresses, request.MailParameters, request.ReceivedHeader,
-                request.Message, cancellationToken).ConfigureAwait(false);
+                request.Message, cancellationToken, dsn).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The RCPT's NOTIFY and ORCPT for the store (when it offers DSN); an alias's member without ORCPT gets the
+    /// alias as its ORCPT, so the store's Delivered-To/sieve and notices see the address the mail was sent to.</summary>
+    private static string? DsnParameters(RoutedRecipient recipient)
+    {
+        var orcpt = recipient.Orcpt ?? (recipient.Alias is null ? null : $"rfc822;{Xtext.Encode(recipient.Address)}");
+        var parts = new[] { recipient.Notify is { } notify ? $"NOTIFY={notify}" : null, orcpt is null ? null : $"ORCPT={orcpt}" };
+        return parts.Any(p => p is not null) ? string.Join(' ', parts.OfType<string>()) : null;
     }
 
     private StorePipeline PipelineFor(StoreRetry retry)

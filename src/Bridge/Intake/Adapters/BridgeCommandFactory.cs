@@ -1,5 +1,6 @@
 // Job: adjust SmtpServer's commands where Bridge answers differently. Corrects: the library's EHLO reply names
-// the library, not the server, and does not advertise ENHANCEDSTATUSCODES although Bridge's replies carry them.
+// the library, not the server, and does not advertise ENHANCEDSTATUSCODES although Bridge's replies carry them, nor
+// DSN (RFC 3461), whose parameters CommandScreen and RecipientFilter take in its place.
 // Failure: none.
 using SmtpServer;
 using SmtpServer.Protocol;
@@ -15,6 +16,6 @@ internal sealed class BridgeCommandFactory : SmtpCommandFactory
         protected override string GetGreeting(ISessionContext context) => context.ServerOptions.ServerName;
 
         protected override IEnumerable<string> GetExtensions(ISessionContext context) =>
-            base.GetExtensions(context).Append("ENHANCEDSTATUSCODES");
+            base.GetExtensions(context).Append("ENHANCEDSTATUSCODES").Append("DSN");
     }
 }

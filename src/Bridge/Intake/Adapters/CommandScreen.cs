@@ -3,11 +3,14 @@
 // without a reply; it takes SIZE=abc, SIZE=-1, an overflowing SIZE and BODY=FOO as if they were fine; and it drops
 // RCPT parameters unseen. Here each gets its RFC reply instead:
 //   501 5.5.4  syntax: malformed keyword or value, a parameter over 1000 bytes, a repeated keyword, SIZE that is not
-//              1 to 20 digits (RFC 1870), BODY other than 7BIT/8BITMIME (RFC 6152), SMTPUTF8 with a value;
+//              1 to 20 digits (RFC 1870), BODY other than 7BIT/8BITMIME (RFC 6152), SMTPUTF8 with a value, DSN's
+//              (RFC 3461) RET other than FULL/HDRS, ENVID or ORCPT that is not xtext (or ORCPT without addr-type),
+//              NOTIFY other than NEVER or a list of SUCCESS, FAILURE, DELAY;
 //   552 5.3.4  SIZE over Bridge:MaxMessageBytes (also when it does not fit in 64 bits);
 //   555 5.5.4  a parameter of an extension Bridge does not offer (RFC 5321 4.1.1.11), every RCPT parameter included.
 // A refused line is handed on without its parameters (so SmtpServer parses it safely) and the refusal is left for
-// RecipientFilter, which answers it in place of SmtpServer's own reply.
+// RecipientFilter, which answers it in place of SmtpServer's own reply. An accepted RCPT's NOTIFY and ORCPT, which
+// SmtpServer would drop, are handed to RecipientFilter the same way (RcptParameters), the line without them.
 // Failure: none; a line this does not understand is handed on unchanged for SmtpServer to answer.
 using System.Text;
 using Bridge.Common;
@@ -20,7 +23,7 @@ internal static class CommandScreen
     public const int MaxParameterBytes = 1000;
 
     /// <summary>The line to hand to SmtpServer (null: unchanged) and the refusal to answer (null: none).</summary>
-    public readonly record struct Verdict(byte[]? Replacement, DeliveryStatus? Refusal);
+    public readonly record struct Verdict(byte[]? Replacement, DeliveryStatus? Refusal, IReadOnlyDictionary<string, string>? RcptParameters = null);
 
     /// <param name="line">One command line including its CRLF.</param>
     public static Verdict Screen(ReadOnlySpan<byte> line, long maxMessageBytes)
@@ -60,13 +63,14 @@ internal static class CommandScreen
         {
             return default;
         }
-        var refusal = mail ? CheckMail(parameters, maxMessageBytes) : CheckRcpt(parameters);
-        if (refusal is null)
+        var rcptParameters = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var refusal = mail ? CheckMail(parameters, maxMessageBytes) : CheckRcpt(parameters, rcptParameters);
+        if (refusal is null && mail)
         {
             return default;
         }
         var bare = Encoding.Latin1.GetBytes($"{text[..(close + 1)]}\r\n");
-        return new Verdict(bare, refusal);
+        return refusal is null ? new Verdict(bare, null, rcptParameters) : new Verdict(bare, refusal);
     }
 
     /// <summary>Index of the '>' that closes the path starting at <paramref name="open"/> ('"' quoting and '\' escapes
@@ -139,6 +143,18 @@ internal static class CommandScreen
                         return Syntax("SMTPUTF8 takes no value (RFC 6531)");
                     }
                     break;
+                case "RET":
+                    if (value is null || !(value.Equals("FULL", StringComparison.OrdinalIgnoreCase) || value.Equals("HDRS", StringComparison.OrdinalIgnoreCase)))
+                    {
+                        return Syntax("Bad RET parameter: FULL or HDRS expected (RFC 3461)");
+                    }
+                    break;
+                case "ENVID":
+                    if (value is null || value.Length > 100 || !Xtext.IsValid(value))
+                    {
+                        return Syntax("Bad ENVID parameter: up to 100 characters of xtext expected (RFC 3461)");
+                    }
+                    break;
                 default:
                     return Unsupported($"MAIL parameter {keyword}");
             }
@@ -146,15 +162,45 @@ internal static class CommandScreen
         return null;
     }
 
-    private static DeliveryStatus? CheckRcpt(string parameters)
+    private static readonly string[] NotifyWords = ["SUCCESS", "FAILURE", "DELAY"];
+
+    /// <summary>RFC 3461's NOTIFY and ORCPT (into <paramref name="accepted"/>, NOTIFY upper case); anything else is refused.</summary>
+    private static DeliveryStatus? CheckRcpt(string parameters, Dictionary<string, string> accepted)
     {
-        foreach (var (keyword, _) in Split(parameters, out var syntax))
+        foreach (var (keyword, value) in Split(parameters, out var syntax))
         {
             if (syntax is not null)
             {
                 return syntax;
             }
-            return Unsupported($"RCPT parameter {keyword}");
+            if (accepted.ContainsKey(keyword))
+            {
+                return Syntax($"Duplicate RCPT parameter {keyword}");
+            }
+            switch (keyword.ToUpperInvariant())
+            {
+                case "NOTIFY":
+                    var words = value?.ToUpperInvariant().Split(',') ?? [];
+                    var valid = words is ["NEVER"] ||
+                        (words.Length > 0 && words.All(NotifyWords.Contains) && words.Distinct().Count() == words.Length);
+                    if (!valid)
+                    {
+                        return Syntax("Bad NOTIFY parameter: NEVER, or SUCCESS, FAILURE, DELAY separated by commas (RFC 3461)");
+                    }
+                    accepted["NOTIFY"] = value!.ToUpperInvariant();
+                    break;
+                case "ORCPT":
+                    var semicolon = value?.IndexOf(';', StringComparison.Ordinal) ?? -1;
+                    if (value is null || semicolon <= 0 || !value[..semicolon].All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ||
+                        value.Length - semicolon - 1 is 0 or > 500 || !Xtext.IsValid(value[(semicolon + 1)..]))
+                    {
+                        return Syntax("Bad ORCPT parameter: addr-type;xtext expected, e.g. rfc822;user@example.org (RFC 3461)");
+                    }
+                    accepted["ORCPT"] = value;
+                    break;
+                default:
+                    return Unsupported($"RCPT parameter {keyword}");
+            }
         }
         return null;
     }

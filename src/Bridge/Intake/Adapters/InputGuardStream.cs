@@ -211,6 +211,7 @@ internal sealed class InputGuardStream : Stream
             _session.PendingRefusal = null;
             var verdict = CommandScreen.Screen(line, _maxMessageBytes);
             _session.PendingRefusal = verdict.Refusal;
+            _session.PendingRcptParameters = verdict.RcptParameters;
             if (verdict.Replacement is not null)
             {
                 output = verdict.Replacement;

@@ -82,11 +82,12 @@ public class MailboxSafetyTests
         var bouncePort = FreePort.Next();
         await using var s = await SpoolScenario.StartAsync("Bridge:Spool:MaxMailboxBytes=4000", $"Bridge:Bounces:Relay=127.0.0.1:{bouncePort}");
         await using var mta = await PostfixServer.StartAsync(s.Port, bouncePort); // the local MTA takes the bounce back to the sender
-        byte[] nearlyFull = [.. SpoolScenario.SampleMbox, .. Enumerable.Repeat((byte)'x', 5000), .. "\n\n"u8];
+        // Under the limit at RCPT (so it is accepted there), over it with this message (refused after DATA).
+        byte[] nearlyFull = [.. SpoolScenario.SampleMbox, .. Enumerable.Repeat((byte)'x', 3000), .. "\n\n"u8];
         SpoolScenario.CreateMailbox(s.AliceMailbox, nearlyFull, s.AliceIds.Uid, s.AliceIds.Gid);
 
         var result = await Swaks.SendAsync(s.Port, $"{Alice},{Bob}", from: $"{TestAccounts.Bob}@{SpoolScenario.Domain}",
-            extra: ["--header", "Message-Id: <full@test>"]);
+            body: new string('b', 1000), extra: ["--header", "Message-Id: <full@test>"]);
 
         Assert.StartsWith("250 2.0.0 ", result.FinalReply, StringComparison.Ordinal);
         Assert.Equal(nearlyFull, await File.ReadAllBytesAsync(s.AliceMailbox));

@@ -10,14 +10,14 @@ namespace Bridge.UnitTests.Delivery.Bounces;
 /// <summary>Pure logic: the RFC 3464 report Bridge sends for recipients that failed for good.</summary>
 public class DsnBuilderTests
 {
-    private static DeliveryRequest Request(string body) => new(
+    private static DeliveryRequest Request(string body, Dictionary<string, string>? mailParameters = null) => new(
         "0A1B2C3D4E5F6A7B",
         "alice@example.org",
         [],
         Encoding.ASCII.GetBytes("Received: from client.test\r\n\tby bridge.localhost (Bridge) with ESMTP id 0A1B2C3D4E5F6A7B\r\n"),
         new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(body)),
         new MessageHeaderSummary(1, []),
-        new Dictionary<string, string>());
+        mailParameters ?? []);
 
     private static RecipientOutcome Failed(string address, DeliveryStatus status) =>
         new(new RoutedRecipient(address, new LocalUser("carol", 1001, 1001, null), "carol@example.org"), status, "spool:/var/mail", 1);
@@ -57,5 +57,30 @@ public class DsnBuilderTests
         using var bytes = new MemoryStream();
         dsn.WriteTo(bytes);
         Assert.DoesNotContain("secret body text", Encoding.ASCII.GetString(bytes.ToArray()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Envid_orcpt_and_ret_full_appear_as_rfc_3461_asks_and_a_delivery_notice_says_delivered()
+    {
+        var body = "Subject: hello\r\n\r\nthe whole body\r\n";
+        var recipient = new RoutedRecipient("info@example.org", new LocalUser("carol", 1001, 1001, null), "carol@example.org")
+        {
+            Notify = "SUCCESS",
+            Orcpt = "rfc822;info+2Bsales@example.org",
+        };
+        var dsn = DsnBuilder.Build("bridge.localhost", Request(body, new() { ["ENVID"] = "QQ+2B314", ["RET"] = "FULL" }),
+            [new RecipientOutcome(recipient, DeliveryStatus.Delivered("0A1B2C3D4E5F6A7B"), "spool:/var/mail", 1)],
+            new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero), delivered: true);
+
+        Assert.Equal("Successful Mail Delivery Report", dsn.Subject);
+        var report = Assert.IsType<MultipartReport>(dsn.Body);
+        var groups = Assert.IsType<MessageDeliveryStatus>(report[1]).StatusGroups;
+        Assert.Equal("QQ+314", groups[0]["Original-Envelope-Id"]);
+        Assert.Equal(("rfc822; info+sales@example.org", "rfc822; info@example.org", "delivered", "2.0.0"),
+            (groups[1]["Original-Recipient"], groups[1]["Final-Recipient"], groups[1]["Action"], groups[1]["Status"]));
+        var returned = Assert.IsType<MessagePart>(report[2]).Message!; // RET=FULL: the whole message
+        using var bytes = new MemoryStream();
+        returned.WriteTo(bytes);
+        Assert.Contains("the whole body", Encoding.ASCII.GetString(bytes.ToArray()), StringComparison.Ordinal);
     }
 }

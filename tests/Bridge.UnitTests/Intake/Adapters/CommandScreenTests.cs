@@ -30,16 +30,36 @@ public class CommandScreenTests
     [InlineData("MAIL FROM:<a@b.c> SIZE=26214401", 552, "Message size exceeds fixed limit of 26214400 bytes")]
     [InlineData("MAIL FROM:<a@b.c> BODY=FOO", 501, "Bad BODY parameter: 7BIT or 8BITMIME expected (RFC 6152)")]
     [InlineData("MAIL FROM:<a@b.c> BODY=BINARYMIME", 555, "Unsupported BODY=BINARYMIME (it needs CHUNKING, which is not offered)")]
-    [InlineData("MAIL FROM:<a@b.c> RET=HDRS", 555, "Unsupported MAIL parameter RET")]
+    [InlineData("MAIL FROM:<a@b.c> RET=ALL", 501, "Bad RET parameter: FULL or HDRS expected (RFC 3461)")]
+    [InlineData("MAIL FROM:<a@b.c> ENVID=a+zz", 501, "Bad ENVID parameter: up to 100 characters of xtext expected (RFC 3461)")]
     [InlineData("MAIL FROM:<a@b.c> X=a=b", 501, "Bad value of parameter X")]
-    [InlineData("RCPT TO:<a@b.c> NOTIFY=NEVER", 555, "Unsupported RCPT parameter NOTIFY")]
-    [InlineData("RCPT TO:<\"x y\"@b.c> ORCPT=rfc822;a@b.c", 555, "Unsupported RCPT parameter ORCPT")]
+    [InlineData("MAIL FROM:<a@b.c> XFOO", 555, "Unsupported MAIL parameter XFOO")]
+    [InlineData("RCPT TO:<a@b.c> NOTIFY=NEVER,DELAY", 501, "Bad NOTIFY parameter: NEVER, or SUCCESS, FAILURE, DELAY separated by commas (RFC 3461)")]
+    [InlineData("RCPT TO:<a@b.c> NOTIFY=SUCCESS,SUCCESS", 501, "Bad NOTIFY parameter: NEVER, or SUCCESS, FAILURE, DELAY separated by commas (RFC 3461)")]
+    [InlineData("RCPT TO:<\"x y\"@b.c> ORCPT=a@b.c", 501, "Bad ORCPT parameter: addr-type;xtext expected, e.g. rfc822;user@example.org (RFC 3461)")]
+    [InlineData("RCPT TO:<a@b.c> XFOO=1", 555, "Unsupported RCPT parameter XFOO")]
     public void Each_bad_parameter_gets_its_rfc_reply(string line, int code, string text)
     {
         var verdict = Screen(line);
         Assert.Equal(code, verdict.Refusal?.Code);
         Assert.Equal(code == 552 ? "5.3.4" : "5.5.4", verdict.Refusal?.Enhanced);
         Assert.Equal(text, verdict.Refusal?.Text);
+    }
+
+    [Theory]
+    [InlineData("MAIL FROM:<a@b.c> RET=HDRS ENVID=QQ+2B314")]
+    [InlineData("mail from:<> ret=full")]
+    public void Dsn_mail_parameters_pass_to_smtpserver_which_keeps_them(string line) => Assert.Equal(default, Screen(line));
+
+    [Fact]
+    public void Dsn_rcpt_parameters_are_taken_out_for_recipientfilter_since_smtpserver_drops_them()
+    {
+        var verdict = Screen("RCPT TO:<\"x y\"@b.c> notify=success,failure ORCPT=rfc822;x+20y@b.c");
+        Assert.Null(verdict.Refusal);
+        Assert.Equal("RCPT TO:<\"x y\"@b.c>\r\n", Encoding.Latin1.GetString(verdict.Replacement!));
+        Assert.Equal("SUCCESS,FAILURE", verdict.RcptParameters!["NOTIFY"]);
+        Assert.Equal("rfc822;x+20y@b.c", verdict.RcptParameters["ORCPT"]);
+        Assert.Equal("NEVER", Screen("RCPT TO:<a@b.c> NOTIFY=never").RcptParameters!["NOTIFY"]);
     }
 
     [Fact]
