@@ -2,6 +2,7 @@
 // Failure: binding errors and invalid values are reported by BridgeOptionsValidator, naming the key.
 using Bridge.Common;
 using Bridge.Delivery.Smtp;
+using Bridge.Delivery.Spool;
 using Bridge.Routing;
 
 namespace Bridge.Configuration;
@@ -138,6 +139,10 @@ public sealed class SpoolOptions
     /// <summary>What a full mailbox (over MaxMailboxBytes, or the file system's quota) means for its mail: Bounce
     /// (552 5.2.2) or Defer (452 4.2.2, the MTA retries; Dovecot's quota_full_tempfail).</summary>
     public QuotaPolicy QuotaExceeded { get; set; } = QuotaPolicy.Bounce;
+
+    /// <summary>How "From " lines in a message are quoted in the mbox: Mboxrd (every "&gt;*From " line gets one more
+    /// "&gt;", so drain and collection give the message back byte for byte) or Mboxo (as Postfix local(8) writes).</summary>
+    public MboxFormat Format { get; set; } = MboxFormat.Mboxrd;
 
     /// <summary>How long a delivery waits for the dotlock and the fcntl lock before answering 451 4.2.0.</summary>
     public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(20);

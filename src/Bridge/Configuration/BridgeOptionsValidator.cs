@@ -31,6 +31,14 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
             }
         }
         ValidateServerName(options.ServerName, errors);
+        if (!Enum.IsDefined(options.Spool.QuotaExceeded))
+        {
+            errors.Add($"{p}:Spool:QuotaExceeded must be Bounce or Defer");
+        }
+        if (!Enum.IsDefined(options.Spool.Format))
+        {
+            errors.Add($"{p}:Spool:Format must be Mboxrd or Mboxo");
+        }
         if (!Enum.IsDefined(options.Mode))
         {
             errors.Add($"{p}:Mode must be Spool or Legacy");

@@ -37,7 +37,7 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.UseSystemAccounts ? passwd : null,
             new AliasTable(options.AliasFiles, options.LocalDomains));
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
-            options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer);
+            options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer, options.Spool.Format);
         var legacy = options.Legacy;
         var endpoint = new SmtpEndpoint(legacy.Host, legacy.Port, legacy.Protocol, legacy.Tls, legacy.TrustedCertificate,
             legacy.Username, legacy.Password, options.ServerName, legacy.MaxConnections, legacy.Chunking);

@@ -12,7 +12,7 @@ namespace Bridge.Intake;
 
 internal static class HeaderSummaryReader
 {
-    private const int MaxValue = 1024;
+    internal const int MaxValue = 1024;
 
     public static MessageHeaderSummary Read(ReadOnlySequence<byte> message)
     {

@@ -1,9 +1,13 @@
-// Job: read an mbox (mboxo, as Bridge, Postfix and procmail write it) one record at a time: the envelope sender
-// from the From_ line, the message with CRLF line ends (without the empty line that ends the record), and the
-// byte offset where the next record starts. Memory holds one message, never the mailbox.
+// Job: read an mbox one record at a time and give back the message that was delivered into it: the envelope sender
+// (from the Return-Path delivery wrote, else the From_ line), the message with CRLF line ends, the "From " quoting
+// of the format undone (MboxQuoting: mboxrd exactly; mboxo as well as that format allows), without the
+// Return-Path, X-Original-To and Delivered-To lines that spool delivery (Bridge's, or Postfix local(8)'s) put first,
+// and without the empty line that ends the record; and the byte offset where the next record starts. Memory holds
+// one message, never the mailbox.
 // Failure: a file that does not start with a From_ line yields no records (drain then moves nothing).
 using System.Buffers;
 using System.Text;
+using Bridge.Delivery.Spool;
 
 namespace Bridge.Operations;
 
@@ -11,7 +15,9 @@ public sealed record MboxRecordData(string Sender, ReadOnlySequence<byte> Messag
 
 public static class MboxRecords
 {
-    public static IEnumerable<MboxRecordData> Read(Stream mbox)
+    private static readonly string[] DeliveryHeaders = ["Return-Path: ", "X-Original-To: ", "Delivered-To: "];
+
+    public static IEnumerable<MboxRecordData> Read(Stream mbox, MboxFormat format = MboxFormat.Mboxrd)
     {
         using var reader = new LineReader(mbox);
         var line = reader.Next();
@@ -19,6 +25,8 @@ public static class MboxRecords
         {
             var sender = SenderOf(line.Value.Bytes);
             var message = new ArrayBufferWriter<byte>();
+            // The lines spool delivery wrote first, in its order; the sender from Return-Path keeps RFC 5321 quoting.
+            var added = 0;
             var previousEmpty = false;
             var pendingEmpty = false;
             long end;
@@ -36,6 +44,17 @@ public static class MboxRecords
                     end = line.Value.Start;
                     break;
                 }
+                if (added < DeliveryHeaders.Length && message.WrittenCount == 0 && !pendingEmpty &&
+                    bytes.AsSpan().StartsWith(Encoding.ASCII.GetBytes(DeliveryHeaders[added])))
+                {
+                    if (added == 0 && bytes.Length >= 15 && bytes[^1] == (byte)'>')
+                    {
+                        sender = Encoding.UTF8.GetString(bytes, 14, bytes.Length - 15); // Return-Path: <sender>
+                    }
+                    added++;
+                    continue;
+                }
+                added = DeliveryHeaders.Length;
                 if (pendingEmpty)
                 {
                     Append(message, []);
@@ -43,7 +62,7 @@ public static class MboxRecords
                 pendingEmpty = bytes.Length == 0; // the last empty line before the next From_ separates records
                 if (!pendingEmpty)
                 {
-                    Append(message, bytes);
+                    Append(message, bytes.AsSpan(MboxQuoting.QuoteToDrop(bytes, format)));
                 }
                 previousEmpty = bytes.Length == 0;
             }

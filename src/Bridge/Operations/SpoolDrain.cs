@@ -1,7 +1,8 @@
 // Job: `bridge drain`: what the Mac OS X mail store did at login: take the waiting mail out of /var/mail spools
 // and deliver it to the store (Legacy target), to move from Spool to Legacy mode without losing what was spooled.
-// Each mailbox is locked as for a delivery; its records are relayed in order (sender from the From_ line,
-// recipient the mailbox's user); the first refusal stops that mailbox; only the relayed records are removed
+// Each mailbox is locked as for a delivery; its records are relayed in order, each as it was delivered (MboxRecords:
+// sender from Return-Path, quoting of Bridge:Spool:Format undone, delivery's headers removed; BODY=8BITMIME and
+// SMTPUTF8 where the message needs them), recipient the mailbox's user; the first refusal stops that mailbox; only the relayed records are removed
 // (MailboxTrim.KeepFrom: new file + rename, crash-safe). --dry-run only lists.
 // Failure: a mailbox that cannot be drained keeps all its mail and makes the exit code 1; a crash after
 // relaying but before the removal can only cause duplicates at the next drain, never a loss.
@@ -56,7 +57,7 @@ public static class SpoolDrain
             }
             using (mailbox)
             {
-                if (!await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, dryRun, output, cancellationToken).ConfigureAwait(false))
+                if (!await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, output, cancellationToken).ConfigureAwait(false))
                 {
                     failed++;
                 }
@@ -65,7 +66,7 @@ public static class SpoolDrain
         return failed > 0 ? 1 : 0;
     }
 
-    private static async Task<bool> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint, bool dryRun,
+    private static async Task<bool> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint, MboxFormat format, bool dryRun,
         TextWriter output, CancellationToken cancellationToken)
     {
         using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
@@ -75,7 +76,7 @@ public static class SpoolDrain
         SmtpConnection? connection = null;
         try
         {
-            foreach (var record in MboxRecords.Read(file))
+            foreach (var record in MboxRecords.Read(file, format))
             {
                 if (dryRun)
                 {
@@ -83,7 +84,7 @@ public static class SpoolDrain
                     continue;
                 }
                 connection ??= await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
-                var reply = (await connection.SendAsync(record.Sender, [recipient], new Dictionary<string, string>(), default,
+                var reply = (await connection.SendAsync(record.Sender, [recipient], MailParameters(record), default,
                     record.Message, cancellationToken).ConfigureAwait(false))[0];
                 if (!reply.IsSuccess)
                 {
@@ -133,5 +134,38 @@ public static class SpoolDrain
             await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {mailbox.Stat.Size - keepFrom} bytes left in the spool").ConfigureAwait(false);
         }
         return ok;
+    }
+
+    /// <summary>What the message needs from the store: BODY=8BITMIME for 8-bit bytes, SMTPUTF8 for UTF-8 in the
+    /// sender or the header section (RFC 6152, RFC 6531); sent where the store offers them.</summary>
+    internal static Dictionary<string, string> MailParameters(MboxRecordData record)
+    {
+        var parameters = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var eightBit = false;
+        var headerEightBit = false;
+        var inHeaders = true;
+        var previous = (byte)0;
+        foreach (var segment in record.Message)
+        {
+            foreach (var b in segment.Span)
+            {
+                eightBit |= b >= 0x80;
+                headerEightBit |= inHeaders && b >= 0x80;
+                if (inHeaders && b == (byte)'\n' && previous == (byte)'\n')
+                {
+                    inHeaders = false;
+                }
+                previous = b == (byte)'\r' ? previous : b;
+            }
+        }
+        if (eightBit)
+        {
+            parameters["BODY"] = "8BITMIME";
+        }
+        if (headerEightBit || record.Sender.Any(c => c >= 0x80))
+        {
+            parameters["SMTPUTF8"] = "";
+        }
+        return parameters;
     }
 }

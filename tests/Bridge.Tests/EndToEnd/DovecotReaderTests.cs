@@ -6,10 +6,12 @@ namespace Bridge.Tests.EndToEnd;
 /// <summary>swaks -> Bridge -> /var/mail-style spool, read by a real Dovecot over IMAP (MailKit).</summary>
 public class DovecotReaderTests
 {
-    [Fact]
-    public async Task Dovecot_sees_every_delivered_message_with_a_byte_correct_body()
+    [Theory]
+    [InlineData("Mboxrd")]
+    [InlineData("Mboxo")]
+    public async Task Dovecot_sees_every_delivered_message_with_a_byte_correct_body(string format)
     {
-        await using var s = await SpoolScenario.StartAsync();
+        await using var s = await SpoolScenario.StartAsync($"Bridge:Spool:Format={format}");
         using var dir = new TempDir();
         string[] bodies =
         [
@@ -35,8 +37,10 @@ public class DovecotReaderTests
             var split = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
             var headers = text[..split];
             var body = text[(split + 4)..];
-            // mboxo quotes "From " lines; everything else, 8-bit included, arrives as sent (CRLF over IMAP).
-            var expected = bodies[i].Replace("From the top", ">From the top", StringComparison.Ordinal).Replace("\n", "\r\n", StringComparison.Ordinal) + "\r\n";
+            // Dovecot shows the quoting of "From " lines as written (mboxo: "From ", mboxrd also ">From " one more ">");
+            // everything else, 8-bit included, arrives as sent (CRLF over IMAP).
+            var quoted = format == "Mboxrd" ? bodies[i].Replace(">From quoted", ">>From quoted", StringComparison.Ordinal) : bodies[i];
+            var expected = quoted.Replace("From the top", ">From the top", StringComparison.Ordinal).Replace("\n", "\r\n", StringComparison.Ordinal) + "\r\n";
             Assert.Equal(expected, body);
             Assert.Contains($"Message-Id: <dovecot-{i}@test>", headers, StringComparison.Ordinal);
             Assert.Contains($"Delivered-To: {TestAccounts.Alice}@{SpoolScenario.Domain}", headers, StringComparison.Ordinal);

@@ -47,8 +47,33 @@ public class DrainTests
         {
             Assert.Contains($"<spooled-{i}@test>", stored[i], StringComparison.Ordinal);
         }
-        Assert.EndsWith("\r\n\r\n>From the second\r\n>From quoted\r\n", stored[1], StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\nFrom the second\r\n>From quoted\r\n", stored[1], StringComparison.Ordinal); // mboxrd: given back as sent
         Assert.StartsWith("Return-Path: <>", stored[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_spooled_message_reaches_the_store_byte_for_byte_through_drain_and_its_dkim_signature_verifies()
+    {
+        await using var s = await SpoolScenario.StartAsync();
+        using var dir = new TempDir();
+        // From lines at every depth of quoting, a dot line, 8-bit text: what mboxo could not give back exactly.
+        var (signed, key) = DkimTestMessage.Create($"alice@{SpoolScenario.Domain}",
+            "From the start\r\n>From once\r\n>>From twice\r\n.dot line\r\ncaf\u00e9 \u00fcber\r\n\r\nFrom the end\r\n", "caf\u00e9 r\u00e9sum\u00e9");
+        await File.WriteAllBytesAsync(dir["signed.eml"], signed);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}", dataFile: dir["signed.eml"])).FinalReply,
+            StringComparison.Ordinal);
+        Assert.Contains("\n>>>From twice\n", await File.ReadAllTextAsync(s.AliceMailbox), StringComparison.Ordinal); // mboxrd in the spool
+        await using var store = await DovecotServer.StartStoreAsync(0, TestAccounts.Alice);
+
+        var result = await BridgeProcess.RunToExitAsync(new TempDir("bridge-daemon"), ["drain", "--user", TestAccounts.Alice, .. Settings(s, store.LmtpPort)]);
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        var stored = Assert.Single(await store.FetchInboxAsync(TestAccounts.Alice));
+        var original = (byte[])[.. signed, .. "\r\n"u8]; // swaks ends the message with the CRLF before "."
+        Assert.True(stored.AsSpan().EndsWith(original), "the collected message differs from the one received:\n" + Encoding.UTF8.GetString(stored));
+        var added = Encoding.UTF8.GetString(stored, 0, stored.Length - original.Length);
+        Assert.DoesNotContain("X-Original-To:", added, StringComparison.Ordinal); // the spool's delivery headers are gone
+        Assert.True(await DkimTestMessage.VerifyAsync(stored, key), "DKIM signature does not verify at the store");
     }
 
     [Fact]

@@ -16,8 +16,11 @@ public class HeaderSummaryReaderTests
     }
 
     [Fact]
-    public void A_header_folded_over_a_megabyte_is_read_in_linear_time()
+    public void A_header_folded_over_a_megabyte_is_read_without_keeping_it()
     {
+        // Concatenating every continuation line took 8-54 s for 1 MB: the reader keeps at most MaxValue characters of a
+        // value (no address is longer) and skips the rest of the field without copying, so its work is linear. Checked
+        // by what it keeps, not by a clock (a timed unit test fails on a busy machine, not on a slow reader).
         var folded = new StringBuilder("Delivered-To: start\r\n");
         while (folded.Length < 1_100_000)
         {
@@ -29,12 +32,12 @@ public class HeaderSummaryReaderTests
             folded.Append(" z\r\n");
         }
         var message = new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes(folded + "Received: last\r\n\r\nbody\r\n"));
-        var clock = System.Diagnostics.Stopwatch.StartNew();
 
         var summary = HeaderSummaryReader.Read(message);
 
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"{clock.Elapsed} for 2 MB of folded header (string concatenation took 8-54 s for 1 MB)");
         Assert.Equal(1, summary.ReceivedCount);
-        Assert.StartsWith("start x x x", Assert.Single(summary.DeliveredTo), StringComparison.Ordinal);
+        var deliveredTo = Assert.Single(summary.DeliveredTo);
+        Assert.StartsWith("start x x x", deliveredTo, StringComparison.Ordinal);
+        Assert.InRange(deliveredTo.Length, HeaderSummaryReader.MaxValue - 16, HeaderSummaryReader.MaxValue + 16);
     }
 }

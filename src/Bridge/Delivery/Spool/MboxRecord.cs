@@ -1,7 +1,8 @@
-// Job: write one mboxo record exactly as Postfix local(8) does: "From sender  asctime" line (spaces in a quoted
+// Job: write one mbox record the way Postfix local(8) does: "From sender  asctime" line (spaces in a quoted
 // sender become '_' there, so readers find the date), Return-Path (the sender in RFC 5321 form, quotes kept),
-// X-Original-To, Delivered-To, then the message with CRLF -> LF, ">From " quoting of every line that begins
-// with "From ", Dovecot's bookkeeping headers stripped, a final newline and one empty line.
+// X-Original-To, Delivered-To, then the message with CRLF -> LF, lines that look like a From_ line quoted by the
+// format (MboxQuoting: mboxrd by default, or mboxo exactly as local(8)), Dovecot's bookkeeping headers stripped, a
+// final newline and one empty line.
 // Streams line by line into a sink; never copies the whole message.
 // Failure: the sink's first non-zero errno stops the write and is returned; the caller truncates.
 using System.Buffers;
@@ -29,8 +30,6 @@ internal sealed class CountingSink : IRecordSink
 
 internal sealed class MboxRecord
 {
-    private static readonly byte[] FromSpace = "From "u8.ToArray();
-
     /// <summary>Headers Dovecot asks delivery agents to remove: they are its own mbox bookkeeping.</summary>
     private static readonly string[] StrippedHeaders =
         ["status", "x-status", "x-keywords", "x-imap", "x-imapbase", "x-uid", "content-length"];
@@ -38,12 +37,15 @@ internal sealed class MboxRecord
     private readonly byte[] _envelope;
     private readonly ReadOnlyMemory<byte> _prefix;
     private readonly ReadOnlySequence<byte> _message;
+    private readonly MboxFormat _format;
 
     /// <param name="prefix">Bytes placed before the message (Bridge's Received header), CRLF-terminated lines.</param>
     /// <param name="message">The message as received: CRLF line ends, without the CRLF that ended DATA.</param>
+    /// <param name="format">How lines that look like a From_ line are quoted (MboxQuoting).</param>
     public MboxRecord(string sender, string originalRecipient, string deliveredTo, DateTime localTime,
-        ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message)
+        ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message, MboxFormat format = MboxFormat.Mboxrd)
     {
+        _format = format;
         var fromLineSender = sender.Length == 0 ? "MAILER-DAEMON" : Sanitize(sender);
         var envelope = new StringBuilder()
             .Append("From ").Append(fromLineSender).Append("  ").Append(AscTime(localTime)).Append('\n')
@@ -98,7 +100,7 @@ internal sealed class MboxRecord
 
     public int WriteTo(IRecordSink sink)
     {
-        var state = new LineState();
+        var state = new LineState(_format);
         var rc = sink.Write(_envelope);
         if (rc == 0 && !_prefix.IsEmpty)
         {
@@ -117,8 +119,13 @@ internal sealed class MboxRecord
     {
         public bool InHeaders;
         public bool DroppingField;
+        public MboxFormat Format;
 
-        public LineState() => InHeaders = true;
+        public LineState(MboxFormat format)
+        {
+            InHeaders = true;
+            Format = format;
+        }
     }
 
     private static int WriteLines(ReadOnlySequence<byte> input, IRecordSink sink, ref LineState state, bool tailIsLine)
@@ -183,7 +190,7 @@ internal sealed class MboxRecord
         }
 
         var rc = 0;
-        if (head.StartsWith(FromSpace))
+        if (MboxQuoting.NeedsQuote(line, state.Format))
         {
             rc = sink.Write(">"u8);
         }

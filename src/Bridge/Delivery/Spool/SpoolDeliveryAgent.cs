@@ -71,7 +71,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         if (targets.Count == 1)
         {
             var only = targets[0];
-            var record = new MboxRecord(request.Sender, only.OriginalRecipient, only.DeliveredTo, now, request.ReceivedHeader, request.Message);
+            var record = new MboxRecord(request.Sender, only.OriginalRecipient, only.DeliveredTo, now, request.ReceivedHeader, request.Message, current.Format);
             var result = await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, record, current,
                 cancellationToken).ConfigureAwait(false);
             statuses[only.User.ShortName] = result.ToStatus(request.QueueId, current.DeferWhenFull);
@@ -122,7 +122,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 if (opened[i] is { } mailbox)
                 {
                     var target = targets[i];
-                    batch.Add(mailbox, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader, request.Message),
+                    batch.Add(mailbox, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader, request.Message, current.Format),
                         cancellationToken);
                     written.Add(i);
                 }

@@ -8,4 +8,5 @@ public sealed record SpoolSettings(
     TimeSpan LockTimeout,
     TimeSpan DotlockStaleAfter,
     uint? MailGroupId,
-    bool DeferWhenFull = false);
+    bool DeferWhenFull = false,
+    MboxFormat Format = MboxFormat.Mboxrd);

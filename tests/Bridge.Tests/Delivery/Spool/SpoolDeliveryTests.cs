@@ -104,7 +104,8 @@ public class SpoolDeliveryTests
 
         Assert.StartsWith("250 ", result.FinalReply, StringComparison.Ordinal);
         var message = Assert.Single(await MboxReaders.PythonMailboxAsync(s.AliceMailbox));
-        Assert.Equal(">From the desk of George\n\n>From me@example.org  Tue Nov 24 10:00:00 2026\n>From already quoted\nFromage\n", message.BodyText);
+        // Python's mailbox module shows the quoting as written: mboxrd gives ">From already quoted" one more ">".
+        Assert.Equal(">From the desk of George\n\n>From me@example.org  Tue Nov 24 10:00:00 2026\n>>From already quoted\nFromage\n", message.BodyText);
         Assert.Equal(["<from@test>"], await MboxReaders.FormailMessageIdsAsync(s.AliceMailbox));
     }
 

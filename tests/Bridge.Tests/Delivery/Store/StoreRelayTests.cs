@@ -1,11 +1,6 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text;
 using Bridge.Tests.Support;
-using MimeKit;
-using MimeKit.Cryptography;
-using Org.BouncyCastle.Crypto;
-using Org.BouncyCastle.OpenSsl;
 
 namespace Bridge.Tests.Delivery.Store;
 
@@ -19,7 +14,7 @@ public class StoreRelayTests
     {
         await using var s = await LegacyScenario.StartAsync();
         using var dir = new TempDir();
-        var (signed, publicKeyPem) = DkimSignedMessage();
+        var (signed, publicKeyPem) = DkimTestMessage.Create(Alice);
         var data = dir["signed.eml"];
         await File.WriteAllBytesAsync(data, signed);
 
@@ -33,10 +28,7 @@ public class StoreRelayTests
         var added = Encoding.UTF8.GetString(stored, 0, stored.Length - original.Length);
         Assert.Matches(@"Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby bridge\.localhost \(Bridge\) with ESMTP id [0-9A-F]{16}\r\n\tfor <bridgetest1@afp548\.test>; [^\r\n]+\r\n$", added);
 
-        var message = MimeMessage.Load(new MemoryStream(stored));
-        var signature = message.Headers[message.Headers.IndexOf(HeaderId.DkimSignature)];
-        var verifier = new DkimVerifier(new StaticKeyLocator(publicKeyPem));
-        Assert.True(await verifier.VerifyAsync(message, signature), "DKIM signature does not verify at the store");
+        Assert.True(await DkimTestMessage.VerifyAsync(stored, publicKeyPem), "DKIM signature does not verify at the store");
         Assert.Contains(s.Bridge.Bridge.Logs.Lines, l => l.Contains($"relay=lmtp:[127.0.0.1]:{s.LmtpPort}", StringComparison.Ordinal)
                                                         && l.Contains("attempts=1, status=sent (250 2.0.0", StringComparison.Ordinal));
     }
@@ -236,41 +228,5 @@ public class StoreRelayTests
         Assert.Equal(5, (await s.InboxAsync(TestAccounts.Alice)).Count);
         var connects = s.Store!.LmtpConnections;
         Assert.True(connects is >= 1 and < 5, $"{connects} LMTP connections for 5 messages:\n{s.Store.Log}");
-    }
-
-    private static (byte[] Message, string PublicKeyPem) DkimSignedMessage()
-    {
-        using var rsa = RSA.Create(2048);
-        var privatePem = rsa.ExportRSAPrivateKeyPem();
-        var publicPem = rsa.ExportSubjectPublicKeyInfoPem();
-        var message = new MimeMessage();
-        message.From.Add(new MailboxAddress("Sender", "sender@example.org"));
-        message.To.Add(new MailboxAddress("Alice", Alice));
-        message.Subject = "signed";
-        message.MessageId = "signed@test";
-        message.Date = new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
-        message.Body = new TextPart("plain") { Text = "A body with a long line " + new string('x', 200) + "\r\nand caf\u00e9.\r\n.dot line\r\n" };
-        using var keyStream = new MemoryStream(Encoding.ASCII.GetBytes(privatePem));
-        var signer = new DkimSigner(keyStream, "example.org", "test")
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Simple,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Simple,
-        };
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        message.Prepare(EncodingConstraint.EightBit);
-        signer.Sign(options, message, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
-        using var output = new MemoryStream();
-        message.WriteTo(options, output);
-        return (output.ToArray(), publicPem);
-    }
-
-    private sealed class StaticKeyLocator(string publicKeyPem) : DkimPublicKeyLocatorBase
-    {
-        public override AsymmetricKeyParameter LocatePublicKey(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            (AsymmetricKeyParameter)new PemReader(new StringReader(publicKeyPem)).ReadObject();
-
-        public override Task<AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
-            Task.FromResult(LocatePublicKey(methods, domain, selector, cancellationToken));
     }
 }

@@ -19,10 +19,10 @@ public class MboxRecordTests
 
     private static readonly DateTime When = new(2026, 11, 3, 19, 57, 21, DateTimeKind.Local);
 
-    private static string Render(string message, string sender = "a@example.org", string prefix = "")
+    private static string Render(string message, string sender = "a@example.org", string prefix = "", MboxFormat format = MboxFormat.Mboxrd)
     {
         var record = new MboxRecord(sender, "gw+x@afp548.com", "george@afp548.com", When,
-            Encoding.UTF8.GetBytes(prefix), new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(message)));
+            Encoding.UTF8.GetBytes(prefix), new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(message)), format);
         var sink = new Collect();
         Assert.Equal(0, record.WriteTo(sink));
         Assert.Equal(sink.Bytes.Count, record.Length);
@@ -55,10 +55,17 @@ public class MboxRecordTests
             Render("S: x\r\n\r\nb", sender: "\"john doe\"@x.org"));
 
     [Fact]
-    public void Quotes_every_line_that_begins_with_From_space()
+    public void Mboxo_quotes_every_line_that_begins_with_From_space_as_postfix_local_does()
     {
-        var text = Render("Subject: q\r\n\r\nFrom here\r\n>From there\r\nFrom\r\n From x\r\nFrom ");
+        var text = Render("Subject: q\r\n\r\nFrom here\r\n>From there\r\nFrom\r\n From x\r\nFrom ", format: MboxFormat.Mboxo);
         Assert.EndsWith("\n\n>From here\n>From there\nFrom\n From x\n>From \n\n", text);
+    }
+
+    [Fact]
+    public void Mboxrd_the_default_quotes_every_line_of_quote_marks_and_From_space_once_more()
+    {
+        var text = Render("Subject: q\r\n\r\nFrom here\r\n>From there\r\n>>>From far\r\nFrom\r\n From x\r\n>From\r\n>> From\r\nFrom ");
+        Assert.EndsWith("\n\n>From here\n>>From there\n>>>>From far\nFrom\n From x\n>From\n>> From\n>From \n\n", text);
     }
 
     [Fact]
