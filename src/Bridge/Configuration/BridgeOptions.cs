@@ -186,6 +186,9 @@ public sealed class LegacyOptions
 
     /// <summary>When the store still fails after the retry budget, write to the recipient's spool instead of answering 4xx.</summary>
     public bool FallbackToSpool { get; set; }
+
+    /// <summary>With FallbackToSpool: move what fell back to the spool on to the store by itself once it answers again.</summary>
+    public bool CollectAfterFallback { get; set; } = true;
 }
 
 /// <summary>Polly policies for the store: per-attempt timeout inside exponential retry with jitter inside a circuit breaker.</summary>

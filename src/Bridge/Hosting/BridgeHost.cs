@@ -11,6 +11,7 @@ using Bridge.Delivery.Store;
 using Bridge.Intake;
 using Bridge.Native;
 using Bridge.Observability;
+using Bridge.Operations;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -146,6 +147,7 @@ public static class BridgeHost
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
         builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
+        builder.Services.AddHostedService<FallbackCollector>();
         builder.Services.AddHostedService<SmtpListenerService>();
         return (builder.Build(), null);
     }

@@ -27,18 +27,31 @@ public static class SpoolDrain
         var names = user is not null
             ? [user.ToLowerInvariant()]
             : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName).Order().ToList();
-        var endpoint = snapshot.Store.Endpoint;
-        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         var journal = new AppendJournal(options.Spool.JournalDirectory);
         var locks = new InProcessMailboxLocks();
         var failed = 0;
         foreach (var name in names)
         {
+            if (!(await DrainMailboxAsync(snapshot, name, locks, journal, dryRun, int.MaxValue, output, cancellationToken).ConfigureAwait(false)).Ok)
+            {
+                failed++;
+            }
+        }
+        return failed > 0 ? 1 : 0;
+    }
+
+    /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
+    /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
+    internal static async Task<(bool Ok, int Relayed, bool More)> DrainMailboxAsync(SettingsSnapshot snapshot, string name,
+        InProcessMailboxLocks locks, AppendJournal journal, bool dryRun, int maxMessages, TextWriter output, CancellationToken cancellationToken)
+    {
+        var endpoint = snapshot.Store.Endpoint;
+        var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
+        {
             if (!ShortName.IsSafeFileName(name))
             {
                 await output.WriteLineAsync($"drain {name}: not a safe spool file name").ConfigureAwait(false);
-                failed++;
-                continue;
+                return (false, 0, false);
             }
             // The owner a delivery would give this mailbox (its user's, or Bridge's for a configured user without an
             // account); not checked for a name Bridge does not route (a mailbox of another program's).
@@ -52,23 +65,20 @@ public static class SpoolDrain
             if (mailbox is null)
             {
                 await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
-                failed++;
-                continue;
+                return (false, 0, false);
             }
             using (mailbox)
             {
-                if (!await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, output, cancellationToken).ConfigureAwait(false))
-                {
-                    failed++;
-                }
+                return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, cancellationToken)
+                    .ConfigureAwait(false);
             }
         }
-        return failed > 0 ? 1 : 0;
     }
 
-    private static async Task<bool> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint, MboxFormat format, bool dryRun,
-        TextWriter output, CancellationToken cancellationToken)
+    private static async Task<(bool Ok, int Relayed, bool More)> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint,
+        MboxFormat format, bool dryRun, int maxMessages, TextWriter output, CancellationToken cancellationToken)
     {
+        var more = false;
         using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
         var relayed = 0;
         var keepFrom = 0L;
@@ -78,6 +88,11 @@ public static class SpoolDrain
         {
             foreach (var record in MboxRecords.Read(file, format))
             {
+                if (relayed >= maxMessages)
+                {
+                    more = true; // the next batch takes the rest
+                    break;
+                }
                 if (dryRun)
                 {
                     await output.WriteLineAsync($"drain {name}: would relay a message from <{record.Sender}> ({record.Message.Length} bytes) to {recipient}").ConfigureAwait(false);
@@ -94,7 +109,7 @@ public static class SpoolDrain
                 }
                 relayed++;
                 keepFrom = record.End;
-                if (!Console.IsOutputRedirected)
+                if (!Console.IsOutputRedirected && output == Console.Out)
                 {
                     await output.WriteAsync($"\rdrain {name}: {relayed} relayed").ConfigureAwait(false);
                 }
@@ -126,14 +141,14 @@ public static class SpoolDrain
             if (error is not null)
             {
                 await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed ({error}): a later drain relays them again").ConfigureAwait(false);
-                return false;
+                return (false, relayed, false);
             }
         }
         if (!dryRun)
         {
             await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {mailbox.Stat.Size - keepFrom} bytes left in the spool").ConfigureAwait(false);
         }
-        return ok;
+        return (ok, relayed, more && ok);
     }
 
     /// <summary>What the message needs from the store: BODY=8BITMIME for 8-bit bytes, SMTPUTF8 for UTF-8 in the

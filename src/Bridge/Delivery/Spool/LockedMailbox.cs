@@ -1,8 +1,9 @@
 // Job: one mailbox held open and locked the way a trusted local delivery agent holds it: in-process lock, open with
 // O_NOFOLLOW|O_APPEND (a delivery creates a missing mailbox O_EXCL 0600 and gives it to its user), the rules of
 // MailboxSafety checked on the open file, the dotlock and a whole-file fcntl (OFD) write lock taken non-blocking with
-// jittered retries, the append a crash interrupted settled (AppendRecovery; a rewritten mailbox is opened again from
-// the start), then the real end of the file recorded. Offers the three primitives the append protocol
+// jittered retries, the path checked to still name the locked file (another process may have renamed a rewritten
+// mailbox over it meanwhile), the append a crash interrupted settled (AppendRecovery; a rewritten mailbox is opened
+// again from the start), then the real end of the file recorded. Offers the three primitives the append protocol
 // (AppendBatch) is made of: write a record at the end, fsync, truncate back. Used by deliveries, by recovery at
 // start, and by drain and probe (which open existing mailboxes only).
 // Failure: every problem is a SpoolResult; the locks are released on every failure and on Dispose; the file is never
@@ -113,6 +114,12 @@ internal sealed class LockedMailbox : IDisposable
         {
             return (result, false);
         }
+        if (!PathStillNamesTheFile())
+        {
+            // Renamed over while this waited for the locks (drain's or recovery's rewrite, by another process): the
+            // descriptor is a file nobody reads any more. Open the new one from the start.
+            return (SpoolResult.Ok, true);
+        }
         var recovery = AppendRecovery.Settle(_fd, Path, Name, journal);
         if (recovery.Note is { } note)
         {
@@ -120,6 +127,9 @@ internal sealed class LockedMailbox : IDisposable
         }
         return recovery.Rewritten ? (SpoolResult.Ok, true) : (CheckAfterLock(), false);
     }
+
+    private bool PathStillNamesTheFile() =>
+        Libc.Fstat(_fd, out var locked) == 0 && Libc.Lstat(Path, out var named) == 0 && named.SameFileAs(locked);
 
     private SpoolResult OpenExisting()
     {

@@ -1,0 +1,108 @@
+// Job: after a store outage, move the mail that Bridge:Legacy:FallbackToSpool wrote to the spool on to the store, by
+// itself (Bridge:Legacy:CollectAfterFallback, on by default with FallbackToSpool): every few seconds, each spool
+// mailbox of a user whose mail goes to the store is drained (SpoolDrain: in arrival order, under the same locks as
+// deliveries, each message given back as received, only what the store accepted removed), in batches of a few
+// messages so deliveries to that mailbox never wait long for its locks. A store that is still down ends the round.
+// After a restart the next round finds what is left; nothing is remembered in between.
+// Failure: never throws; what a round could not do is logged, and the mail stays in the spool for the next round.
+// A crash after the store accepted a batch but before it was removed from the spool delivers that batch twice
+// (duplicates over loss, as drain).
+using Bridge.Common;
+using Bridge.Configuration;
+using Bridge.Delivery.Spool;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Bridge.Operations;
+
+public sealed partial class FallbackCollector(LiveSettings settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<FallbackCollector> logger)
+    : BackgroundService
+{
+    /// <summary>How often the spool is looked at while collection is on.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    /// <summary>Messages relayed per hold of a mailbox's locks.</summary>
+    public const int Batch = 20;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Interval, stoppingToken).ConfigureAwait(false);
+                await RoundAsync(settings.Current, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // a round that fails must not end collection (or the daemon): the mail waits for the next
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogRoundFailed(ex);
+            }
+        }
+    }
+
+    /// <summary>One pass over the spool; returns when everything collectable was moved or the store stopped answering.</summary>
+    internal async Task RoundAsync(SettingsSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        var options = snapshot.Options;
+        if (!options.UsesStore || !options.Legacy.FallbackToSpool || !options.Legacy.CollectAfterFallback)
+        {
+            return;
+        }
+        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
+        foreach (var name in MailboxesWithMail(options.Spool.Directory))
+        {
+            var route = snapshot.Routing.Resolve(name, domain);
+            if (route.Recipient is not { } user || user.User.ShortName != name || (user.User.ModeOverride ?? options.Mode) != BridgeMode.Legacy)
+            {
+                continue; // a spool-mode user's mailbox, or a file Bridge does not route: its mail stays where it is
+            }
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                using var output = new StringWriter();
+                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, cancellationToken)
+                    .ConfigureAwait(false);
+                if (relayed > 0 || !ok)
+                {
+                    foreach (var line in output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                    {
+                        LogCollected(line);
+                    }
+                }
+                if (!ok)
+                {
+                    return; // the store refuses or is still down: the next round tries again
+                }
+                if (!more)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> MailboxesWithMail(string directory)
+    {
+        IEnumerable<FileInfo> files;
+        try
+        {
+            files = new DirectoryInfo(directory).GetFiles().Where(f => f.Length > 0 && ShortName.IsSafeFileName(f.Name)).ToList();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+        return files.Select(f => f.Name).Order(StringComparer.Ordinal);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "collect after fallback: {Line}")]
+    private partial void LogCollected(string line);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "collect after fallback: a round failed unexpectedly; the mail stays in the spool for the next round")]
+    private partial void LogRoundFailed(Exception exception);
+}
