@@ -68,6 +68,7 @@ for dir in postfix exim dovecot; do
   install -d -m 0755 "$root/usr/share/doc/bridge/examples/$dir"
   install -m 0644 deploy/$dir/* "$root/usr/share/doc/bridge/examples/$dir/"
 done
+install -m 0755 deploy/dovecot/bridge-collect "$root/usr/lib/bridge/dovecot-collect" # 30-bridge-collect.conf runs it
 install -m 0644 deploy/debian/copyright "$root/usr/share/doc/bridge/copyright"
 install -D -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/bridge"
 {

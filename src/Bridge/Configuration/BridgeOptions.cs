@@ -189,6 +189,10 @@ public sealed class LegacyOptions
 
     /// <summary>With FallbackToSpool: move what fell back to the spool on to the store by itself once it answers again.</summary>
     public bool CollectAfterFallback { get; set; } = true;
+
+    /// <summary>Longest time `collect` (the Dovecot post-login script) spends moving a user's spool into the store; what
+    /// is left stays for the next login.</summary>
+    public TimeSpan LoginCollectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Polly policies for the store: per-attempt timeout inside exponential retry with jitter inside a circuit breaker.</summary>

@@ -22,6 +22,10 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         {
             errors.Add($"{p}:Listen:Port {options.Listen.Port} is not in 1..65535");
         }
+        if (options.Legacy.LoginCollectTimeout < TimeSpan.FromSeconds(1) || options.Legacy.LoginCollectTimeout > TimeSpan.FromMinutes(5))
+        {
+            errors.Add($"{BridgeOptions.Section}:Legacy:LoginCollectTimeout {options.Legacy.LoginCollectTimeout} is not between 00:00:01 and 00:05:00 (a login waits for it)");
+        }
         ValidateLmtp(options, errors);
         for (var i = 0; i < options.AliasFiles.Count; i++)
         {

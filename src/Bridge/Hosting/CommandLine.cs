@@ -14,7 +14,7 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | resolve ADDRESS... | probe ADDRESS [--via HOST:PORT] [--keep] [--wait S]]
+        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | collect --user LOGIN | resolve ADDRESS... | probe ADDRESS [--via HOST:PORT] [--keep] [--wait S]]
                [--Bridge:Key=value ...]
                bridge --version | --help
 
@@ -24,6 +24,9 @@ public static class CommandLine
                         one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
           drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
                         from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
+          collect       for the Dovecot post-login script: move LOGIN's spooled mail (the first short name's mailbox,
+                        whichever short name LOGIN is) into the store, for at most Bridge:Legacy:LoginCollectTimeout;
+                        always exit code 0, so a login never fails for it
           resolve       for each address: the reply Bridge would give at RCPT and, if accepted, the user, first short
                         name, mailbox (exists, owner, mode), mode and why, and target; sends nothing; exit code 1 when
                         any address is refused
@@ -72,6 +75,11 @@ public static class CommandLine
                 return 0;
             case "resolve":
                 return await ResolveAsync(args[1..]).ConfigureAwait(false);
+            case "collect" when args.Skip(1).Any(a => a is "--help" or "-h"):
+                Console.WriteLine("Usage: bridge collect --user LOGIN [--Bridge:Key=value ...]\n  Moves LOGIN's spooled mail into the store within Bridge:Legacy:LoginCollectTimeout; exit code 0 (a login must not fail for it).");
+                return 0;
+            case "collect":
+                return await CollectAsync(args[1..]).ConfigureAwait(false);
             default:
                 await Console.Error.WriteLineAsync($"bridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
                 return 64;
@@ -153,6 +161,25 @@ public static class CommandLine
         var value = args[at + 1];
         args = [.. args[..at], .. args[(at + 2)..]];
         return value;
+    }
+
+    /// <summary>The post-login collection: the login's first short name's spool into the store, bounded in time. Exit 0
+    /// whatever happens (the script must let the login go on); what happened is printed for the mail log.</summary>
+    private static async Task<int> CollectAsync(string[] args)
+    {
+        var login = TakeOption(ref args, "--user");
+        if (string.IsNullOrEmpty(login))
+        {
+            await Console.Error.WriteLineAsync("Usage: bridge collect --user LOGIN [--Bridge:Key=value ...]").ConfigureAwait(false);
+            return 0;
+        }
+        var snapshot = await LoadSnapshotAsync(args).ConfigureAwait(false);
+        if (snapshot is null)
+        {
+            return 0;
+        }
+        await LoginCollect.RunAsync(snapshot, login, Console.Out, CancellationToken.None).ConfigureAwait(false);
+        return 0;
     }
 
     private static async Task<int> ResolveAsync(string[] args)

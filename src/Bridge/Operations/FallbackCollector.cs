@@ -65,7 +65,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
             while (!cancellationToken.IsCancellationRequested)
             {
                 using var output = new StringWriter();
-                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, cancellationToken)
+                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken)
                     .ConfigureAwait(false);
                 if (relayed > 0 || !ok)
                 {

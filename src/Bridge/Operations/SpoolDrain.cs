@@ -32,7 +32,7 @@ public static class SpoolDrain
         var failed = 0;
         foreach (var name in names)
         {
-            if (!(await DrainMailboxAsync(snapshot, name, locks, journal, dryRun, int.MaxValue, output, cancellationToken).ConfigureAwait(false)).Ok)
+            if (!(await DrainMailboxAsync(snapshot, name, locks, journal, dryRun, int.MaxValue, output, null, cancellationToken).ConfigureAwait(false)).Ok)
             {
                 failed++;
             }
@@ -42,8 +42,10 @@ public static class SpoolDrain
 
     /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
     /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
+    /// <param name="until">Past this time no further message is begun (collect at login); null: no limit.</param>
     internal static async Task<(bool Ok, int Relayed, bool More)> DrainMailboxAsync(SettingsSnapshot snapshot, string name,
-        InProcessMailboxLocks locks, AppendJournal journal, bool dryRun, int maxMessages, TextWriter output, CancellationToken cancellationToken)
+        InProcessMailboxLocks locks, AppendJournal journal, bool dryRun, int maxMessages, TextWriter output, DateTime? until,
+        CancellationToken cancellationToken)
     {
         var endpoint = snapshot.Store.Endpoint;
         var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
@@ -69,14 +71,14 @@ public static class SpoolDrain
             }
             using (mailbox)
             {
-                return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, cancellationToken)
-                    .ConfigureAwait(false);
+                return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
+                    cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
     private static async Task<(bool Ok, int Relayed, bool More)> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint,
-        MboxFormat format, bool dryRun, int maxMessages, TextWriter output, CancellationToken cancellationToken)
+        MboxFormat format, bool dryRun, int maxMessages, TextWriter output, DateTime? until, CancellationToken cancellationToken)
     {
         var more = false;
         using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
@@ -88,7 +90,7 @@ public static class SpoolDrain
         {
             foreach (var record in MboxRecords.Read(file, format))
             {
-                if (relayed >= maxMessages)
+                if (relayed >= maxMessages || DateTime.UtcNow > until)
                 {
                     more = true; // the next batch takes the rest
                     break;

@@ -35,6 +35,9 @@ public sealed class DovecotServer : IAsyncDisposable
 
     public int ImapPort { get; }
 
+    /// <summary>POP3 (plain, 127.0.0.1), when started with it; 0 otherwise.</summary>
+    public int Pop3Port { get; private init; }
+
     /// <summary>The LMTP port when started as a store (0 otherwise).</summary>
     public int LmtpPort { get; }
 
@@ -95,9 +98,18 @@ public sealed class DovecotServer : IAsyncDisposable
     public static Task<DovecotServer> StartTlsStoreAsync(params string[] users) =>
         StartAsync(MaildirStore, lmtp: true, FreePort.Next(), tls: true, 0, users);
 
+    /// <summary>The store with IMAP and POP3 logins that first run <paramref name="collectScript"/> as Dovecot's post-login
+    /// script, configured with deploy/dovecot/30-bridge-collect.conf (only the script's path changed). Each
+    /// <paramref name="otherLogins"/> entry is one more login name for a user (same uid and home), as the note's users
+    /// log in with any of their short names.</summary>
+    public static Task<DovecotServer> StartStoreWithLoginCollectAsync(string collectScript, IReadOnlyList<(string Login, string User)> otherLogins,
+        params string[] users) =>
+        StartAsync(MaildirStore + "\n" + Deploy("30-bridge-collect.conf", ("/usr/lib/bridge/dovecot-collect", collectScript)),
+            lmtp: true, FreePort.Next(), tls: false, 0, users, pop3: true, otherLogins);
+
     /// <param name="mailSettings">mail_location and related settings (deploy/dovecot/10-bridge-spool.conf, or a Maildir store).</param>
     private static async Task<DovecotServer> StartAsync(string mailSettings, bool lmtp, int lmtpPort, bool tls, int submissionRelayPort,
-        string[] users)
+        string[] users, bool pop3 = false, IReadOnlyList<(string Login, string User)>? otherLogins = null)
     {
         if (submissionRelayPort != 0 && !File.Exists("/usr/lib/dovecot/submission"))
         {
@@ -121,7 +133,24 @@ public sealed class DovecotServer : IAsyncDisposable
             await Proc.RunAsync("chown", [$"{uid}:{gid}", home]);
             passwd.Add($"{user}:{{PLAIN}}{Password}:{uid}:{gid}::{home}::");
         }
+        foreach (var (login, user) in otherLogins ?? [])
+        {
+            var (uid, gid) = await TestAccounts.EnsureAsync(user);
+            passwd.Add($"{login}:{{PLAIN}}{Password}:{uid}:{gid}::{dir["home-" + user]}::");
+        }
         await File.WriteAllLinesAsync(dir["passwd"], passwd);
+        var pop3Port = pop3 ? FreePort.Next() : 0;
+        var pop3Service = !pop3 ? "" : $$"""
+            service pop3-login {
+              inet_listener pop3 {
+                port = {{pop3Port}}
+              }
+              inet_listener pop3s {
+                port = 0
+              }
+            }
+            pop3_uidl_format = %08Xu%08Xv
+            """;
         var lmtpsPort = tls ? FreePort.Next() : 0;
         var ssl = "ssl = no";
         if (tls)
@@ -168,7 +197,7 @@ public sealed class DovecotServer : IAsyncDisposable
             listen = 127.0.0.1
             {{ssl}}
             disable_plaintext_auth = no
-            protocols = imap{{(submissionRelayPort != 0 ? " submission" : "")}}
+            protocols = imap{{(pop3 ? " pop3" : "")}}{{(submissionRelayPort != 0 ? " submission" : "")}}
             auth_mechanisms = plain
             lmtp_save_to_detail_mailbox = no
             service imap-login {
@@ -181,6 +210,7 @@ public sealed class DovecotServer : IAsyncDisposable
             }
             {{lmtpService}}
             {{submission}}
+            {{pop3Service}}
             passdb {
               driver = passwd-file
               args = {{dir["passwd"]}}
@@ -193,7 +223,7 @@ public sealed class DovecotServer : IAsyncDisposable
             """;
         var configPath = dir["dovecot.conf"];
         await File.WriteAllTextAsync(configPath, config);
-        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0, lmtpsPort) { SubmissionPort = submissionPort };
+        var server = new DovecotServer(dir, configPath, imapPort, lmtp ? lmtpPort : 0, lmtpsPort) { SubmissionPort = submissionPort, Pop3Port = pop3Port };
         try
         {
             await server.StartAgainAsync();

@@ -45,7 +45,8 @@ public partial class PackageTests
         foreach (var path in (string[])["./usr/sbin/mailbridge -> ../lib/bridge/bridge", "./usr/lib/bridge/bridge", "./etc/bridge/appsettings.json",
                      "./lib/systemd/system/bridge.service", "./usr/share/man/man8/mailbridge.8.gz", "./usr/share/man/man5/bridge.json.5.gz",
                      "./usr/share/doc/bridge/copyright", "./usr/share/doc/bridge/examples/postfix/main.cf.snippet",
-                     "./usr/share/doc/bridge/examples/exim/router-bridge.conf", "./usr/share/doc/bridge/examples/dovecot/10-bridge-spool.conf"])
+                     "./usr/share/doc/bridge/examples/exim/router-bridge.conf", "./usr/share/doc/bridge/examples/dovecot/10-bridge-spool.conf",
+                     "./usr/lib/bridge/dovecot-collect", "./usr/share/doc/bridge/examples/dovecot/30-bridge-collect.conf"])
         {
             Assert.Contains(path, contents, StringComparison.Ordinal);
         }
