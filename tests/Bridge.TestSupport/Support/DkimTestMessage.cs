@@ -13,7 +13,8 @@ namespace Bridge.Tests.Support;
 public static class DkimTestMessage
 {
     /// <summary>A signed message for <paramref name="to"/> with <paramref name="body"/> (CRLF lines) and the public key.</summary>
-    public static (byte[] Message, string PublicKeyPem) Create(string to, string? body = null, string subject = "signed")
+    /// <param name="utf8Headers">Header fields in raw UTF-8 (RFC 6532) rather than RFC 2047 encoded words.</param>
+    public static (byte[] Message, string PublicKeyPem) Create(string to, string? body = null, string subject = "signed", bool utf8Headers = false)
     {
         using var rsa = RSA.Create(2048);
         var privatePem = rsa.ExportRSAPrivateKeyPem();
@@ -33,6 +34,7 @@ public static class DkimTestMessage
         };
         var options = FormatOptions.Default.Clone();
         options.NewLineFormat = NewLineFormat.Dos;
+        options.International = utf8Headers;
         message.Prepare(EncodingConstraint.EightBit);
         signer.Sign(options, message, [HeaderId.From, HeaderId.To, HeaderId.Subject, HeaderId.Date, HeaderId.MessageId]);
         using var output = new MemoryStream();

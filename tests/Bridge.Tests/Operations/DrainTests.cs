@@ -58,7 +58,9 @@ public class DrainTests
         using var dir = new TempDir();
         // From lines at every depth of quoting, a dot line, 8-bit text: what mboxo could not give back exactly.
         var (signed, key) = DkimTestMessage.Create($"alice@{SpoolScenario.Domain}",
-            "From the start\r\n>From once\r\n>>From twice\r\n.dot line\r\ncaf\u00e9 \u00fcber\r\n\r\nFrom the end\r\n", "caf\u00e9 r\u00e9sum\u00e9");
+            "From the start\r\n>From once\r\n>>From twice\r\n.dot line\r\ncaf\u00e9 \u00fcber\r\n\r\nFrom the end\r\n", "caf\u00e9 r\u00e9sum\u00e9",
+            utf8Headers: true);
+        Assert.Contains("Subject: caf\u00e9 r\u00e9sum\u00e9\r\n", Encoding.UTF8.GetString(signed), StringComparison.Ordinal); // a raw UTF-8 header
         await File.WriteAllBytesAsync(dir["signed.eml"], signed);
         Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Port, $"alice@{SpoolScenario.Domain}", dataFile: dir["signed.eml"])).FinalReply,
             StringComparison.Ordinal);
