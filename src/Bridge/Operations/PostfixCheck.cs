@@ -20,7 +20,7 @@ internal static class PostfixCheck
         {
             return [];
         }
-        var directory = Environment.GetEnvironmentVariable("MAIL_CONFIG") is { Length: > 0 } configured ? configured : "/etc/postfix";
+        var directory = ConfigDirectory();
         var mainCf = Path.Combine(directory, "main.cf");
         var subject = $"postfix {mainCf}";
         if (!File.Exists(mainCf))
@@ -55,10 +55,10 @@ internal static class PostfixCheck
         var lmtpRoutes = 0;
         foreach (var domain in options.LocalDomains.Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()))
         {
+            var transport = postmap is null ? null : await LookupTransportAsync(postmap, directory, setting["transport_maps"], domain, cancellationToken).ConfigureAwait(false);
             if (options.Lmtp.Socket.Length > 0)
             {
-                var mapped = postmap is null ? null : await LookupTransportAsync(postmap, directory, setting["transport_maps"], domain, cancellationToken).ConfigureAwait(false);
-                var (lmtpRoute, lmtpVia) = mapped is not null ? (mapped, "transport_maps")
+                var (lmtpRoute, lmtpVia) = transport is not null ? (transport, "transport_maps")
                     : Words(setting["mydestination"]).Any(d => string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase)) ? (setting["mailbox_transport"], "mailbox_transport")
                     : Words(setting["virtual_mailbox_domains"]).Any(d => string.Equals(d.TrimEnd('.'), domain, StringComparison.OrdinalIgnoreCase)) ? (setting["virtual_transport"], "virtual_transport")
                     : ("", "");
@@ -75,7 +75,6 @@ internal static class PostfixCheck
                     $"remove {domain} from mydestination / virtual_mailbox_domains in {mainCf}, then postfix reload"));
                 continue;
             }
-            var transport = postmap is null ? null : await LookupTransportAsync(postmap, directory, setting["transport_maps"], domain, cancellationToken).ConfigureAwait(false);
             var (route, via) = transport is not null ? (transport, "transport_maps") : (setting["relayhost"], "relayhost");
             if (PointsAt(route, options.Listen.Address, options.Listen.Port))
             {
@@ -138,10 +137,13 @@ internal static class PostfixCheck
         {
             return null;
         }
-        var directory = Environment.GetEnvironmentVariable("MAIL_CONFIG") is { Length: > 0 } configured ? configured : "/etc/postfix";
-        var (ok, output) = await ConfigTool.RunAsync(postconf, ["-c", directory, "-hx", "mail_owner"], cancellationToken).ConfigureAwait(false);
+        var (ok, output) = await ConfigTool.RunAsync(postconf, ["-c", ConfigDirectory(), "-hx", "mail_owner"], cancellationToken).ConfigureAwait(false);
         return ok && output.Trim().Length > 0 ? output.Trim() : null;
     }
+
+    /// <summary>Postfix's configuration directory as postconf finds it: $MAIL_CONFIG, else /etc/postfix.</summary>
+    private static string ConfigDirectory() =>
+        Environment.GetEnvironmentVariable("MAIL_CONFIG") is { Length: > 0 } configured ? configured : "/etc/postfix";
 
     /// <summary>The nexthop of a relayhost or transport value ("[127.0.0.1]:627", "smtp:[127.0.0.1]:627") is Bridge's listener.</summary>
     internal static bool PointsAt(string route, string address, int port)

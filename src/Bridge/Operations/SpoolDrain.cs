@@ -49,31 +49,29 @@ public static class SpoolDrain
     {
         var endpoint = snapshot.Store.Endpoint;
         var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
+        if (!ShortName.IsSafeFileName(name))
         {
-            if (!ShortName.IsSafeFileName(name))
-            {
-                await output.WriteLineAsync($"drain {name}: not a safe spool file name").ConfigureAwait(false);
-                return (false, 0, false);
-            }
-            // The owner a delivery would give this mailbox (its user's, or Bridge's for a configured user without an
-            // account); not checked for a name Bridge does not route (a mailbox of another program's).
-            var route = AddressReport.Route(snapshot, $"{name}@{domain}");
-            uint? owner = route.Recipient is { } routed && routed.User.ShortName == name ? routed.User.Uid ?? Native.Libc.Geteuid() : null;
-            var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
-            foreach (var note in notes)
-            {
-                await output.WriteLineAsync($"drain {name}: recovery: {note.Message}").ConfigureAwait(false);
-            }
-            if (mailbox is null)
-            {
-                await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
-                return (false, 0, false);
-            }
-            using (mailbox)
-            {
-                return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
-                    cancellationToken).ConfigureAwait(false);
-            }
+            await output.WriteLineAsync($"drain {name}: not a safe spool file name").ConfigureAwait(false);
+            return (false, 0, false);
+        }
+        // The owner a delivery would give this mailbox (its user's, or Bridge's for a configured user without an
+        // account); not checked for a name Bridge does not route (a mailbox of another program's).
+        var route = AddressReport.Route(snapshot, $"{name}@{domain}");
+        uint? owner = route.Recipient is { } routed && routed.User.ShortName == name ? routed.User.Uid ?? Native.Libc.Geteuid() : null;
+        var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
+        foreach (var note in notes)
+        {
+            await output.WriteLineAsync($"drain {name}: recovery: {note.Message}").ConfigureAwait(false);
+        }
+        if (mailbox is null)
+        {
+            await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
+            return (false, 0, false);
+        }
+        using (mailbox)
+        {
+            return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
+                cancellationToken).ConfigureAwait(false);
         }
     }
 

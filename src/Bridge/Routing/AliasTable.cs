@@ -20,10 +20,8 @@ public sealed class AliasTable
     private readonly HashSet<string> _localDomains;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
-    private AliasFileContent _content;
-    private IReadOnlyList<string> _problems = [];
-    private string _signature;
-    private DateTimeOffset _checked;
+    private volatile Loaded _loaded;
+    private long _checkedTicks; // when the files were last looked at (UTC ticks)
 
     /// <param name="localDomains">Bridge:LocalDomains: a target local@domain elsewhere is a remote address.</param>
     public AliasTable(IReadOnlyList<string> paths, IEnumerable<string> localDomains, TimeProvider? time = null)
@@ -31,8 +29,8 @@ public sealed class AliasTable
         _paths = paths;
         _localDomains = new HashSet<string>(localDomains.Select(d => d.Trim().TrimEnd('.').ToLowerInvariant()), StringComparer.Ordinal) { "localhost" };
         _time = time ?? TimeProvider.System;
-        (_content, _problems, _signature) = Load();
-        _checked = _time.GetUtcNow();
+        _loaded = Load();
+        _checkedTicks = _time.GetUtcNow().UtcTicks;
     }
 
     public bool IsEmpty => _paths.Count == 0;
@@ -43,24 +41,10 @@ public sealed class AliasTable
 
     /// <summary>What the files say wrong, with file and line: lines that are no alias, unreadable files and includes,
     /// and every target Bridge cannot deliver (a command, a file, a remote address).</summary>
-    public IReadOnlyList<string> Problems
-    {
-        get
-        {
-            Refresh();
-            return _problems;
-        }
-    }
+    public IReadOnlyList<string> Problems => Refresh().Problems;
 
     /// <summary>The aliases as the files say now.</summary>
-    public AliasFileContent Content
-    {
-        get
-        {
-            Refresh();
-            return _content;
-        }
-    }
+    public AliasFileContent Content => Refresh().Content;
 
     /// <summary>The expansion of <paramref name="name"/>, or null when it is no alias.</summary>
     /// <param name="localNameOf">For a target local@domain: its local name when the domain is local, else null.</param>
@@ -118,29 +102,33 @@ public sealed class AliasTable
         }
     }
 
-    private void Refresh()
+    /// <summary>The files as last read, read again when one changed; looked at no more than once a second, and without
+    /// a lock until then (every RCPT comes through here).</summary>
+    private Loaded Refresh()
     {
-        if (_paths.Count == 0)
+        var now = _time.GetUtcNow().UtcTicks;
+        if (_paths.Count == 0 || now - Volatile.Read(ref _checkedTicks) < TimeSpan.TicksPerSecond)
         {
-            return;
+            return _loaded;
         }
-        var now = _time.GetUtcNow();
         lock (_gate)
         {
-            if (now - _checked < TimeSpan.FromSeconds(1))
+            if (now - _checkedTicks >= TimeSpan.TicksPerSecond)
             {
-                return;
+                Volatile.Write(ref _checkedTicks, now);
+                if (Signature(_loaded.Content.FilesRead) != _loaded.Signature)
+                {
+                    _loaded = Load();
+                }
             }
-            _checked = now;
-            if (Signature(_content.FilesRead) == _signature)
-            {
-                return;
-            }
-            (_content, _problems, _signature) = Load();
+            return _loaded;
         }
     }
 
-    private (AliasFileContent Content, IReadOnlyList<string> Problems, string Signature) Load()
+    /// <summary>One reading of the files, swapped whole so that content and problems always belong together.</summary>
+    private sealed record Loaded(AliasFileContent Content, IReadOnlyList<string> Problems, string Signature);
+
+    private Loaded Load()
     {
         var content = AliasFile.Read(_paths);
         var problems = content.Problems.Concat(content.Entries.Values.SelectMany(e => e.Targets
@@ -152,7 +140,7 @@ public sealed class AliasTable
         {
             Report?.Invoke(problem);
         }
-        return (content, problems, Signature(content.FilesRead));
+        return new Loaded(content, problems, Signature(content.FilesRead));
     }
 
     private static string Kind(AliasTargetKind kind) => kind switch
