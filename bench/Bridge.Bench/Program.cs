@@ -10,7 +10,7 @@ using Bridge.Tests.Support;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: bridge-bench [--runs N] [--messages N] [--quick] [--serve] [--out FILE]");
+    Console.Error.WriteLine("usage: bridge-bench [--runs N] [--messages N] [--quick] [--chains] [--serve] [--out FILE]");
     return 64;
 }
 Peers.RequireRoot();
@@ -24,11 +24,16 @@ await using var dovecot = await DovecotLmtpTarget.StartAsync();
 await using var sink = await SmtpSinkTarget.StartAsync();
 var spoolLmtp = new BridgeLmtpTarget(spool);
 Target[] targets = [spool, postfix, legacy, dovecot, sink, spoolLmtp];
+await using var chains = await Chains.StartAsync(spool, legacy, sink);
 if (options.Serve)
 {
     // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.
     Console.WriteLine($"Bridge spool: port {spool.Port} pid {spool.Pid}; Bridge legacy: port {legacy.Port} pid {legacy.Pid}; " +
         $"Postfix: port {postfix.Port}; Dovecot LMTP: port {dovecot.Port}; smtp-sink: port {sink.Port}; recipient {spool.Recipient}. Ctrl-C or SIGTERM ends.");
+    foreach (var chain in chains.All)
+    {
+        Console.WriteLine($"chain {chain.Name}: Postfix port {chain.Port}, master pid {chain.Watched[0].Pid}");
+    }
     var stop = new TaskCompletionSource();
     using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, e => { e.Cancel = true; stop.TrySetResult(); });
     using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, e => { e.Cancel = true; stop.TrySetResult(); });
@@ -41,6 +46,22 @@ LoadShape[] shapes =
     new(1, false, options.Messages / 4, options.MessageBytes), new(1, true, options.Messages / 4, options.MessageBytes),
     new(16, false, options.Messages, options.MessageBytes), new(16, true, options.Messages, options.MessageBytes),
 ];
+
+// First what a site sees: the chains with a real Postfix in front (16 sessions into Postfix).
+LoadShape[] chainShapes = [shapes[2], shapes[3]];
+var chainRuns = await Chains.RunAsync(chains.All, chainShapes, options.Runs);
+if (options.ChainsOnly)
+{
+    var chainText = Report.RenderChainsOnly(started, options, await Machine.DescribeAsync(Path.GetTempPath()), chainShapes, chainRuns);
+    Console.WriteLine();
+    Console.WriteLine(chainText);
+    if (options.Output is not null)
+    {
+        await File.WriteAllTextAsync(options.Output, chainText);
+        Console.WriteLine($"written to {options.Output}");
+    }
+    return 0;
+}
 foreach (var target in targets)
 {
     await SmtpSource.RunAsync(target, shapes[3] with { Messages = 200 }); // warm-up: JIT, process pools, caches
@@ -82,7 +103,8 @@ var largeMemory = await MemoryPeaks.OneLargeMessageAsync(options.LargeMessageByt
 Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one {options.LargeMessageBytes / 1_000_000} MB message peak {largeMemory.PeakBytes >> 20} MiB (at rest {largeMemory.RestingBytes >> 20} MiB)");
 
 var machine = await Machine.DescribeAsync(Path.GetTempPath());
-var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory));
+var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory,
+    chainShapes, chainRuns));
 Console.WriteLine();
 Console.WriteLine(report);
 if (options.Output is not null)
@@ -93,7 +115,7 @@ if (options.Output is not null)
 return 0;
 
 internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, TimeSpan LatencyDuration, long LargeMailboxBytes,
-    int LargeMessageBytes, string? Output, bool Serve = false)
+    int LargeMessageBytes, string? Output, bool Serve = false, bool ChainsOnly = false)
 {
     public static BenchOptions? Parse(string[] args)
     {
@@ -114,6 +136,9 @@ internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, Ti
                 case "--out" when value is not null:
                     options = options with { Output = Path.GetFullPath(value) };
                     i++;
+                    break;
+                case "--chains":
+                    options = options with { ChainsOnly = true };
                     break;
                 case "--serve":
                     options = options with { Serve = true };

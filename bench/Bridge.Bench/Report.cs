@@ -9,7 +9,8 @@ namespace Bridge.Bench;
 internal sealed record ReportData(DateTimeOffset Started, BenchOptions Options, IReadOnlyList<(string Key, string Value)> Machine,
     IReadOnlyList<LoadShape> Shapes, Dictionary<(LoadShape, string), List<double>> Throughput,
     Dictionary<(LoadShape, string), List<double>>? StoreOwnCore, Dictionary<string, LatencyResult> Latency,
-    MailboxSizeResult MailboxSize, MemoryResult LoadMemory, MemoryResult LargeMemory);
+    MailboxSizeResult MailboxSize, MemoryResult LoadMemory, MemoryResult LargeMemory,
+    IReadOnlyList<LoadShape> ChainShapes, Dictionary<(LoadShape, string), List<ChainRun>> ChainRuns);
 
 internal static class Report
 {
@@ -34,7 +35,11 @@ internal static class Report
             Line(text, $"- {key}: {value}");
         }
         Line(text);
-        Line(text, "## Throughput, messages per second (median of the runs, slowest-fastest in brackets)");
+        ChainReport.Render(text, data.ChainShapes, data.ChainRuns, o.Runs);
+        Line(text);
+        Line(text, "## The components on their own: smtp-source talking to each system directly");
+        Line(text);
+        Line(text, "### Throughput, messages per second (median of the runs, slowest-fastest in brackets)");
         Line(text);
         string[] names = ["Bridge spool", "Postfix local(8)", "Bridge legacy", "Dovecot LMTP", "smtp-sink"];
         Line(text, "| load | " + string.Join(" | ", names) + " | spool / Postfix | legacy / Dovecot | spool / smtp-sink |");
@@ -46,7 +51,7 @@ internal static class Report
                 $"{Ratio(data, shape, "Bridge legacy", "Dovecot LMTP")} | {Ratio(data, shape, "Bridge spool", "smtp-sink")} |");
         }
         Line(text);
-        Line(text, "## LMTP on the Unix socket against SMTP on TCP (the same Bridge in spool mode, the same mailbox; msg/s)");
+        Line(text, "### LMTP on the Unix socket against SMTP on TCP (the same Bridge in spool mode, the same mailbox; msg/s)");
         Line(text);
         Line(text, "| load | Bridge spool, SMTP on TCP | Bridge spool, LMTP on the socket | LMTP / SMTP |");
         Line(text, "|---|---:|---:|---:|");
@@ -58,7 +63,7 @@ internal static class Report
         if (data.StoreOwnCore is { } own)
         {
             Line(text);
-            Line(text, $"## Legacy mode with the store on a CPU of its own (median msg/s, slowest-fastest; not a target)");
+            Line(text, $"### Legacy mode with the store on a CPU of its own (median msg/s, slowest-fastest; not a target)");
             Line(text);
             Line(text, $"Both Dovecots' processes on CPU {StoreOnItsOwnCore.StoreCpu} only, Bridge and smtp-source on the other CPU(s) (`taskset`), for both " +
                 "systems alike, runs interleaved. Above, every cycle Bridge spends comes out of the store's share of this machine; " +
@@ -75,7 +80,7 @@ internal static class Report
             }
         }
         Line(text);
-        Line(text, "## Latency at a fixed 100 messages per second (one connection, end of DATA to reply)");
+        Line(text, "### Latency at a fixed 100 messages per second (one connection, end of DATA to reply)");
         Line(text);
         Line(text, "| target | p50 | p99 |");
         Line(text, "|---|---:|---:|");
@@ -89,7 +94,7 @@ internal static class Report
         Line(text, $"Added by Bridge spool mode over smtp-sink (the bare SMTP reply): p50 {Ms(spoolAdded.P50)}, p99 {Ms(spoolAdded.P99)}. " +
             $"Added by Bridge legacy mode over Dovecot LMTP on its own: p50 {Ms(legacyAdded.P50)}, p99 {Ms(legacyAdded.P99)}.");
         Line(text);
-        Line(text, "## Append latency: empty mailbox vs a large one (Bridge spool, one connection, messages alternating between an empty mailbox and a large one)");
+        Line(text, "### Append latency: empty mailbox vs a large one (Bridge spool, one connection, messages alternating between an empty mailbox and a large one)");
         Line(text);
         var m = data.MailboxSize;
         var growth = (m.Large.P50Milliseconds / m.Empty.P50Milliseconds) - 1;
@@ -99,7 +104,7 @@ internal static class Report
         Line(text, $"| empty | {Ms(m.Empty.P50Milliseconds)} | {Ms(m.Empty.P99Milliseconds)} |");
         Line(text, $"| {m.LargeBytes >> 20} MiB | {Ms(m.Large.P50Milliseconds)} | {Ms(m.Large.P99Milliseconds)} |");
         Line(text);
-        Line(text, "## Memory (Bridge, resident set, each on a freshly started daemon)");
+        Line(text, "### Memory (Bridge, resident set, each on a freshly started daemon)");
         Line(text);
         Line(text, $"- 16 sessions, {o.Messages} messages one per connection then {o.Messages} over reused connections: peak " +
             $"{MiB(data.LoadMemory.PeakBytes)} (at rest before: {MiB(data.LoadMemory.RestingBytes)})");
@@ -112,6 +117,10 @@ internal static class Report
         var sixteen = data.Shapes.Where(s => s.Sessions == 16).ToList();
         Line(text, "| target | measured | met |");
         Line(text, "|---|---|---|");
+        foreach (var (target, measured, met) in ChainReport.Targets(data.ChainShapes, data.ChainRuns))
+        {
+            Line(text, $"| {target} | {measured} | {Met(met)} |");
+        }
         foreach (var shape in sixteen)
         {
             var ratio = RatioValue(data, shape, "Bridge spool", "Postfix local(8)");
@@ -127,6 +136,31 @@ internal static class Report
         Line(text, $"| 25 MB message < 3x its size in RSS (added over rest) | {MiB(data.LargeMemory.AddedBytes)} | {Met(data.LargeMemory.AddedBytes < 3L * o.LargeMessageBytes)} |");
         Line(text, $"| p99 added latency < 5 ms at 100 msg/s, spool (over smtp-sink) | {Ms(spoolAdded.P99)} | {Met(spoolAdded.P99 < 5)} |");
         Line(text, $"| p99 added latency < 5 ms at 100 msg/s, legacy (over Dovecot LMTP) | {Ms(legacyAdded.P99)} | {Met(legacyAdded.P99 < 5)} |");
+        return text.ToString();
+    }
+
+    /// <summary>`--chains`: the machine, the chain section and its targets only (for measuring a change quickly).</summary>
+    public static string RenderChainsOnly(DateTimeOffset started, BenchOptions o, IReadOnlyList<(string Key, string Value)> machine,
+        IReadOnlyList<LoadShape> shapes, Dictionary<(LoadShape, string), List<ChainRun>> runs)
+    {
+        var text = new StringBuilder();
+        Line(text, "# Benchmark results: the chains only");
+        Line(text);
+        Line(text, $"Written by `sudo bench/run.sh --chains` on {started:yyyy-MM-dd HH:mm zzz}: {o.Runs} rounds.");
+        Line(text);
+        foreach (var (key, value) in machine)
+        {
+            Line(text, $"- {key}: {value}");
+        }
+        Line(text);
+        ChainReport.Render(text, shapes, runs, o.Runs);
+        Line(text);
+        Line(text, "| target | measured | met |");
+        Line(text, "|---|---|---|");
+        foreach (var (target, measured, met) in ChainReport.Targets(shapes, runs))
+        {
+            Line(text, $"| {target} | {measured} | {Met(met)} |");
+        }
         return text.ToString();
     }
 

@@ -43,15 +43,17 @@ internal sealed class BridgeTarget : Target
 {
     private readonly TempDir _root;
     private readonly TempDir _spool;
+    private readonly TempDir _journal;
     private readonly BridgeProcess _process;
     private readonly DovecotServer? _store;
     private readonly MboxCounter _mbox;
     private readonly int _port;
 
-    private BridgeTarget(TempDir root, TempDir spool, BridgeProcess process, DovecotServer? store, int port)
+    private BridgeTarget(TempDir root, TempDir spool, TempDir journal, BridgeProcess process, DovecotServer? store, int port)
     {
         _root = root;
         _spool = spool;
+        _journal = journal;
         _process = process;
         _store = store;
         _port = port;
@@ -84,6 +86,9 @@ internal sealed class BridgeTarget : Target
         await TestAccounts.EnsureAsync(TestAccounts.Alice);
         var root = new TempDir("bridge-bench");
         var spool = new TempDir("bridge-bench-spool", TempDir.Mode("1777"));
+        // The journal lives apart from the configuration, as in the package (/var/lib/bridge/journal, /etc/bridge):
+        // the host watches the configuration's directory tree for changes, and every journal entry would wake it.
+        var journal = new TempDir("bridge-bench-journal");
         var port = FreePort.Next();
         var legacy = store is null ? "" : $$"""
             "Mode": "Legacy", "Legacy": { "Host": "127.0.0.1", "Port": {{store.LmtpPort}}, "Protocol": "Lmtp" },
@@ -94,12 +99,12 @@ internal sealed class BridgeTarget : Target
               "Bridge": {
                 "Listen": { "Port": {{port}} }, "Lmtp": { "Socket": "{{root["lmtp"]}}" }, {{legacy}}
                 "LocalDomains": [ "{{Domain}}" ],
-                "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{root["journal"]}}", "MaxMailboxBytes": 0 }
+                "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{journal.Path}}", "MaxMailboxBytes": 0 }
               }
             }
             """);
         var process = await BridgeProcess.StartAsync(root, null);
-        return new BridgeTarget(root, spool, process, store, port);
+        return new BridgeTarget(root, spool, journal, process, store, port);
     }
 
     public override long? Delivered() => _store is null ? _mbox.Count() : MaildirCount(_store, TestAccounts.Alice);
@@ -126,6 +131,7 @@ internal sealed class BridgeTarget : Target
         }
         _root.Dispose();
         _spool.Dispose();
+        _journal.Dispose();
     }
 
     private static readonly string[] MaildirFolders = ["new", "cur"];
@@ -245,6 +251,8 @@ internal sealed class SmtpSinkTarget : Target
     }
 
     public override string Name => "smtp-sink";
+
+    public int Pid => _process.Id;
 
     public override int Port => _port;
 

@@ -26,6 +26,25 @@ public sealed class PostfixServer : IAsyncDisposable
 
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "";
 
+    /// <summary>The pid of this Postfix's master(8) (every other Postfix process is its child): the process named
+    /// master that works in this queue directory (pid/master.pid is flock()ed by master, which .NET's reads refuse).</summary>
+    public int MasterPid =>
+        Directory.EnumerateDirectories("/proc")
+            .Select(d => int.TryParse(Path.GetFileName(d), out var pid) ? pid : 0)
+            .Where(pid => pid > 0)
+            .FirstOrDefault(pid =>
+            {
+                try
+                {
+                    return File.ReadAllText($"/proc/{pid}/comm").Trim() == "master" &&
+                        new FileInfo($"/proc/{pid}/cwd").LinkTarget == QueueDirectory;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return false; // gone meanwhile
+                }
+            });
+
     /// <summary>Postfix as the upstream MTA: everything goes to Bridge as its relayhost.</summary>
     /// <param name="port">Postfix's own SMTP port, when the test had to know it before (0: a free one).</param>
     /// <remarks>The relay settings are deploy/postfix/main.cf.snippet, with only the port changed.</remarks>
@@ -56,6 +75,13 @@ public sealed class PostfixServer : IAsyncDisposable
         return StartAsync("mta.test", ["relayhost=", "mydestination=", $"virtual_mailbox_domains={domain}", snippet,
             "smtpd_reject_unlisted_recipient=no", .. settings], 0);
     }
+
+    /// <summary>Postfix as the MTA in front of a final delivery (for bench/'s chains): Debian's defaults plus exactly
+    /// <paramref name="settings"/> (relayhost, mydestination and the transport are the caller's).</summary>
+    public static Task<PostfixServer> StartWithAsync(string hostName, params string[] settings) => StartAsync(hostName, settings, 0);
+
+    /// <summary>The `key = value` lines of deploy/postfix/main.cf.snippet (relay everything to Bridge on <paramref name="bridgePort"/>).</summary>
+    public static IReadOnlyList<string> RelayToBridge(int bridgePort) => DeploySnippet(bridgePort);
 
     /// <summary>Postfix as an SMTP mail store front: mail for <paramref name="domain"/> goes on over LMTP to Dovecot.</summary>
     public static Task<PostfixServer> StartStoreFrontAsync(string domain, int lmtpPort, int port = 0, params string[] settings) =>

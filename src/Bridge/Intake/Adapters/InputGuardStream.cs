@@ -70,6 +70,10 @@ internal sealed class InputGuardStream : Stream
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+    /// <summary>Runs before every read of the socket, i.e. before the session waits for its client: the output side
+    /// sends the replies it holds (ReplyTextStream.SendPendingAsync).</summary>
+    public Func<CancellationToken, ValueTask>? BeforeWait { get; set; }
+
     /// <summary>Called by the output side: the client got an answer, a new command or message may follow;
     /// <paramref name="opensData"/> when that answer was 354 (message bytes follow).</summary>
     public void ReplyWritten(bool opensData)
@@ -293,6 +297,17 @@ internal sealed class InputGuardStream : Stream
         if (_end == _buffer.Length)
         {
             Array.Resize(ref _buffer, _buffer.Length * 2); // a long command line; MaxLineBytes bounds it
+        }
+        if (BeforeWait is { } beforeWait)
+        {
+            try
+            {
+                await beforeWait(cancellationToken).ConfigureAwait(false); // the replies held so far go out before we wait
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+                return 0; // the client is gone: the end of this session
+            }
         }
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _evict.Token);
         idle.CancelAfter(_idleLimit);

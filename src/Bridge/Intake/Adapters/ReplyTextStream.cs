@@ -11,7 +11,11 @@
 //   stood in for a refused HELO/EHLO gets its refusal (SessionState.NextReplyOverride; see LmtpDialect);
 // - it tells the input side (InputGuardStream) whether the last reply was 354, i.e. message bytes follow.
 // Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
-// Failure: write errors of the socket propagate as IOException, as they would without this stream.
+// Replies are held until the session would wait for its client (InputGuardStream calls SendPendingAsync before it
+// reads the socket; SessionPipe sends what is left before it closes), so the replies to a pipelined group (MAIL,
+// RCPT, DATA) leave in one segment, as RFC 2920 section 3.1 allows and Postfix's smtpd does; beyond 4 KiB they go at
+// once. Corrects: SmtpServer flushes every reply on its own (one send and one client wake-up each).
+// Failure: write errors of the socket propagate as IOException from SendPendingAsync, as they would without this stream.
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -30,20 +34,101 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+    /// <summary>Beyond this many bytes of held replies they are sent without waiting (a client that pipelines
+    /// hundreds of commands gets its replies as they come, not all at the end).</summary>
+    internal const int HoldLimit = 4096;
+
+    private readonly Lock _gate = new();
+    private byte[] _held = new byte[512];
+    private int _heldLength;
+
+    /// <summary>Bytes of replies written but not yet sent.</summary>
+    internal int Held
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _heldLength;
+            }
+        }
+    }
+
     public override void Write(byte[] buffer, int offset, int count)
     {
-        var chunk = buffer.AsMemory(offset, count);
-        replyWritten(OpensData(chunk.Span));
-        inner.Write(Clean(chunk, session).Span);
-        session?.DeliveryAnswered();
+        if (Hold(buffer.AsMemory(offset, count)))
+        {
+            SendPending();
+        }
     }
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (Hold(buffer))
+        {
+            await SendPendingAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Cleans a reply and holds it; true when what is held should go now.</summary>
+    private bool Hold(ReadOnlyMemory<byte> buffer)
+    {
         replyWritten(OpensData(buffer.Span));
+        var clean = Clean(buffer, session).Span;
+        lock (_gate)
+        {
+            if (_heldLength + clean.Length > _held.Length)
+            {
+                Array.Resize(ref _held, Math.Max(_held.Length * 2, _heldLength + clean.Length));
+            }
+            clean.CopyTo(_held.AsSpan(_heldLength));
+            _heldLength += clean.Length;
+            return _heldLength >= HoldLimit;
+        }
+    }
+
+    /// <summary>Takes what is held (null when nothing is).</summary>
+    private byte[]? TakeHeld()
+    {
+        lock (_gate)
+        {
+            if (_heldLength == 0)
+            {
+                return null;
+            }
+            var bytes = _held.AsSpan(0, _heldLength).ToArray();
+            _heldLength = 0;
+            return bytes;
+        }
+    }
+
+    /// <summary>Sends the held replies: before the session waits for its client, and when they exceed HoldLimit.</summary>
+    public async ValueTask SendPendingAsync(CancellationToken cancellationToken = default)
+    {
+        if (TakeHeld() is not { } bytes)
+        {
+            return;
+        }
         try
         {
-            await inner.WriteAsync(Clean(buffer, session), cancellationToken).ConfigureAwait(false);
+            await inner.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            session?.DeliveryAnswered();
+        }
+    }
+
+    /// <summary>The same, blocking: for the end of a session, just before its socket is closed.</summary>
+    public void SendPending()
+    {
+        if (TakeHeld() is not { } bytes)
+        {
+            return;
+        }
+        try
+        {
+            inner.Write(bytes);
         }
         finally
         {
@@ -66,9 +151,12 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override void Flush() => inner.Flush();
+    /// <summary>SmtpServer flushes after every reply: held replies stay held until the session waits for input.</summary>
+    public override void Flush()
+    {
+    }
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 

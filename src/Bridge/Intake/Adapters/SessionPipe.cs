@@ -1,5 +1,6 @@
 // Job: the duplex pipe SmtpServer runs a session on: reads from the socket through InputGuardStream (idle
-// and memory limits), writes replies through ReplyTextStream, which tells the guard when a reply went out.
+// and memory limits), writes replies through ReplyTextStream, which tells the guard when a reply went out and
+// holds replies until the guard is about to wait for the client (then they leave together).
 // Corrects: the library reads and writes the raw socket with no limit of time or memory and no way to see its
 // replies; this pipe is the one seam through which the other adapters reach the bytes. STARTTLS is not offered
 // (Bridge listens on loopback for the local MTA).
@@ -29,9 +30,13 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
         _session = session;
         _guard = new InputGuardStream(_stream, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate, session);
         gate.Register(_guard);
+        _replies = new ReplyTextStream(_stream, _guard.ReplyWritten, session);
+        _guard.BeforeWait = _replies.SendPendingAsync;
         Input = PipeReader.Create(_guard);
-        Output = PipeWriter.Create(new ReplyTextStream(_stream, _guard.ReplyWritten, session));
+        Output = PipeWriter.Create(_replies);
     }
+
+    private readonly ReplyTextStream _replies;
 
     private readonly SessionGate _gate;
     private readonly SessionState _session;
@@ -52,6 +57,14 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
+        }
+        try
+        {
+            _replies.SendPending(); // what the session said last (221, 421, a final 250) before the socket closes
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            // the client is gone
         }
         _stream.Dispose();
         _client.Dispose();
