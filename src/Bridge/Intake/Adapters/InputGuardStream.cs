@@ -72,7 +72,7 @@ internal sealed class InputGuardStream : Stream
 
     /// <summary>Runs before every read of the socket, i.e. before the session waits for its client: the output side
     /// sends the replies it holds (ReplyTextStream.SendPendingAsync).</summary>
-    public Func<CancellationToken, ValueTask>? BeforeWait { get; set; }
+    public Func<ValueTask>? BeforeWait { get; set; }
 
     /// <summary>Called by the output side: the client got an answer, a new command or message may follow;
     /// <paramref name="opensData"/> when that answer was 354 (message bytes follow).</summary>
@@ -302,7 +302,7 @@ internal sealed class InputGuardStream : Stream
         {
             try
             {
-                await beforeWait(cancellationToken).ConfigureAwait(false); // the replies held so far go out before we wait
+                await beforeWait().ConfigureAwait(false); // the replies held so far go out before we wait
             }
             catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
             {

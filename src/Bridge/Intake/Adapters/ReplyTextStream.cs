@@ -66,7 +66,7 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
     {
         if (Hold(buffer))
         {
-            await SendPendingAsync(cancellationToken).ConfigureAwait(false);
+            await SendPendingAsync().ConfigureAwait(false);
         }
     }
 
@@ -103,7 +103,8 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
     }
 
     /// <summary>Sends the held replies: before the session waits for its client, and when they exceed HoldLimit.</summary>
-    public async ValueTask SendPendingAsync(CancellationToken cancellationToken = default)
+    /// <remarks>Not cancellable: the held bytes are taken first, and a stop must not drop a 250 for mail already written.</remarks>
+    public async ValueTask SendPendingAsync()
     {
         if (TakeHeld() is not { } bytes)
         {
@@ -111,7 +112,7 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
         }
         try
         {
-            await inner.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+            await inner.WriteAsync(bytes, CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {
