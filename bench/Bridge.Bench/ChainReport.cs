@@ -120,5 +120,5 @@ internal static class ChainReport
 
     private static string Ms(double milliseconds) => milliseconds.ToString("0.00", Invariant);
 
-    private static void Line(StringBuilder text, string line = "") => text.Append(line).Append('\n');
+    private static void Line(StringBuilder text, string line = "") => Report.Line(text, line);
 }

@@ -52,14 +52,7 @@ LoadShape[] chainShapes = [shapes[2], shapes[3]];
 var chainRuns = await Chains.RunAsync(chains.All, chainShapes, options.Runs);
 if (options.ChainsOnly)
 {
-    var chainText = Report.RenderChainsOnly(started, options, await Machine.DescribeAsync(Path.GetTempPath()), chainShapes, chainRuns);
-    Console.WriteLine();
-    Console.WriteLine(chainText);
-    if (options.Output is not null)
-    {
-        await File.WriteAllTextAsync(options.Output, chainText);
-        Console.WriteLine($"written to {options.Output}");
-    }
+    await PublishAsync(Report.RenderChainsOnly(started, options, await Machine.DescribeAsync(Path.GetTempPath()), chainShapes, chainRuns));
     return 0;
 }
 foreach (var target in targets)
@@ -103,16 +96,21 @@ var largeMemory = await MemoryPeaks.OneLargeMessageAsync(options.LargeMessageByt
 Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one {options.LargeMessageBytes / 1_000_000} MB message peak {largeMemory.PeakBytes >> 20} MiB (at rest {largeMemory.RestingBytes >> 20} MiB)");
 
 var machine = await Machine.DescribeAsync(Path.GetTempPath());
-var report = Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory,
-    chainShapes, chainRuns));
-Console.WriteLine();
-Console.WriteLine(report);
-if (options.Output is not null)
-{
-    await File.WriteAllTextAsync(options.Output, report);
-    Console.WriteLine($"written to {options.Output}");
-}
+await PublishAsync(Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory,
+    chainShapes, chainRuns)));
 return 0;
+
+// The report to stdout and, with --out, to its file.
+async Task PublishAsync(string report)
+{
+    Console.WriteLine();
+    Console.WriteLine(report);
+    if (options.Output is not null)
+    {
+        await File.WriteAllTextAsync(options.Output, report);
+        Console.WriteLine($"written to {options.Output}");
+    }
+}
 
 internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, TimeSpan LatencyDuration, long LargeMailboxBytes,
     int LargeMessageBytes, string? Output, bool Serve = false, bool ChainsOnly = false)

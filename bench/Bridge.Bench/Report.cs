@@ -164,7 +164,7 @@ internal static class Report
         return text.ToString();
     }
 
-    private static void Line(StringBuilder text, string line = "") => text.Append(line).Append('\n');
+    internal static void Line(StringBuilder text, string line = "") => text.Append(line).Append('\n');
 
     private static string Cell(List<double> rates) =>
         string.Create(Invariant, $"{Stats.Median(rates):0} ({rates.Min():0}-{rates.Max():0})");
