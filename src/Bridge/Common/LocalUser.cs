@@ -30,6 +30,10 @@ public sealed record RoutedRecipient(string Address, LocalUser User, string Deli
     /// <summary>RCPT's NOTIFY= (RFC 3461), upper case: "NEVER", or a list of SUCCESS, FAILURE, DELAY; null when not given.</summary>
     public string? Notify { get; init; }
 
+    /// <summary>The RCPT asked NOTIFY=SUCCESS and reached an alias of several users: the sender gets one "expanded" notice
+    /// for the alias (Address), and this member's own Notify has SUCCESS taken out (RFC 3461 6.2.7.3).</summary>
+    public bool ExpansionNotice { get; init; }
+
     /// <summary>RCPT's ORCPT= as given: "addr-type;xtext".</summary>
     public string? Orcpt { get; init; }
 

@@ -32,6 +32,9 @@ public sealed class BridgeOptions
     /// <summary>aliases(5) files (e.g. /etc/aliases), looked up before users and reread when they change.</summary>
     public List<string> AliasFiles { get; set; } = [];
 
+    /// <summary>Limits on reading and expanding the aliases (a user's :include: list must not exhaust memory).</summary>
+    public AliasOptions Aliases { get; set; } = new();
+
     public int MaxMessageBytes { get; set; } = 25 * 1024 * 1024;
 
     /// <summary>Longest line Bridge accepts, in commands and in messages (RFC 5321 needs 1000); longer: 500 5.5.2 and close.</summary>
@@ -114,6 +117,15 @@ public sealed class LmtpOptions
     public int Port { get; set; }
 
     public bool Enabled => Socket.Length > 0 || Port > 0;
+}
+
+public sealed class AliasOptions
+{
+    /// <summary>The largest alias file or :include: file Bridge reads; a larger one is not used (named in the log).</summary>
+    public long MaxFileBytes { get; set; } = AliasLimits.Default.MaxFileBytes;
+
+    /// <summary>The most users one alias may expand to; more: refused at RCPT (550 5.3.5).</summary>
+    public int MaxMembers { get; set; } = AliasLimits.Default.MaxMembers;
 }
 
 public sealed class UserOptions

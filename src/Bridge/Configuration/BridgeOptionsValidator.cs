@@ -27,6 +27,14 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
             errors.Add($"{BridgeOptions.Section}:Legacy:LoginCollectTimeout {options.Legacy.LoginCollectTimeout} is not between 00:00:01 and 00:05:00 (a login waits for it)");
         }
         ValidateLmtp(options, errors);
+        if (options.Aliases.MaxFileBytes is < 1 or > (1L << 30))
+        {
+            errors.Add($"{AliasLimits.MaxFileBytesKey} must be between 1 and 1073741824 bytes");
+        }
+        if (options.Aliases.MaxMembers < 1)
+        {
+            errors.Add($"{AliasLimits.MaxMembersKey} must be at least 1");
+        }
         for (var i = 0; i < options.AliasFiles.Count; i++)
         {
             if (!Path.IsPathRooted(options.AliasFiles[i]))

@@ -54,8 +54,9 @@ public sealed partial class LiveSettings : IDisposable
         aliases.Report = LogAliasProblem;
         foreach (var problem in aliases.Problems)
         {
-            LogAliasProblem(problem);
+            LogAliasProblem(problem.ToString());
         }
+        aliases.StartWatching();
     }
 
     private void Reload()
@@ -74,6 +75,7 @@ public sealed partial class LiveSettings : IDisposable
         WatchAliases(snapshot);
         var previous = _current;
         _current = snapshot;
+        previous.Routing.Aliases?.StopWatching();
         if (previous.Options.Mode != snapshot.Options.Mode)
         {
             LogModeChanged(previous.Options.Mode, snapshot.Options.Mode);
@@ -91,6 +93,7 @@ public sealed partial class LiveSettings : IDisposable
 
     public void Dispose()
     {
+        _current.Routing.Aliases?.StopWatching();
         _changeSubscription.Dispose();
         _hangup?.Dispose();
     }

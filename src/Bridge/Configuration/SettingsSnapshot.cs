@@ -35,7 +35,7 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.Users.Select(u => ((IReadOnlyList<string>)u.ShortNames, u.Mode)),
             options.RecipientDelimiter,
             options.UseSystemAccounts ? passwd : null,
-            new AliasTable(options.AliasFiles, options.LocalDomains));
+            new AliasTable(options.AliasFiles, options.LocalDomains, new AliasLimits(options.Aliases.MaxFileBytes, options.Aliases.MaxMembers)));
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
             options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer, options.Spool.Format);
         var legacy = options.Legacy;

@@ -2,7 +2,8 @@
 // and in Legacy mode with Bridge:Legacy:FallbackToSpool, write the recipients the store still refuses
 // temporarily after its budget into their spool instead. Recipients refused for good next to delivered ones
 // get a delivery status notification to the sender (BounceSender), unless their RCPT's NOTIFY says otherwise (RFC
-// 3461); recipients written to the spool with NOTIFY=SUCCESS get a delivery notice. One result for the transaction,
+// 3461); recipients written to the spool with NOTIFY=SUCCESS get a delivery notice, and an alias of several users
+// whose RCPT asked NOTIFY=SUCCESS one "expanded" notice for the alias itself. One result for the transaction,
 // by DeliveryResult.Compose.
 // A PerRecipient request (LMTP) is answered recipient by recipient instead: a spool failure does not hold back the
 // store's recipients, and no notification is sent (the client has each recipient's status and bounces itself).
@@ -65,7 +66,21 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
         var successes = outcomes.Where(o => o.Status.IsSuccess && o.Recipient.Wants("SUCCESS") && o.Relay.StartsWith("spool:", StringComparison.Ordinal)).ToList();
         if (successes.Count > 0)
         {
-            await bounces.SendAsync(request, successes, DateTimeOffset.Now, cancellationToken, delivered: true).ConfigureAwait(false);
+            await bounces.SendAsync(request, successes, DateTimeOffset.Now, cancellationToken, DsnAction.Delivered).ConfigureAwait(false);
+        }
+        // An alias that expanded to several users, for a RCPT that asked NOTIFY=SUCCESS: one "expanded" notice for the
+        // alias itself (its members were given NOTIFY without SUCCESS), once the message is taken (RFC 3461 6.2.7.3).
+        if (!request.PerRecipient && !outcomes.Any(o => o.Status.IsTransient))
+        {
+            var expanded = outcomes.Where(o => o.Recipient.ExpansionNotice).GroupBy(o => o.Recipient.Address, StringComparer.Ordinal)
+                .Where(g => g.Any(o => o.Status.IsSuccess))
+                .Select(g => new RecipientOutcome(g.First().Recipient with { Alias = null }, new DeliveryStatus(250, "2.0.0",
+                    $"expanded to {g.Count()} recipients"), "alias", 0))
+                .ToList();
+            if (expanded.Count > 0)
+            {
+                await bounces.SendAsync(request, expanded, DateTimeOffset.Now, cancellationToken, DsnAction.Expanded).ConfigureAwait(false);
+            }
         }
         return DeliveryResult.Compose(request.QueueId, outcomes, notified);
     }

@@ -70,9 +70,24 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
             metrics.RecipientRefused(full[0]!.Value.Enhanced);
             throw SmtpReplies.Refusal(full[0]!.Value);
         }
-        session.Routes[to] = dsn is null ? route.Recipients
-            : [.. route.Recipients.Select(r => r with { Notify = dsn.GetValueOrDefault("NOTIFY"), Orcpt = dsn.GetValueOrDefault("ORCPT") })];
+        session.Routes[to] = dsn is null ? route.Recipients : WithDsn(route.Recipients, dsn);
         return true;
+    }
+
+    /// <summary>The RCPT's NOTIFY and ORCPT given to the recipients it reached. An alias of several users reports itself
+    /// "expanded" for NOTIFY=SUCCESS and passes its members NOTIFY without SUCCESS (RFC 3461 6.2.7.3, as Postfix's
+    /// local(8) does): one notice for the alias, not one per member.</summary>
+    private static List<RoutedRecipient> WithDsn(IReadOnlyList<RoutedRecipient> recipients, IReadOnlyDictionary<string, string> dsn)
+    {
+        var notify = dsn.GetValueOrDefault("NOTIFY");
+        var orcpt = dsn.GetValueOrDefault("ORCPT");
+        var expands = recipients.Count > 1 && notify is not null && notify.Split(',').Contains("SUCCESS", StringComparer.Ordinal);
+        if (expands)
+        {
+            var rest = notify!.Split(',').Where(w => w != "SUCCESS").ToList();
+            notify = rest.Count > 0 ? string.Join(',', rest) : "NEVER";
+        }
+        return [.. recipients.Select(r => r with { Notify = notify, Orcpt = orcpt, ExpansionNotice = expands })];
     }
 
     /// <summary>The parameter refusal CommandScreen left for this MAIL/RCPT line, or an address that cannot be written

@@ -40,6 +40,9 @@ internal sealed class SessionState
     /// recipients each RCPT reached (one user, or an alias's members).</summary>
     public Dictionary<IMailbox, IReadOnlyList<RoutedRecipient>> Routes { get; } = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>The current transaction's MAIL asked SMTPUTF8 (set by the input side as it screens MAIL lines).</summary>
+    public bool Smtputf8 { get; set; }
+
     /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to SmtpServer: RecipientFilter answers it.</summary>
     public Bridge.Common.DeliveryStatus? PendingRefusal { get; set; }
 

@@ -11,9 +11,11 @@ internal static unsafe partial class Libc
     private const string Lib = "libc";
 
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EAGAIN = 11, EACCES = 13,
-        EEXIST = 17, EISDIR = 21, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
+        EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
 
-    public const int O_RDONLY = 0x0, O_WRONLY = 0x1, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
+    public const int O_DIRECTORY = 0x10000, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200;
+
+    public const int O_RDONLY = 0x0, O_WRONLY = 0x1, O_RDWR = 0x2, O_CREAT = 0x40, O_EXCL = 0x80, O_NOCTTY = 0x100,
         O_TRUNC = 0x200, O_APPEND = 0x400, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
 
     /// <summary>O_NOFOLLOW differs between x86_64 (0400000) and the generic arm64 ABI (0100000).</summary>
@@ -37,6 +39,41 @@ internal static unsafe partial class Libc
     [LibraryImport(Lib, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, uint mode);
 
+    /// <summary>open(2) of a NUL-terminated path already in unmanaged memory (ThreadIdentity: nothing allocates while
+    /// another account's rights are in force).</summary>
+    [LibraryImport(Lib, EntryPoint = "open", SetLastError = true)]
+    public static partial int OpenRaw(byte* path, int flags, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int OpenAt(int directory, string name, int flags, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "mkdirat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MkdirAt(int directory, string name, uint mode);
+
+    [LibraryImport(Lib, EntryPoint = "unlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int UnlinkAt(int directory, string name, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "renameat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int RenameAt(int fromDirectory, string from, int toDirectory, string to);
+
+    /// <summary>Owner and group of a name in a directory; with AT_SYMLINK_NOFOLLOW a link itself, never its target.</summary>
+    [LibraryImport(Lib, EntryPoint = "fchownat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int FchownAt(int directory, string name, uint uid, uint gid, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "fchmodat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int FchmodAt(int directory, string name, uint mode, int flags);
+
+    [LibraryImport(Lib, EntryPoint = "fstatat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int FstatAtRaw(int directory, string name, byte* buffer, int flags);
+
+    public static int FstatAt(int directory, string name, out FileStat stat, int flags)
+    {
+        var buffer = stackalloc byte[256];
+        var rc = FstatAtRaw(directory, name, buffer, flags);
+        stat = rc == 0 ? FileStat.Parse(buffer) : default;
+        return rc;
+    }
+
     [LibraryImport(Lib, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
@@ -45,6 +82,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "pread", SetLastError = true)]
     private static partial nint Pread(int fd, byte* buffer, nint count, long offset);
+
+    [LibraryImport(Lib, EntryPoint = "pwrite", SetLastError = true)]
+    private static partial nint Pwrite(int fd, byte* buffer, nint count, long offset);
 
     [LibraryImport(Lib, EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
@@ -88,6 +128,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(Lib, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LstatRaw(string path, byte* buffer);
+
+    [LibraryImport(Lib, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatRaw(string path, byte* buffer);
 
     [LibraryImport(Lib, EntryPoint = "fcntl", SetLastError = true)]
     private static partial int FcntlLock(int fd, int cmd, FlockStruct* lockInfo);
@@ -136,6 +179,31 @@ internal static unsafe partial class Libc
         return 0;
     }
 
+    /// <summary>Writes all bytes at <paramref name="offset"/> (a descriptor without O_APPEND), retrying short writes and
+    /// EINTR. Returns 0 or the errno.</summary>
+    public static int WriteAllAt(int fd, ReadOnlySpan<byte> data, long offset)
+    {
+        fixed (byte* start = data)
+        {
+            var done = 0L;
+            while (done < data.Length)
+            {
+                var n = Pwrite(fd, start + done, (nint)(data.Length - done), offset + done);
+                if (n < 0)
+                {
+                    var errno = LastError;
+                    if (errno == EINTR)
+                    {
+                        continue;
+                    }
+                    return errno;
+                }
+                done += n;
+            }
+        }
+        return 0;
+    }
+
     /// <summary>Reads up to buffer.Length bytes at offset; returns the count, or -1 with the errno set.</summary>
     public static int ReadAt(int fd, Span<byte> buffer, long offset)
     {
@@ -156,6 +224,15 @@ internal static unsafe partial class Libc
     {
         var buffer = stackalloc byte[256];
         var rc = FstatRaw(fd, buffer);
+        stat = rc == 0 ? FileStat.Parse(buffer) : default;
+        return rc;
+    }
+
+    /// <summary>stat(2): a symbolic link is followed; nothing is opened.</summary>
+    public static int Stat(string path, out FileStat stat)
+    {
+        var buffer = stackalloc byte[256];
+        var rc = StatRaw(path, buffer);
         stat = rc == 0 ? FileStat.Parse(buffer) : default;
         return rc;
     }
@@ -198,6 +275,52 @@ internal static unsafe partial class Libc
             return (*(uint*)(record + 16), *(uint*)(record + 20));
         }
     }
+
+    /// <summary>The login and primary gid of the account with <paramref name="uid"/> (getpwuid_r), or null.</summary>
+    public static (string Login, uint Gid)? GetPasswdByUid(uint uid)
+    {
+        var record = stackalloc byte[64];
+        var buffer = new byte[16384];
+        byte* result = null;
+        fixed (byte* b = buffer)
+        {
+            var rc = GetpwuidR(uid, record, b, buffer.Length, &result);
+            if (rc != 0 || result == null)
+            {
+                return null;
+            }
+            var name = Marshal.PtrToStringUTF8((nint)(*(byte**)record));
+            return name is null ? null : (name, *(uint*)(record + 20));
+        }
+    }
+
+    /// <summary>The name and the listed members of the group with <paramref name="gid"/> (getgrgid_r), or null.</summary>
+    public static (string Name, IReadOnlyList<string> Members)? GetGroupById(uint gid)
+    {
+        var record = stackalloc byte[64];
+        var buffer = new byte[65536];
+        byte* result = null;
+        fixed (byte* b = buffer)
+        {
+            if (GetgrgidR(gid, record, b, buffer.Length, &result) != 0 || result == null)
+            {
+                return null;
+            }
+            var name = Marshal.PtrToStringUTF8((nint)(*(byte**)record)) ?? "";
+            var members = new List<string>();
+            for (var member = *(byte***)(record + 24); member != null && *member != null; member++)
+            {
+                members.Add(Marshal.PtrToStringUTF8((nint)(*member)) ?? "");
+            }
+            return (name, members);
+        }
+    }
+
+    [LibraryImport(Lib, EntryPoint = "getgrgid_r")]
+    private static partial int GetgrgidR(uint gid, byte* grp, byte* buffer, nint bufferLength, byte** result);
+
+    [LibraryImport(Lib, EntryPoint = "getpwuid_r")]
+    private static partial int GetpwuidR(uint uid, byte* pwd, byte* buffer, nint bufferLength, byte** result);
 
     /// <summary>gid of a group from the group database, or null when there is none.</summary>
     public static uint? GetGroupId(string group)

@@ -65,8 +65,8 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
             while (!cancellationToken.IsCancellationRequested)
             {
                 using var output = new StringWriter();
-                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken)
-                    .ConfigureAwait(false);
+                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken,
+                    continues: true).ConfigureAwait(false);
                 if (relayed > 0 || !ok)
                 {
                     foreach (var line in output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))

@@ -30,6 +30,7 @@ internal static class LmtpSocketCheck
             yield return new Finding(Level.Fail, subject, "is not a socket: Bridge refuses to start with it there", "move it away, or set Bridge:Lmtp:Socket");
             yield break;
         }
+        yield return DirectoryWriters(lmtp.Socket);
         _ = BridgeOptionsValidator.TryParseMode(lmtp.SocketMode, out var mode);
         var gid = Libc.GetGroupId(lmtp.SocketGroup);
         yield return stat.Permissions == (uint)mode && stat.Gid == gid
@@ -50,6 +51,44 @@ internal static class LmtpSocketCheck
                 : new Finding(Level.Fail, subject, $"{user} (the MTA's delivery agent) cannot connect: {blocked}",
                     $"set Bridge:Lmtp:SocketGroup to a group of {user} (e.g. {user}), or Bridge:Lmtp:SocketMode 0666");
         }
+    }
+
+    /// <summary>Who besides root can write the socket's directory: they can remove or replace the socket (Bridge makes
+    /// it so that they can never steer what Bridge changes); WARN when that is every local user.</summary>
+    internal static Finding DirectoryWriters(string socket)
+    {
+        var directory = Path.GetDirectoryName(socket) ?? "/";
+        var subject = $"lmtp {socket}";
+        if (Libc.Stat(directory, out var dir) != 0)
+        {
+            return new Finding(Level.Fail, subject, $"its directory {directory} cannot be examined: {Libc.Describe(Libc.LastError)}", "create it");
+        }
+        var writers = new List<string>();
+        if (dir.Uid != 0 && (dir.Permissions & 0x80) != 0)
+        {
+            writers.Add($"{Libc.GetPasswdByUid(dir.Uid)?.Login ?? $"uid {dir.Uid}"} (its owner)");
+        }
+        if ((dir.Permissions & 0x10) != 0 && Libc.GetGroupById(dir.Gid) is { } group)
+        {
+            writers.Add($"the members of group {group.Name}{(group.Members.Count > 0 ? $" ({string.Join(", ", group.Members)})" : "")}");
+        }
+        else if ((dir.Permissions & 0x10) != 0)
+        {
+            writers.Add($"the members of gid {dir.Gid}");
+        }
+        var everyone = (dir.Permissions & 0x2) != 0;
+        if (everyone)
+        {
+            writers.Add((dir.Permissions & 0x200) != 0 ? "every local user (sticky: they cannot remove Bridge's socket)" : "every local user");
+        }
+        if (writers.Count == 0)
+        {
+            return new Finding(Level.Ok, subject, $"only root can write its directory {directory}");
+        }
+        var text = $"its directory {directory} can be written by {string.Join(", ", writers)} besides root: they can remove or replace the socket, never make Bridge change another file";
+        return everyone && (dir.Permissions & 0x200) == 0
+            ? new Finding(Level.Warn, subject, text, $"put the socket in a directory that only root and the MTA can write (chmod o-w {directory})")
+            : new Finding(Level.Ok, subject, text);
     }
 
     /// <summary>Why <paramref name="uid"/> cannot connect to the socket (a directory it cannot search, a socket it

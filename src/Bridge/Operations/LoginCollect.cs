@@ -1,6 +1,7 @@
 // Job: `bridge collect --user LOGIN`, run by Dovecot's post-login script (deploy/dovecot/30-bridge-collect.conf) before
-// an IMAP or POP3 session starts: the mail waiting in the spool of LOGIN's first short name (whichever short name LOGIN
-// is: the note's users log in with any of them) goes into the store as `drain` moves it, for at most
+// an IMAP or POP3 session starts: when LOGIN's user is in Legacy mode, the mail waiting in the spool of its first
+// short name (LOGIN is any of the user's short names, or the full address at a local domain; never an alias) goes
+// into the store as `drain` moves it, for at most
 // Bridge:Legacy:LoginCollectTimeout, so the login never waits longer; what is left stays for the next login. Only the
 // mailbox of the user Dovecot authenticated is touched: LOGIN comes from Dovecot, never from the user's input.
 // Failure: never fails the login: every problem is a line of output (the script sends it to the mail log).
@@ -13,15 +14,18 @@ public static class LoginCollect
 {
     public static async Task RunAsync(SettingsSnapshot snapshot, string login, TextWriter output, CancellationToken cancellationToken)
     {
-        var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
-        var route = AddressReport.Route(snapshot, $"{login}@{domain}");
-        if (route.Recipient is not { } recipient || route.Recipients.Count != 1)
+        // Only the logged-in user's own spool, and only when it is not their INBOX: a user in Spool mode reads the spool
+        // itself; an alias names no account, so it is never a login.
+        if (snapshot.Routing.FindLogin(login) is not { } user)
         {
-            await output.WriteLineAsync($"collect {login}: nothing to collect ({(route.IsAccepted ? "an alias, not a user" : route.Refusal.ToString())})")
-                .ConfigureAwait(false);
+            await output.WriteLineAsync($"collect {login}: nothing to collect: no user of Bridge's has that login").ConfigureAwait(false);
             return;
         }
-        var name = recipient.User.ShortName;
+        if ((user.ModeOverride ?? snapshot.Options.Mode) != Common.BridgeMode.Legacy)
+        {
+            return; // Spool mode: the spool is the INBOX, nothing moves (the common case, said by nothing)
+        }
+        var name = user.ShortName;
         var path = Path.Combine(snapshot.Spool.Directory, name);
         if (!File.Exists(path) || new FileInfo(path).Length == 0)
         {

@@ -211,9 +211,13 @@ public static class MachineCheck
             yield break;
         }
         var subject = $"aliases {string.Join(", ", snapshot.Options.AliasFiles)}";
-        foreach (var problem in aliases.Problems)
+        foreach (var problem in aliases.Content.Unreadable)
         {
-            yield return new Finding(Level.Warn, subject, problem, "deliver such aliases with the MTA's own alias maps, or remove them");
+            yield return new Finding(Level.Fail, subject, problem.Described, "make the file a regular file that only its owner can write, readable by Bridge");
+        }
+        foreach (var problem in aliases.Problems.Except(aliases.Content.Unreadable))
+        {
+            yield return new Finding(Level.Warn, subject, problem.Described, "deliver such aliases with the MTA's own alias maps, or remove them");
         }
         var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
         var refused = 0;

@@ -11,18 +11,25 @@ using Bridge.Delivery.Spool;
 
 namespace Bridge.Operations;
 
-public sealed record MboxRecordData(string Sender, ReadOnlySequence<byte> Message, long End);
+/// <param name="Start">Offset of the record's From_ line in the file.</param>
+/// <param name="End">Offset where the next record starts (or the end of the file).</param>
+public sealed record MboxRecordData(string Sender, ReadOnlySequence<byte> Message, long End)
+{
+    public long Start { get; init; }
+}
 
 public static class MboxRecords
 {
     private static readonly string[] DeliveryHeaders = ["Return-Path: ", "X-Original-To: ", "Delivered-To: "];
 
-    public static IEnumerable<MboxRecordData> Read(Stream mbox, MboxFormat format = MboxFormat.Mboxrd)
+    /// <param name="from">The offset <paramref name="mbox"/> is at (a record's start); offsets count from the file's start.</param>
+    public static IEnumerable<MboxRecordData> Read(Stream mbox, MboxFormat format = MboxFormat.Mboxrd, long from = 0)
     {
-        using var reader = new LineReader(mbox);
+        using var reader = new LineReader(mbox, from);
         var line = reader.Next();
         while (line is not null && IsFromLine(line.Value.Bytes))
         {
+            var recordStart = line.Value.Start;
             var sender = SenderOf(line.Value.Bytes);
             var message = new ArrayBufferWriter<byte>();
             // The lines spool delivery wrote first, in its order; the sender from Return-Path keeps RFC 5321 quoting.
@@ -66,7 +73,7 @@ public static class MboxRecords
                 }
                 previousEmpty = bytes.Length == 0;
             }
-            yield return new MboxRecordData(sender, new ReadOnlySequence<byte>(message.WrittenMemory), end);
+            yield return new MboxRecordData(sender, new ReadOnlySequence<byte>(message.WrittenMemory), end) { Start = recordStart };
         }
     }
 
@@ -89,13 +96,13 @@ public static class MboxRecords
         return sender == "MAILER-DAEMON" ? "" : sender;
     }
 
-    private sealed class LineReader(Stream stream) : IDisposable
+    private sealed class LineReader(Stream stream, long from) : IDisposable
     {
         private readonly BufferedStream _input = new(stream, 64 * 1024);
 
         public void Dispose() => _input.Dispose();
 
-        public long Offset { get; private set; }
+        public long Offset { get; private set; } = from;
 
         public (byte[] Bytes, long Start)? Next()
         {

@@ -118,8 +118,9 @@ public static partial class Probe
         {
             return 0;
         }
+        var journal = new AppendJournal(options.Spool.JournalDirectory);
         var (locked, status, _) = await LockedMailbox.OpenExistingAsync(route.User.ShortName, route.User.Uid ?? Native.Libc.Geteuid(), snapshot.Spool, new InProcessMailboxLocks(),
-            new AppendJournal(options.Spool.JournalDirectory), cancellationToken).ConfigureAwait(false);
+            journal, cancellationToken).ConfigureAwait(false);
         if (locked is null)
         {
             await output.WriteLineAsync($"WARN probe: could not lock {mailbox} to remove the probe ({status}); it stays").ConfigureAwait(false);
@@ -128,7 +129,7 @@ public static partial class Probe
         using (locked)
         {
             var again = FindRecord(mailbox, messageId, options.ServerName); // under the locks: the offsets are final
-            var error = again is { } r ? MailboxTrim.RemoveRange(locked, r.Start, r.End) : null;
+            var error = again is { } r ? MailboxCut.Remove(locked.Fd, locked.Path, locked.Name, r.Start, r.End, journal) : null;
             await output.WriteLineAsync(error is null ? $"OK   {Seconds(clock)} probe: removed from {mailbox}" : $"WARN probe: not removed from {mailbox}: {error}")
                 .ConfigureAwait(false);
         }

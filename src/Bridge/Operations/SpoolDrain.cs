@@ -2,10 +2,11 @@
 // and deliver it to the store (Legacy target), to move from Spool to Legacy mode without losing what was spooled.
 // Each mailbox is locked as for a delivery; its records are relayed in order, each as it was delivered (MboxRecords:
 // sender from Return-Path, quoting of Bridge:Spool:Format undone, delivery's headers removed; BODY=8BITMIME and
-// SMTPUTF8 where the message needs them), recipient the mailbox's user; the first refusal stops that mailbox; only the relayed records are removed
-// (MailboxTrim.KeepFrom: new file + rename, crash-safe). --dry-run only lists.
-// Failure: a mailbox that cannot be drained keeps all its mail and makes the exit code 1; a crash after
-// relaying but before the removal can only cause duplicates at the next drain, never a loss.
+// SMTPUTF8 where the message needs them), recipient the mailbox's user; the first refusal stops that mailbox. After
+// each message the store accepted, the journal's CollectCursor says so; when the collection ends, the delivered
+// prefix is cut out once, in place (MailboxCut: the mailbox keeps its inode). --dry-run only lists.
+// Failure: a mailbox that cannot be drained keeps all its mail and makes the exit code 1; a kill between the store's
+// acceptance and the cursor (a moment) sends that one message again, never loses one.
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery.Smtp;
@@ -43,9 +44,11 @@ public static class SpoolDrain
     /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
     /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
     /// <param name="until">Past this time no further message is begun (collect at login); null: no limit.</param>
+    /// <param name="continues">The caller takes the next batch soon (the daemon's collector): when messages are left,
+    /// the delivered ones stay in place behind the cursor instead of being cut out now; they are cut once, at the end.</param>
     internal static async Task<(bool Ok, int Relayed, bool More)> DrainMailboxAsync(SettingsSnapshot snapshot, string name,
         InProcessMailboxLocks locks, AppendJournal journal, bool dryRun, int maxMessages, TextWriter output, DateTime? until,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool continues = false)
     {
         var endpoint = snapshot.Store.Endpoint;
         var domain = snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost";
@@ -70,23 +73,40 @@ public static class SpoolDrain
         }
         using (mailbox)
         {
-            return await DrainAsync(mailbox, name, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
-                cancellationToken).ConfigureAwait(false);
+            var reader = Native.Libc.Open(mailbox.Path, Native.Libc.O_RDONLY | Native.Libc.O_NOFOLLOW | Native.Libc.O_NONBLOCK | Native.Libc.O_CLOEXEC, 0);
+            if (reader < 0 || Native.Libc.Fstat(reader, out var opened) != 0 || !opened.SameFileAs(mailbox.Stat))
+            {
+                if (reader >= 0)
+                {
+                    Native.Libc.Close(reader);
+                }
+                await output.WriteLineAsync($"drain {name}: left alone: the mailbox cannot be read").ConfigureAwait(false);
+                return (false, 0, false);
+            }
+            using var file = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(reader, ownsHandle: true), FileAccess.Read);
+            return await DrainAsync(mailbox, file, reader, journal, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
+                continues, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private static async Task<(bool Ok, int Relayed, bool More)> DrainAsync(LockedMailbox mailbox, string name, string recipient, SmtpEndpoint endpoint,
-        MboxFormat format, bool dryRun, int maxMessages, TextWriter output, DateTime? until, CancellationToken cancellationToken)
+    private static async Task<(bool Ok, int Relayed, bool More)> DrainAsync(LockedMailbox mailbox, FileStream file, int reader, AppendJournal journal,
+        string recipient, SmtpEndpoint endpoint, MboxFormat format, bool dryRun, int maxMessages, TextWriter output, DateTime? until, bool continues,
+        CancellationToken cancellationToken)
     {
+        var name = mailbox.Name;
+        var cursor = CollectCursor.Find(journal, name, reader, out var dropped);
+        if (dropped is not null)
+        {
+            await output.WriteLineAsync($"drain {name}: {dropped}").ConfigureAwait(false);
+        }
         var more = false;
-        using var file = new FileStream(mailbox.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); // no flock; OFD lock held
         var relayed = 0;
-        var keepFrom = 0L;
         var ok = true;
         SmtpConnection? connection = null;
+        file.Position = cursor?.End ?? 0;
         try
         {
-            foreach (var record in MboxRecords.Read(file, format))
+            foreach (var record in MboxRecords.Read(file, format, cursor?.End ?? 0))
             {
                 if (relayed >= maxMessages || DateTime.UtcNow > until)
                 {
@@ -108,7 +128,14 @@ public static class SpoolDrain
                     break;
                 }
                 relayed++;
-                keepFrom = record.End;
+                // Remembered at once: whatever happens next, this message is never sent to the store again.
+                cursor = CollectCursor.After(reader, record.Start, record.End);
+                if (cursor is null || cursor.Save(journal, name, durable: false) != 0)
+                {
+                    await output.WriteLineAsync($"drain {name}: the journal cannot record how far the collection got; stopping here").ConfigureAwait(false);
+                    ok = false;
+                    break;
+                }
                 if (!Console.IsOutputRedirected && output == Console.Out)
                 {
                     await output.WriteAsync($"\rdrain {name}: {relayed} relayed").ConfigureAwait(false);
@@ -130,24 +157,40 @@ public static class SpoolDrain
         {
             if (connection is not null)
             {
-                await connection.QuitAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await connection.QuitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (NetworkFailure.IsTransient(ex) || ex is StoreOutcomeUnknownException)
+                {
+                    // the store went away after its last reply: what it accepted is recorded already
+                }
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
-
-        if (relayed > 0)
+        if (dryRun)
         {
-            var error = MailboxTrim.KeepFrom(mailbox, keepFrom);
+            return (true, 0, false);
+        }
+        var delivered = cursor?.End ?? 0;
+        if (more && ok && continues)
+        {
+            cursor?.Save(journal, name, durable: true); // the next batch goes on from here; the prefix is cut at the end
+            return (true, relayed, true);
+        }
+        if (delivered > 0)
+        {
+            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, name, 0, delivered, journal);
             if (error is not null)
             {
-                await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed ({error}): a later drain relays them again").ConfigureAwait(false);
+                cursor?.Save(journal, name, durable: true);
+                await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed yet ({error}); the next collection removes them").ConfigureAwait(false);
                 return (false, relayed, false);
             }
+            CollectCursor.Forget(journal, name);
         }
-        if (!dryRun)
-        {
-            await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {mailbox.Stat.Size - keepFrom} bytes left in the spool").ConfigureAwait(false);
-        }
+        Native.Libc.Fstat(mailbox.Fd, out var after);
+        await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {after.Size} bytes left in the spool").ConfigureAwait(false);
         return (ok, relayed, more && ok);
     }
 

@@ -2,9 +2,19 @@
 // continue the previous entry, "#" comments, quoted targets, ":include:/path" (a file of more targets, one or more
 // per line), targets that are local names, addresses, "|commands" or "/files". Names are case-insensitive; a later
 // entry for the same name is a problem (the first one counts).
-// Failure: never throws: a file that cannot be read, a line without "name:", an include too deep are Problems with
-// file and line; what could be read is used.
+// Whose rights read what (Postfix local(8): "the owner rights of the :include: file or alias database"): the files of
+// Bridge:AliasFiles are the administrator's and are read with Bridge's rights; an :include: named in a file owned by
+// root is opened with root's (Bridge's) rights, one named in a file owned by anyone else with that owner's rights,
+// and once a user's rights are in force they stay for every include nested below (a user never borrows the rights
+// of another user's file by naming it). Every file is read through UntrustedFile (no link followed, never blocking,
+// one link, a size limit); an include that others than its owner can write, that is not an absolute path, that is
+// nested too deep or that a symbolic link of another user than root leads to is not used either.
+// Failure: never throws. A file of Bridge:AliasFiles that cannot be read makes the reading incomplete (Unreadable);
+// an include that cannot be used is a target of kind Unusable, which makes its alias undeliverable (refused at RCPT).
+// No problem text carries a byte of what a file holds: each names the file and line (and the alias); what the line
+// holds is kept apart (Detail) for `bridge check`, which the administrator runs.
 using System.Text;
+using Bridge.Native;
 
 namespace Bridge.Routing;
 
@@ -21,77 +31,159 @@ public enum AliasTargetKind
 
     /// <summary>"/file": Bridge appends only to mailboxes in the spool.</summary>
     File,
+
+    /// <summary>An :include: that cannot be used (see Why): the alias that names it is undeliverable.</summary>
+    Unusable,
 }
 
+/// <param name="Value">The target as written (for Unusable: the path the :include: names).</param>
 /// <param name="Source">"file:line" where the target was written (the include file's, for an included one).</param>
-public sealed record AliasTarget(AliasTargetKind Kind, string Value, string Source);
+/// <param name="Why">For Unusable: why the include named there cannot be used; no byte of any file's content.</param>
+public sealed record AliasTarget(AliasTargetKind Kind, string Value, string Source, string? Why = null);
 
 /// <param name="Source">"file:line" of the entry's first line.</param>
 public sealed record AliasEntry(string Name, IReadOnlyList<AliasTarget> Targets, string Source);
 
-public sealed record AliasFileContent(IReadOnlyDictionary<string, AliasEntry> Entries, IReadOnlyList<string> Problems, IReadOnlyList<string> FilesRead);
+/// <param name="Text">What is wrong, naming the alias but no byte of what a file holds (for logs and replies).</param>
+/// <param name="Detail">What the line holds, for `bridge check` only.</param>
+public sealed record AliasProblem(string Source, string Text, string? Detail = null)
+{
+    public override string ToString() => $"{Source}: {Text}";
+
+    /// <summary>With what the line holds (`bridge check`).</summary>
+    public string Described => Detail is null ? ToString() : $"{this}: {Detail}";
+}
+
+/// <param name="MaxFileBytes">Bridge:Aliases:MaxFileBytes: the largest alias or include file read.</param>
+/// <param name="MaxMembers">Bridge:Aliases:MaxMembers: the most users one alias may expand to.</param>
+public sealed record AliasLimits(long MaxFileBytes, int MaxMembers)
+{
+    public const string MaxFileBytesKey = "Bridge:Aliases:MaxFileBytes";
+    public const string MaxMembersKey = "Bridge:Aliases:MaxMembers";
+
+    public static readonly AliasLimits Default = new(4L << 20, 10_000);
+}
+
+/// <param name="FilesRead">Every file the reading looked at (the alias files and their includes), for change detection.</param>
+/// <param name="Unreadable">Files of Bridge:AliasFiles that could not be read at all: the reading is incomplete.</param>
+public sealed record AliasFileContent(IReadOnlyDictionary<string, AliasEntry> Entries, IReadOnlyList<AliasProblem> Problems,
+    IReadOnlyList<string> FilesRead, IReadOnlyList<AliasProblem> Unreadable);
 
 public static class AliasFile
 {
     private const int MaxIncludeDepth = 5;
 
-    public static AliasFileContent Read(IEnumerable<string> paths)
+    public static AliasFileContent Read(IEnumerable<string> paths, AliasLimits? limits = null) => new Reading(limits ?? AliasLimits.Default).Run(paths);
+
+    private sealed class Reading(AliasLimits limits)
     {
-        var entries = new Dictionary<string, AliasEntry>(StringComparer.Ordinal);
-        var problems = new List<string>();
-        var files = new List<string>();
-        foreach (var path in paths)
+        private readonly Dictionary<string, AliasEntry> _entries = new(StringComparer.Ordinal);
+        private readonly List<AliasProblem> _problems = [];
+        private readonly List<AliasProblem> _unreadable = [];
+        private readonly List<string> _files = [];
+
+        /// <summary>Each include once per set of rights and depth: an alias file naming one list a thousand times reads it once.</summary>
+        private readonly Dictionary<(string Path, uint? Uid, int Depth), IReadOnlyList<AliasTarget>> _includes = [];
+
+        public AliasFileContent Run(IEnumerable<string> paths)
         {
-            files.Add(path);
-            if (!TryReadLines(path, out var lines, out var error))
+            foreach (var path in paths)
             {
-                problems.Add($"{path}: cannot be read: {error}");
-                continue;
-            }
-            foreach (var (text, line) in LogicalLines(lines))
-            {
-                var source = $"{path}:{line}";
-                var colon = text.IndexOf(':', StringComparison.Ordinal);
-                var name = colon > 0 ? Unquote(text[..colon].Trim()).ToLowerInvariant() : "";
-                if (name.Length == 0 || name.Any(char.IsWhiteSpace))
+                _files.Add(path);
+                // The administrator named this file: a link to it is followed, as the administrator's own tools would.
+                var read = UntrustedFile.Read(path, null, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey, followLink: true);
+                var problem = read.Problem ?? (OthersMayWrite(read.Stat) ? $"can be written by others than its owner (mode {Octal(read.Stat)})" : null);
+                if (problem is not null)
                 {
-                    problems.Add($"{source}: not an alias (\"name: target, ...\"): {Shorten(text)}");
+                    _unreadable.Add(new AliasProblem(path, $"the alias file {problem}; it is not used"));
                     continue;
                 }
-                var targets = new List<AliasTarget>();
-                foreach (var value in SplitTargets(text[(colon + 1)..]))
+                var (rights, rightsProblem) = RightsAfter(null, read.Stat);
+                var lines = Lines(read.Content!);
+                foreach (var (text, line) in LogicalLines(lines))
                 {
-                    AddTarget(value, source, targets, problems, files, 0);
+                    Entry(text, $"{path}:{line}", rights, rightsProblem);
                 }
-                if (targets.Count == 0)
-                {
-                    problems.Add($"{source}: alias {name} has no target");
-                }
-                else if (!entries.TryAdd(name, new AliasEntry(name, targets, source)))
-                {
-                    problems.Add($"{source}: alias {name} is defined again (the first definition, {entries[name].Source}, counts)");
-                }
+            }
+            return new AliasFileContent(_entries, _problems, _files, _unreadable);
+        }
+
+        private void Entry(string text, string source, AccountRights? rights, string? rightsProblem)
+        {
+            var colon = text.IndexOf(':', StringComparison.Ordinal);
+            var name = colon > 0 ? Unquote(text[..colon].Trim()).ToLowerInvariant() : "";
+            if (name.Length == 0 || name.Any(char.IsWhiteSpace))
+            {
+                _problems.Add(new AliasProblem(source, "not an alias (\"name: target, ...\")", Shorten(text)));
+                return;
+            }
+            var targets = new List<AliasTarget>();
+            foreach (var value in SplitTargets(text[(colon + 1)..]))
+            {
+                AddTarget(value, source, targets, 0, rights, rightsProblem);
+            }
+            if (targets.Count == 0)
+            {
+                _problems.Add(new AliasProblem(source, $"alias {name} has no target"));
+            }
+            else if (!_entries.TryAdd(name, new AliasEntry(name, targets, source)))
+            {
+                _problems.Add(new AliasProblem(source, $"alias {name} is defined again (the first definition, {_entries[name].Source}, counts)"));
             }
         }
-        return new AliasFileContent(entries, problems, files);
-    }
 
-    private static void AddTarget(string value, string source, List<AliasTarget> targets, List<string> problems, List<string> files, int depth)
-    {
-        if (value.StartsWith(":include:", StringComparison.OrdinalIgnoreCase))
+        /// <param name="rights">Whose rights open an include named here (null: Bridge's, for a file of root's).</param>
+        /// <param name="rightsProblem">Why no include named here can be opened (its file's owner has no account), or null.</param>
+        private void AddTarget(string value, string source, List<AliasTarget> targets, int depth, AccountRights? rights, string? rightsProblem)
         {
+            if (!value.StartsWith(":include:", StringComparison.OrdinalIgnoreCase))
+            {
+                var kind = value.StartsWith('|') ? AliasTargetKind.Command
+                    : value.StartsWith('/') ? AliasTargetKind.File
+                    : value.Contains('@', StringComparison.Ordinal) ? AliasTargetKind.Address
+                    : AliasTargetKind.Name;
+                targets.Add(new AliasTarget(kind, kind is AliasTargetKind.Name or AliasTargetKind.Address ? value.ToLowerInvariant() : value, source));
+                return;
+            }
             var path = value[":include:".Length..].Trim();
+            if (rightsProblem is not null)
+            {
+                targets.Add(new AliasTarget(AliasTargetKind.Unusable, path, source, rightsProblem));
+                return;
+            }
             if (depth >= MaxIncludeDepth)
             {
-                problems.Add($"{source}: :include:{path} is nested more than {MaxIncludeDepth} deep; not read");
+                targets.Add(new AliasTarget(AliasTargetKind.Unusable, path, source, $"is nested more than {MaxIncludeDepth} includes deep"));
                 return;
             }
-            files.Add(path);
-            if (!TryReadLines(path, out var lines, out var error))
+            if (!Path.IsPathRooted(path))
             {
-                problems.Add($"{source}: :include:{path} cannot be read: {error}");
+                targets.Add(new AliasTarget(AliasTargetKind.Unusable, path, source, "is not an absolute path"));
                 return;
             }
+            var key = (path, rights?.Uid, depth);
+            if (!_includes.TryGetValue(key, out var included))
+            {
+                included = Include(path, source, depth, rights);
+                _includes[key] = included;
+            }
+            targets.AddRange(included);
+        }
+
+        private List<AliasTarget> Include(string path, string source, int depth, AccountRights? rights)
+        {
+            _files.Add(path);
+            var read = UntrustedFile.Read(path, rights, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey);
+            var why = read.Problem
+                ?? (OthersMayWrite(read.Stat) ? $"can be written by others than its owner (mode {Octal(read.Stat)})" : null)
+                ?? (rights is null ? ForeignLinkOnTheWay(path) : null);
+            if (why is not null)
+            {
+                return [new AliasTarget(AliasTargetKind.Unusable, path, source, why)];
+            }
+            var (nested, nestedProblem) = RightsAfter(rights, read.Stat);
+            var list = new List<AliasTarget>();
+            var lines = Lines(read.Content!);
             for (var i = 0; i < lines.Length; i++)
             {
                 var line = lines[i].Trim();
@@ -101,17 +193,47 @@ public static class AliasFile
                 }
                 foreach (var included in SplitTargets(line))
                 {
-                    AddTarget(included, $"{path}:{i + 1}", targets, problems, files, depth + 1);
+                    AddTarget(included, $"{path}:{i + 1}", list, depth + 1, nested, nestedProblem);
                 }
             }
-            return;
+            return list;
         }
-        var kind = value.StartsWith('|') ? AliasTargetKind.Command
-            : value.StartsWith('/') ? AliasTargetKind.File
-            : value.Contains('@', StringComparison.Ordinal) ? AliasTargetKind.Address
-            : AliasTargetKind.Name;
-        targets.Add(new AliasTarget(kind, kind is AliasTargetKind.Name or AliasTargetKind.Address ? value.ToLowerInvariant() : value, source));
+
+        /// <summary>The rights the includes named in a file are opened with: once a user's, that user's; in a file of
+        /// root's read with root's rights, root's; in anyone else's file, its owner's.</summary>
+        private static (AccountRights? Rights, string? Problem) RightsAfter(AccountRights? current, FileStat file)
+        {
+            if (current is not null || file.Uid == 0)
+            {
+                return (current, null);
+            }
+            return AccountRights.OfUid(file.Uid) is { } owner
+                ? (owner, null)
+                : (null, $"is named in a file owned by uid {file.Uid}, which has no account whose rights could open it");
+        }
+
+        /// <summary>With root's rights, an include must not be reached through a symbolic link that another user made
+        /// (the user would choose which of root's files is read). Best effort: the path is looked at after the open.</summary>
+        private static string? ForeignLinkOnTheWay(string path)
+        {
+            for (var directory = Path.GetDirectoryName(path); !string.IsNullOrEmpty(directory) && directory != "/"; directory = Path.GetDirectoryName(directory))
+            {
+                if (Libc.Lstat(directory, out var stat) == 0 && stat.IsSymbolicLink && stat.Uid != 0)
+                {
+                    return $"is reached through a symbolic link that uid {stat.Uid} owns";
+                }
+            }
+            return null;
+        }
     }
+
+    /// <summary>Writable by group or others: someone besides its owner decides what it says.</summary>
+    private static bool OthersMayWrite(FileStat stat) => (stat.Permissions & 0x12) != 0; // 022
+
+    private static string Octal(FileStat stat) => Convert.ToString(stat.Permissions, 8);
+
+    private static string[] Lines(byte[] content) =>
+        Encoding.UTF8.GetString(content).Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
 
     /// <summary>Entries with their continuation lines joined, comments and blank lines dropped, and the line each began on.</summary>
     private static IEnumerable<(string Text, int Line)> LogicalLines(string[] lines)
@@ -182,20 +304,4 @@ public static class AliasFile
         value.Length >= 2 && value[0] == '"' && value[^1] == '"' ? value[1..^1] : value;
 
     private static string Shorten(string text) => text.Length <= 60 ? text : text[..60] + "...";
-
-    private static bool TryReadLines(string path, out string[] lines, out string error)
-    {
-        try
-        {
-            lines = System.IO.File.ReadAllLines(path);
-            error = "";
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            lines = [];
-            error = ex.Message;
-            return false;
-        }
-    }
 }

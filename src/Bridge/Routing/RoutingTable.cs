@@ -68,6 +68,12 @@ public sealed class RoutingTable
                 $"<{address}>: Relay access denied (domain is not in Bridge:LocalDomains)"));
         }
 
+        if (_aliases is { Available: false })
+        {
+            // No reading of the alias files has succeeded yet: any name may be an alias, so none is answered for good.
+            return RouteResult.Refuse(new DeliveryStatus(451, "4.3.0",
+                $"<{address}>: the alias files (Bridge:AliasFiles) cannot be read yet, see Bridge's log; try again later"));
+        }
         var local = localPart.ToLowerInvariant();
         foreach (var candidate in Candidates(local))
         {
@@ -89,6 +95,29 @@ public sealed class RoutingTable
             $"<{address}>: Recipient address rejected: User unknown in local recipient table"));
     }
 
+    /// <summary>The user a login names (Dovecot's $USER at IMAP/POP3 login): any of the user's short names, bare or as the
+    /// full address at a local domain (the note's george@afp548.com), case-insensitive; never an alias (an alias is an
+    /// address, not an account), never a +tag form. Null when it names no user.</summary>
+    public LocalUser? FindLogin(string login)
+    {
+        var name = login.Trim().ToLowerInvariant();
+        var at = name.LastIndexOf('@');
+        if (at >= 0)
+        {
+            var domain = NormalizeDomain(name[(at + 1)..]);
+            if (at == 0 || !_localDomains.Contains(domain))
+            {
+                return null;
+            }
+            if (_byAddress.TryGetValue($"{name[..at]}@{domain}", out var byAddress))
+            {
+                return byAddress;
+            }
+            name = name[..at];
+        }
+        return Find(name, NormalizeDomain(at >= 0 ? login[(at + 1)..] : _primaryDomain), mayBlock: true).User;
+    }
+
     /// <summary>The aliases in force (for `check` and `resolve`); null when Bridge:AliasFiles is empty.</summary>
     public AliasTable? Aliases => _aliases;
 
@@ -100,7 +129,7 @@ public sealed class RoutingTable
         {
             return RouteResult.Refuse(expansion.Loop
                 ? new DeliveryStatus(554, "5.4.6", $"<{address}>: {problem}")
-                : new DeliveryStatus(550, "5.3.5", $"<{address}>: {problem}; it is delivered by the MTA's own aliases, not by Bridge"));
+                : new DeliveryStatus(550, "5.3.5", $"<{address}>: {problem}"));
         }
         var members = new List<RoutedRecipient>(expansion.Names.Count);
         foreach (var name in expansion.Names)
@@ -112,8 +141,9 @@ public sealed class RoutingTable
             }
             if (user is null)
             {
+                // Which member it is stays unsaid: the name is what a file holds, and the client may be anyone.
                 return RouteResult.Refuse(new DeliveryStatus(550, "5.1.1",
-                    $"<{address}>: alias {expansion.Alias} ({expansion.Source}) expands to {name}, which is not a local user"));
+                    $"<{address}>: alias {expansion.Alias} ({expansion.Source}) names a member that is not a local user"));
             }
             if (!members.Any(m => m.User.ShortName == user.ShortName))
             {

@@ -45,12 +45,14 @@ public class LoginCollectTests
         var dovecot = await DovecotServer.StartStoreWithLoginCollectAsync(root["post-login"], [("alice", TestAccounts.Alice)], TestAccounts.Alice);
         await File.WriteAllTextAsync(root["appsettings.json"], $$"""
             { "Bridge": {
+                "Mode": "Legacy",
                 "LocalDomains": [ "{{Domain}}" ],
                 "Users": [ { "ShortNames": [ "{{TestAccounts.Alice}}", "alice" ] } ],
                 "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{root["journal"]}}" },
                 "Legacy": { "Host": "127.0.0.1", "Port": {{dovecot.LmtpPort}}, "Protocol": "Lmtp" {{extraSettings}} } } }
             """);
-        var bridge = await BridgeServer.StartAsync(spool.Path, root.Path); // Spool mode: the MTA's deliveries land in the spool
+        // The daemon here spools (as while the store was down, or before the switch to Legacy mode); `collect` reads the file: Legacy.
+        var bridge = await BridgeServer.StartAsync(spool.Path, root.Path, "Bridge:Mode=Spool");
         return new Setup { Root = root, Spool = spool, Dovecot = dovecot, Bridge = bridge };
     }
 

@@ -31,7 +31,7 @@ public class DeployTests
         using var state = new TempDir("bridge-state", TempDir.Mode("700"));
         await Proc.RunAsync("chown", ["bridge", state.Path]);
         var port = FreePort.Privileged();
-        const string caps = "+net_bind_service,+chown,+dac_override,+fowner";
+        const string caps = "+net_bind_service,+chown,+dac_override,+fowner,+setuid,+setgid";
         var run = Proc.RunAsync("setpriv", ["--reuid=bridge", "--regid=mail", "--init-groups", $"--inh-caps={caps}", $"--ambient-caps={caps}",
             "--", target["lib/bridge"], $"--Bridge:Listen:Port={port}", $"--Bridge:Spool:Directory={spool.Path}",
             $"--Bridge:Spool:JournalDirectory={state["journal"]}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"],

@@ -1,6 +1,5 @@
 using Bridge.Common;
 using Bridge.Routing;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Bridge.UnitTests.Routing;
 
@@ -27,8 +26,8 @@ public sealed class AliasTests : IDisposable
     private static RoutingTable Table(AliasTable aliases) =>
         new(["afp548.com"], [(["george", "gw"], null)], "+", new Passwd("ann", "bob", "carol", "root"), aliases);
 
-    private AliasTable Aliases(string text, TimeProvider? time = null) =>
-        new([Write("aliases", text)], ["afp548.com"], time);
+    private AliasTable Aliases(string text, AliasLimits? limits = null) =>
+        new([Write("aliases", text)], ["afp548.com"], limits);
 
     [Fact]
     public void The_standard_format_is_read_with_continuations_comments_quotes_and_includes()
@@ -62,10 +61,15 @@ public sealed class AliasTests : IDisposable
         var path = Write("aliases", "good: ann\nno colon here\ngood: bob\nempty:\nlost: :include:/nonexistent/list\n");
         var content = AliasFile.Read([path]);
         Assert.Equal(["ann"], content.Entries["good"].Targets.Select(t => t.Value));
-        Assert.Contains(content.Problems, p => p.StartsWith($"{path}:2: not an alias", StringComparison.Ordinal));
-        Assert.Contains(content.Problems, p => p.StartsWith($"{path}:3: alias good is defined again", StringComparison.Ordinal));
-        Assert.Contains(content.Problems, p => p.StartsWith($"{path}:4: alias empty has no target", StringComparison.Ordinal));
-        Assert.Contains(content.Problems, p => p.StartsWith($"{path}:5: :include:/nonexistent/list cannot be read", StringComparison.Ordinal));
+        var problems = content.Problems.Select(p => p.ToString()).ToList();
+        Assert.Contains(problems, p => p.StartsWith($"{path}:2: not an alias", StringComparison.Ordinal));
+        Assert.DoesNotContain(problems, p => p.Contains("no colon here", StringComparison.Ordinal)); // what the line holds is for check only
+        Assert.Contains(content.Problems, p => p.Detail == "no colon here");
+        Assert.Contains(problems, p => p.StartsWith($"{path}:3: alias good is defined again", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.StartsWith($"{path}:4: alias empty has no target", StringComparison.Ordinal));
+        var lost = Assert.Single(content.Entries["lost"].Targets);
+        Assert.Equal((AliasTargetKind.Unusable, $"{path}:5"), (lost.Kind, lost.Source));
+        Assert.StartsWith("cannot be opened: No such file or directory", lost.Why, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -87,15 +91,21 @@ public sealed class AliasTests : IDisposable
 
     [Theory]
     [InlineData("a: b\nb: a\n", "a", "554 5.4.6 <a@afp548.com>: alias a loops: a -> b -> a")]
-    [InlineData("pipe: ann, \"|/bin/cat\"\n", "pipe", "550 5.3.5 <pipe@afp548.com>: alias pipe expands to |/bin/cat")]
-    [InlineData("file: /tmp/mail.log\n", "file", "550 5.3.5 <file@afp548.com>: alias file expands to /tmp/mail.log")]
-    [InlineData("away: someone@elsewhere.org\n", "away", "550 5.3.5 <away@afp548.com>: alias away expands to someone@elsewhere.org")]
+    [InlineData("pipe: ann, \"|/bin/cat\"\n", "pipe", "550 5.3.5 <pipe@afp548.com>: alias pipe expands to a command (")]
+    [InlineData("file: /tmp/mail.log\n", "file", "550 5.3.5 <file@afp548.com>: alias file expands to a file (")]
+    [InlineData("away: someone@elsewhere.org\n", "away", "550 5.3.5 <away@afp548.com>: alias away expands to a remote address (")]
     [InlineData("ghost: nobody-here\n", "ghost", "550 5.1.1 <ghost@afp548.com>: alias ghost (")]
+    [InlineData("lost: :include:relative/list\n", "lost", "550 5.3.5 <lost@afp548.com>: alias lost: the :include: file named at ")]
     public void What_bridge_cannot_deliver_is_refused_at_rcpt_with_the_reason(string aliases, string name, string refusal)
     {
         var route = Table(Aliases(aliases)).Resolve(name, "afp548.com");
         Assert.False(route.IsAccepted);
         Assert.StartsWith(refusal, route.Refusal.ToString(), StringComparison.Ordinal);
+        // A reply never carries what a file holds: no target, no member's name.
+        foreach (var word in new[] { "/bin/cat", "/tmp/mail.log", "someone", "nobody-here", "relative" })
+        {
+            Assert.DoesNotContain(word, route.Refusal.Text, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -112,27 +122,145 @@ public sealed class AliasTests : IDisposable
         var table = Aliases("ok: ann\npipe: \"|/bin/cat\"\nfar: x@elsewhere.org, y@afp548.com\n");
         var problems = table.Problems;
         Assert.Equal(2, problems.Count);
-        Assert.EndsWith("aliases:2: alias pipe: |/bin/cat is a command, which Bridge cannot deliver; mail to pipe is refused at RCPT", problems[0], StringComparison.Ordinal);
-        Assert.EndsWith("aliases:3: alias far: x@elsewhere.org is a remote address, which Bridge cannot deliver; mail to far is refused at RCPT", problems[1], StringComparison.Ordinal);
+        Assert.EndsWith("aliases:2: alias pipe: a target is a command, which Bridge cannot deliver; mail to pipe is refused at RCPT", problems[0].ToString(), StringComparison.Ordinal);
+        Assert.Equal("|/bin/cat", problems[0].Detail); // for `bridge check`, which the administrator runs
+        Assert.EndsWith("aliases:3: alias far: a target is a remote address, which Bridge cannot deliver; mail to far is refused at RCPT", problems[1].ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
     public void An_edited_file_is_read_again_without_a_restart()
     {
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var aliases = Aliases("team: ann\n", time);
+        var aliases = Aliases("team: ann\n");
         var table = Table(aliases);
         var reported = new List<string>();
         aliases.Report = reported.Add;
         Assert.Equal(["ann"], table.Resolve("team", "afp548.com").Recipients.Select(r => r.User.ShortName));
+        Assert.False(aliases.CheckForChanges()); // nothing changed: nothing read
 
         Write("aliases", "team: ann, bob\nbroken line\n");
         File.SetLastWriteTimeUtc(Path.Combine(_dir, "aliases"), DateTime.UtcNow.AddSeconds(5));
-        time.Advance(TimeSpan.FromSeconds(2));
 
+        Assert.True(aliases.CheckForChanges());
         Assert.Equal(["ann", "bob"], table.Resolve("team", "afp548.com").Recipients.Select(r => r.User.ShortName));
         Assert.Single(reported, p => p.Contains(":2: not an alias", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void A_reading_that_fails_keeps_the_last_good_table_and_is_tried_again_at_the_next_change()
+    {
+        var aliases = Aliases("team: ann\n");
+        var table = Table(aliases);
+        var reported = new List<string>();
+        aliases.Report = reported.Add;
+        var path = Path.Combine(_dir, "aliases");
+
+        File.Delete(path);
+        Assert.Equal(0, Mkfifo(path)); // a FIFO: opened without waiting for a writer, refused by fstat
+        Assert.False(aliases.CheckForChanges());
+        Assert.Equal(["ann"], table.Resolve("team", "afp548.com").Recipients.Select(r => r.User.ShortName));
+        Assert.Contains(reported, p => p.Contains("is a FIFO, not a regular file", StringComparison.Ordinal) &&
+            p.Contains("the aliases read before stay in force", StringComparison.Ordinal));
+        Assert.False(aliases.CheckForChanges()); // not tried again until it changes
+
+        File.Delete(path);
+        Write("aliases", "team: bob\n");
+        Assert.True(aliases.CheckForChanges());
+        Assert.Equal(["bob"], table.Resolve("team", "afp548.com").Recipients.Select(r => r.User.ShortName));
+    }
+
+    [Fact]
+    public void Without_a_good_reading_every_local_recipient_is_deferred_never_refused_for_good()
+    {
+        var missing = Path.Combine(_dir, "not-there");
+        var aliases = new AliasTable([missing], ["afp548.com"]);
+        Assert.False(aliases.Available);
+        var route = Table(aliases).Resolve("george", "afp548.com");
+        Assert.StartsWith("451 4.3.0 <george@afp548.com>: the alias files (Bridge:AliasFiles) cannot be read yet", route.Refusal.ToString(), StringComparison.Ordinal);
+
+        Write("not-there", "team: ann\n");
+        Assert.True(aliases.CheckForChanges());
+        Assert.True(aliases.Available);
+        Assert.Equal("george", Table(aliases).Resolve("george", "afp548.com").Recipient?.User.ShortName);
+    }
+
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("/dev/zero")]
+    [InlineData("big")]
+    [InlineData("group-writable")]
+    [InlineData("symlink")]
+    [InlineData("hardlink")]
+    public void An_include_that_is_not_a_safe_small_regular_file_is_never_read_and_makes_its_alias_undeliverable(string kind)
+    {
+        var include = kind == "/dev/zero" ? "/dev/zero" : Path.Combine(_dir, "list");
+        switch (kind)
+        {
+            case "fifo":
+                Assert.Equal(0, Mkfifo(include));
+                break;
+            case "big":
+                Write("list", string.Concat(Enumerable.Repeat("ann\n", 300)));
+                break;
+            case "group-writable":
+                Write("list", "ann\n");
+                File.SetUnixFileMode(include, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+                break;
+            case "symlink":
+                File.CreateSymbolicLink(include, Write("real", "ann\n"));
+                break;
+            case "hardlink":
+                Assert.Equal(0, Link(Write("real", "ann\n"), include));
+                break;
+        }
+        var aliases = Aliases($"list: bob, :include:{include}\n", new AliasLimits(1000, 100));
+
+        var route = Table(aliases).Resolve("list", "afp548.com");
+        Assert.Equal("550 5.3.5", $"{route.Refusal.Code} {route.Refusal.Enhanced}");
+        Assert.Contains("alias list: the :include: file named at ", route.Refusal.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain(include, route.Refusal.Text, StringComparison.Ordinal);
+        var problem = Assert.Single(aliases.Problems);
+        Assert.Contains(kind switch
+        {
+            "fifo" => "is a FIFO, not a regular file",
+            "/dev/zero" => "is a character device, not a regular file",
+            "big" => "more than Bridge:Aliases:MaxFileBytes (1000)",
+            "group-writable" => "can be written by others than its owner (mode 660)",
+            "symlink" => "is a symbolic link (never followed)",
+            _ => "has 2 hard links",
+        }, problem.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void An_alias_over_the_member_limit_is_refused_and_a_wide_alias_expands_in_linear_time()
+    {
+        var members = string.Join(", ", Enumerable.Range(0, 50).Select(i => $"u{i}"));
+        var refused = Table(Aliases($"big: {members}\n", new AliasLimits(1 << 20, 20))).Resolve("big", "afp548.com");
+        Assert.StartsWith("550 5.3.5 <big@afp548.com>: alias big expands to more than 20 users (Bridge:Aliases:MaxMembers)", refused.Refusal.ToString(), StringComparison.Ordinal);
+
+        // 10 levels of 30 aliases, each naming all 30 of the next level: 30^10 paths, 300 entries. Walked once each.
+        var text = new System.Text.StringBuilder("top: " + string.Join(", ", Enumerable.Range(0, 30).Select(j => $"l0x{j}")) + "\n");
+        for (var level = 0; level < 8; level++)
+        {
+            for (var i = 0; i < 30; i++)
+            {
+                text.Append($"l{level}x{i}: ").Append(string.Join(", ", Enumerable.Range(0, 30).Select(j => $"l{level + 1}x{j}"))).Append('\n');
+            }
+        }
+        for (var i = 0; i < 30; i++)
+        {
+            text.Append($"l8x{i}: ann, bob\n");
+        }
+        var wide = new AliasTable([Write("wide", text.ToString())], ["afp548.com"]).Expand("top", _ => null);
+        Assert.NotNull(wide);
+        Assert.Null(wide.Problem);
+        Assert.Equal(["ann", "bob"], wide.Names);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
+    private static extern int Mkfifo(string path, uint mode = 0x180);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string existing, string name);
 
     [Fact]
     public void Without_alias_files_nothing_changes() =>

@@ -27,10 +27,11 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
         return host.Length > 0;
     }
 
-    /// <param name="delivered">A success notice (NOTIFY=SUCCESS) for recipients Bridge delivered, not a failure notice.</param>
+    /// <param name="action">Failed (a non-delivery notice), or a success notice (NOTIFY=SUCCESS): Delivered, Expanded.</param>
     public async Task<bool> SendAsync(DeliveryRequest request, IReadOnlyList<RecipientOutcome> failed, DateTimeOffset arrival,
-        CancellationToken cancellationToken, bool delivered = false)
+        CancellationToken cancellationToken, DsnAction action = DsnAction.Failed)
     {
+        var delivered = action != DsnAction.Failed;
         if (request.Sender.Length == 0)
         {
             LogNoDsnForDsn(request.QueueId, string.Join(", ", failed.Select(f => f.Recipient.Address)));
@@ -40,7 +41,7 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
         var endpoint = current.Relay;
         try
         {
-            var dsn = DsnBuilder.Build(current.ServerName, request, failed, arrival, delivered);
+            var dsn = DsnBuilder.Build(current.ServerName, request, failed, arrival, action);
             using var bytes = new MemoryStream();
             var format = FormatOptions.Default.Clone();
             format.NewLineFormat = NewLineFormat.Dos;
@@ -52,7 +53,8 @@ public sealed partial class BounceSender(Func<BounceSettings> settings, ILogger<
             await connection.QuitAsync(cancellationToken).ConfigureAwait(false);
             if (reply.IsSuccess)
             {
-                LogDsnSent(request.QueueId, delivered ? "delivery" : "non-delivery", request.Sender, endpoint, reply);
+                LogDsnSent(request.QueueId, action switch { DsnAction.Delivered => "delivery", DsnAction.Expanded => "expansion", _ => "non-delivery" },
+                    request.Sender, endpoint, reply);
                 return true;
             }
             LogDsnFailed(request.QueueId, endpoint, reply.ToString());

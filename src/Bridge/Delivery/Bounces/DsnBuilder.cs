@@ -1,8 +1,8 @@
 // Job: build an RFC 3464 delivery status notification with MimeKit: multipart/report with a human-readable
 // part, message/delivery-status (per-message and per-recipient fields, with the client's ENVID and ORCPT of RFC 3461)
 // and the original message: its headers (text/rfc822-headers: the default, and RET=HDRS), or all of it
-// (message/rfc822) when the sender asked RET=FULL. For failures ("failed") or, where Bridge is the final delivery
-// agent and the sender asked NOTIFY=SUCCESS, for deliveries ("delivered").
+// (message/rfc822) when the sender asked RET=FULL. For failures ("failed"), or, when the sender asked NOTIFY=SUCCESS,
+// for deliveries where Bridge is the final delivery agent ("delivered") and aliases it expanded ("expanded").
 // Failure: none expected; the caller treats any exception as "no DSN could be built".
 using System.Buffers;
 using System.Text;
@@ -11,11 +11,21 @@ using MimeKit;
 
 namespace Bridge.Delivery.Bounces;
 
+/// <summary>What a notice reports (RFC 3464's Action): a failure, a delivery where Bridge is the final agent, or an
+/// alias Bridge expanded to several users (RFC 3461 6.2.7.3).</summary>
+public enum DsnAction
+{
+    Failed,
+    Delivered,
+    Expanded,
+}
+
 internal static class DsnBuilder
 {
     public static MimeMessage Build(string serverName, DeliveryRequest request, IReadOnlyList<RecipientOutcome> failed, DateTimeOffset arrival,
-        bool delivered = false)
+        DsnAction action = DsnAction.Failed)
     {
+        var delivered = action != DsnAction.Failed;
         var dsn = new MimeMessage();
         dsn.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{serverName}"));
         dsn.To.Add(MailboxAddress.Parse(request.Sender));
@@ -27,9 +37,13 @@ internal static class DsnBuilder
         var report = new MultipartReport("delivery-status");
         var text = new StringBuilder()
             .Append("This is the mail system at host ").Append(serverName).Append(".\n\n")
-            .Append(delivered
-                ? "Your message was delivered to the mailboxes of the recipients below, as you asked (NOTIFY=SUCCESS).\n\n"
-                : "Your message could not be delivered to one or more recipients. It was delivered to the others.\n\n");
+            .Append(action switch
+            {
+                DsnAction.Delivered => "Your message was delivered to the mailboxes of the recipients below, as you asked (NOTIFY=SUCCESS).\n\n",
+                DsnAction.Expanded => "Your message was delivered to the addresses below, which are lists: each was expanded to its members, " +
+                    "who get no notices of their own (NOTIFY=SUCCESS, RFC 3461).\n\n",
+                _ => "Your message could not be delivered to one or more recipients. It was delivered to the others.\n\n",
+            });
         foreach (var outcome in failed)
         {
             text.Append('<').Append(outcome.Recipient.Address).Append(">: ").Append(outcome.Status.ToString()).Append('\n');
@@ -60,7 +74,7 @@ internal static class DsnBuilder
                 group.Add("Original-Recipient", $"rfc822; {recipient.Address}");
             }
             group.Add("Final-Recipient", $"rfc822; {recipient.StoreAddress}");
-            group.Add("Action", delivered ? "delivered" : "failed");
+            group.Add("Action", action switch { DsnAction.Delivered => "delivered", DsnAction.Expanded => "expanded", _ => "failed" });
             group.Add("Status", outcome.Status.Enhanced);
             group.Add("Diagnostic-Code", $"smtp; {outcome.Status.Code} {outcome.Status.Enhanced} {outcome.Status.Text}");
             status.StatusGroups.Add(group);

@@ -162,6 +162,127 @@ public sealed class AppendJournal(string directory)
         return new AppendJournalEntry(device, inode, before, after, seed, hashes[..length]);
     }
 
+    /// <summary>A one-line entry of another kind than an append (MailboxCut's "cut", SpoolDrain's "collect"), replaced
+    /// whole by a rename, so a crash leaves the old line or the new one, never a torn one. <paramref name="durable"/>:
+    /// fsync'ed (survives power loss), else only a crash of Bridge. Returns 0 or the errno.</summary>
+    public int WriteEntry(string shortName, string kind, string line, bool durable)
+    {
+        var path = System.IO.Path.Combine(directory, $"{shortName}.{kind}");
+        var temporary = path + ".tmp";
+        var fd = Libc.Open(temporary, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
+        if (fd < 0)
+        {
+            return Libc.LastError;
+        }
+        var rc = Libc.WriteAll(fd, Encoding.ASCII.GetBytes(line + "\n"));
+        if (rc == 0 && durable && Libc.Fsync(fd) != 0)
+        {
+            rc = Libc.LastError;
+        }
+        Libc.Close(fd);
+        if (rc == 0 && Libc.Rename(temporary, path) != 0)
+        {
+            rc = Libc.LastError;
+        }
+        if (rc != 0)
+        {
+            Libc.Unlink(temporary);
+            return rc;
+        }
+        return durable ? SyncDirectory(directory) : 0;
+    }
+
+    /// <summary>The line of an entry WriteEntry wrote (without its newline), null when there is none, or a problem.</summary>
+    public string? ReadEntry(string shortName, string kind, out string? problem)
+    {
+        problem = null;
+        var path = System.IO.Path.Combine(directory, $"{shortName}.{kind}");
+        var read = UntrustedFile.Read(path, null, 64 * 1024, "a journal entry's size");
+        if (read.Content is null)
+        {
+            if (Libc.Lstat(path, out _) != 0 && Libc.LastError == Libc.ENOENT)
+            {
+                return null;
+            }
+            problem = $"{path} {read.Problem}";
+            return null;
+        }
+        var text = Encoding.ASCII.GetString(read.Content);
+        if (!text.EndsWith('\n') || text.Any(c => c is < ' ' or > '~' && c != '\n'))
+        {
+            problem = $"{path} is not one line of text";
+            return null;
+        }
+        return text.TrimEnd('\n');
+    }
+
+    /// <summary>Bytes saved durably beside an entry (MailboxCut's staged stretch). Returns 0 or the errno.</summary>
+    public int WriteData(string shortName, string kind, ReadOnlySpan<byte> data)
+    {
+        var path = System.IO.Path.Combine(directory, $"{shortName}.{kind}");
+        var fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
+        if (fd < 0)
+        {
+            return Libc.LastError;
+        }
+        var rc = Libc.WriteAll(fd, data);
+        if (rc == 0 && Libc.Fsync(fd) != 0)
+        {
+            rc = Libc.LastError;
+        }
+        Libc.Close(fd);
+        return rc != 0 ? rc : SyncDirectory(directory);
+    }
+
+    /// <summary>The bytes WriteData saved, when there are exactly <paramref name="length"/> of them; else null.</summary>
+    public byte[]? ReadData(string shortName, string kind, long length)
+    {
+        var read = UntrustedFile.Read(System.IO.Path.Combine(directory, $"{shortName}.{kind}"), null, length, "the staged length");
+        return read.Content is { } content && content.Length == length ? content : null;
+    }
+
+    public void ForgetEntry(string shortName, string kind) => Libc.Unlink(System.IO.Path.Combine(directory, $"{shortName}.{kind}"));
+
+    /// <summary>Moves an entry of another kind aside to kept/ with the reason (as Keep does for appends).</summary>
+    public string? KeepEntry(string shortName, string kind, string why)
+    {
+        var kept = System.IO.Path.Combine(directory, KeptFolder);
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", CultureInfo.InvariantCulture);
+        var target = System.IO.Path.Combine(kept, $"{shortName}.{stamp}.{kind}");
+        try
+        {
+            System.IO.Directory.CreateDirectory(kept, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (Libc.Rename(System.IO.Path.Combine(directory, $"{shortName}.{kind}"), target) != 0)
+            {
+                ForgetEntry(shortName, kind);
+                return null;
+            }
+            File.WriteAllText(target + ".why", "critical: " + why + "\n");
+            SyncDirectory(kept);
+            return target;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            ForgetEntry(shortName, kind);
+            return null;
+        }
+    }
+
+    /// <summary>Short names with an entry of <paramref name="kind"/> left behind.</summary>
+    public IReadOnlyList<string> PendingOf(string kind)
+    {
+        try
+        {
+            return System.IO.Directory.Exists(directory)
+                ? [.. System.IO.Directory.GetFiles(directory, "*." + kind).Select(f => System.IO.Path.GetFileNameWithoutExtension(f))]
+                : [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>Moves an entry that cannot be used to kept/ with the reason beside it. Returns where it went, or null
     /// when even that failed (the entry is then removed, so that it cannot block the mailbox for ever).</summary>
     public string? Keep(string shortName, string why, bool critical = false)
@@ -197,7 +318,7 @@ public sealed class AppendJournal(string directory)
             return [];
         }
         var list = new List<KeptJournalEntry>();
-        foreach (var file in System.IO.Directory.GetFiles(kept, "*.append").Order(StringComparer.Ordinal))
+        foreach (var file in System.IO.Directory.GetFiles(kept).Where(f => !f.EndsWith(".why", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
         {
             var name = System.IO.Path.GetFileName(file);
             var mailbox = name[..name.IndexOf('.', StringComparison.Ordinal)];

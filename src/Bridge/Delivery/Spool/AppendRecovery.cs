@@ -3,8 +3,9 @@
 // - every page verifies up to the entry's end: the append was complete; it stays.
 // - the verified pages run to the end of the file: all of it is Bridge's unfinished append; truncated away.
 // - verified pages are followed by another writer's record ("From ", maybe after the newline that writer added to
-//   end Bridge's cut-off line): the mailbox is rewritten without Bridge's partial bytes (MailboxRewrite), so no
-//   reader merges the other writer's message into a half one, and not one of the other writer's bytes is lost.
+//   end Bridge's cut-off line): Bridge's partial bytes are cut out in place (MailboxCut: the inode stays, so a writer
+//   that opened the mailbox before still writes into the file everyone reads), so no reader merges the other
+//   writer's message into a half one, and not one of the other writer's bytes is lost.
 // - anything else (bytes Bridge cannot attribute, a mailbox it cannot read): everything is kept, the entry is moved
 //   to the journal's kept/ folder with the reason, and a critical note says so (`bridge check` reports it).
 // Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
@@ -16,8 +17,7 @@ namespace Bridge.Delivery.Spool;
 
 public sealed record RecoveryNote(bool Critical, string Message);
 
-/// <param name="Rewritten">The mailbox was replaced by a rewritten file: the caller's descriptor is stale.</param>
-internal readonly record struct RecoveryResult(RecoveryNote? Note, bool Rewritten);
+internal readonly record struct RecoveryResult(RecoveryNote? Note);
 
 internal static class AppendRecovery
 {
@@ -27,7 +27,8 @@ internal static class AppendRecovery
         CancellationToken cancellationToken)
     {
         var notes = new List<RecoveryNote>();
-        foreach (var shortName in journal.Pending())
+        foreach (var shortName in journal.Pending().Concat(journal.PendingOf(MailboxCut.Kind)).Concat(journal.PendingOf(CollectCursor.Kind))
+            .Distinct(StringComparer.Ordinal))
         {
             if (!ShortName.IsSafeFileName(shortName))
             {
@@ -55,15 +56,49 @@ internal static class AppendRecovery
         var opened = await LockedMailbox.OpenExistingAsync(shortName, null, settings, locks, journal, cancellationToken).ConfigureAwait(false);
         if (opened.Mailbox is { } mailbox)
         {
-            mailbox.Dispose(); // opening settled the journal entry under the locks
-            return opened.Notes;
+            using (mailbox) // opening settled the append and cut entries under the locks
+            {
+                return CutCollected(mailbox, journal) is { } collected ? [.. opened.Notes, collected] : opened.Notes;
+            }
         }
         if (Libc.Lstat(System.IO.Path.Combine(settings.Directory, shortName), out _) != 0 && Libc.LastError == Libc.ENOENT)
         {
             journal.Forget(shortName); // no such mailbox (any more): nothing of ours to clean up
+            journal.ForgetEntry(shortName, MailboxCut.Kind);
+            CollectCursor.Forget(journal, shortName);
             return opened.Notes;
         }
         return [.. opened.Notes, new RecoveryNote(true, $"{shortName}: could not lock the mailbox to check an append interrupted by a crash ({opened.Result}); will retry before its next delivery")];
+    }
+
+    /// <summary>A collection that a stop or a crash ended between two batches left its cursor: the messages before it
+    /// are in the store, so they are cut out of the spool now (as the collection would have at its end).</summary>
+    private static RecoveryNote? CutCollected(LockedMailbox mailbox, AppendJournal journal)
+    {
+        var reader = Libc.Open(mailbox.Path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        if (reader < 0)
+        {
+            return null;
+        }
+        try
+        {
+            var cursor = CollectCursor.Find(journal, mailbox.Name, reader, out var dropped);
+            if (cursor is null)
+            {
+                return dropped is null ? null : new RecoveryNote(false, $"{mailbox.Name}: {dropped}");
+            }
+            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, mailbox.Name, 0, cursor.End, journal);
+            if (error is not null)
+            {
+                return new RecoveryNote(true, $"{mailbox.Name}: the {cursor.End} bytes already moved to the store could not be removed yet ({error})");
+            }
+            CollectCursor.Forget(journal, mailbox.Name);
+            return new RecoveryNote(false, $"{mailbox.Name}: removed the {cursor.End} bytes of mail a collection had moved to the store before it stopped");
+        }
+        finally
+        {
+            Libc.Close(reader);
+        }
     }
 
     public static RecoveryResult Settle(int fd, string path, string name, AppendJournal journal)
@@ -75,7 +110,7 @@ internal static class AppendRecovery
         }
         if (Libc.Fstat(fd, out var now) != 0)
         {
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Libc.Describe(Libc.LastError)}"), false);
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Libc.Describe(Libc.LastError)}"));
         }
         if (now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
         {
@@ -90,7 +125,7 @@ internal static class AppendRecovery
             {
                 Libc.Close(reader);
             }
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {why}; will retry before its next delivery"), false);
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {why}; will retry before its next delivery"));
         }
         try
         {
@@ -107,7 +142,7 @@ internal static class AppendRecovery
         var verified = VerifiedEnd(reader, entry, now.Size, out var readError);
         if (readError is not null)
         {
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {readError}; will retry before its next delivery"), false);
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {readError}; will retry before its next delivery"));
         }
         if (verified == entry.After)
         {
@@ -119,11 +154,11 @@ internal static class AppendRecovery
         {
             if (Libc.Ftruncate(fd, entry.Before) != 0 || Libc.Fsync(fd) != 0)
             {
-                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Libc.Describe(Libc.LastError)}"), false);
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Libc.Describe(Libc.LastError)}"));
             }
             journal.Forget(name);
             return new RecoveryResult(new RecoveryNote(false,
-                $"{name}: removed an incomplete record of {ours} bytes left by a crash (mailbox back to {entry.Before} bytes)"), false);
+                $"{name}: removed an incomplete record of {ours} bytes left by a crash (mailbox back to {entry.Before} bytes)"));
         }
         var foreign = ForeignRecordAt(reader, verified, now.Size);
         if (foreign >= 0 && ours == 0)
@@ -133,16 +168,17 @@ internal static class AppendRecovery
         }
         if (foreign >= 0)
         {
-            var error = MailboxRewrite.Keep(reader, path, now, [(0, entry.Before), (verified, now.Size)]);
+            var error = MailboxCut.Remove(fd, path, name, entry.Before, verified, journal);
             if (error is not null)
             {
-                return Keep(journal, name, $"an incomplete record of {ours} bytes left by a crash at offset {entry.Before} is followed by " +
-                    $"another program's mail, and the mailbox could not be rewritten without it ({error}); everything was kept", critical: true);
+                // The cut's own journal entry (if it was written) finishes it before the mailbox is used again.
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: an incomplete record of {ours} bytes left by a crash at offset " +
+                    $"{entry.Before} is followed by another program's mail, and could not be cut out yet ({error}); will retry before its next delivery"));
             }
             journal.Forget(name);
             return new RecoveryResult(new RecoveryNote(false,
                 $"{name}: removed an incomplete record of {ours} bytes left by a crash at offset {entry.Before}; the " +
-                $"{now.Size - verified} bytes another program appended after it were kept"), true);
+                $"{now.Size - verified} bytes another program appended after it were kept"));
         }
         return Keep(journal, name, $"an interrupted append at offset {entry.Before} is followed by {now.Size - verified} bytes Bridge " +
             $"cannot prove it wrote ({ours} bytes verified as its own); everything was kept. A mail reader may show the " +
@@ -208,6 +244,6 @@ internal static class AppendRecovery
     {
         var kept = journal.Keep(name, why, critical);
         var where = kept is null ? "the entry was removed (it could not be moved aside)" : $"the entry is kept in {kept}";
-        return new RecoveryResult(new RecoveryNote(critical, $"{name}: {why}; {where}; `bridge check` reports it until it is removed"), false);
+        return new RecoveryResult(new RecoveryNote(critical, $"{name}: {why}; {where}; `bridge check` reports it until it is removed"));
     }
 }

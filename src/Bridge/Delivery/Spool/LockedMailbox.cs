@@ -1,9 +1,9 @@
 // Job: one mailbox held open and locked the way a trusted local delivery agent holds it: in-process lock, open with
 // O_NOFOLLOW|O_APPEND (a delivery creates a missing mailbox O_EXCL 0600 and gives it to its user), the rules of
 // MailboxSafety checked on the open file, the dotlock and a whole-file fcntl (OFD) write lock taken non-blocking with
-// jittered retries, the path checked to still name the locked file (another process may have renamed a rewritten
-// mailbox over it meanwhile), the append a crash interrupted settled (AppendRecovery; a rewritten mailbox is opened
-// again from the start), then the real end of the file recorded. Offers the three primitives the append protocol
+// jittered retries, the path checked to still name the locked file (another program may have renamed a rewritten
+// mailbox over it meanwhile: then it is opened again from the start), a cut a crash interrupted finished (MailboxCut)
+// and an append settled (AppendRecovery), then the real end of the file recorded. Offers the three primitives the append protocol
 // (AppendBatch) is made of: write a record at the end, fsync, truncate back. Used by deliveries, by recovery at
 // start, and by drain and probe (which open existing mailboxes only).
 // Failure: every problem is a SpoolResult; the locks are released on every failure and on Dispose; the file is never
@@ -74,11 +74,11 @@ internal sealed class LockedMailbox : IDisposable
                     .ConfigureAwait(false);
                 if (rewritten && attempt < 2)
                 {
-                    continue; // recovery replaced the mailbox with a rewritten file: lock and check the new one from the start
+                    continue; // another program renamed a new file over the mailbox: lock and check that one from the start
                 }
                 if (rewritten)
                 {
-                    result = SpoolResult.Retry(shortName, $"mailbox {shortName} was rewritten by crash recovery, try again");
+                    result = SpoolResult.Retry(shortName, $"mailbox {shortName} keeps being replaced by another program, try again");
                 }
                 keep = result.IsOk;
                 return new OpenedMailbox(keep ? mailbox : null, result, notes);
@@ -120,12 +120,19 @@ internal sealed class LockedMailbox : IDisposable
             // descriptor is a file nobody reads any more. Open the new one from the start.
             return (SpoolResult.Ok, true);
         }
-        var recovery = AppendRecovery.Settle(_fd, Path, Name, journal);
-        if (recovery.Note is { } note)
+        if (MailboxCut.Settle(_fd, Path, Name, journal) is { } cutNote)
+        {
+            _notes.Add(cutNote);
+            if (cutNote.Critical && journal.ReadEntry(Name, MailboxCut.Kind, out _) is not null)
+            {
+                return (SpoolResult.Retry(Name, $"mailbox {Name}: a cut a crash interrupted could not be finished yet"), false);
+            }
+        }
+        if (AppendRecovery.Settle(_fd, Path, Name, journal).Note is { } note)
         {
             _notes.Add(note);
         }
-        return recovery.Rewritten ? (SpoolResult.Ok, true) : (CheckAfterLock(), false);
+        return (CheckAfterLock(), false);
     }
 
     private bool PathStillNamesTheFile() =>

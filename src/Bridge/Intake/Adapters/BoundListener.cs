@@ -1,6 +1,7 @@
 // Job: own the listening sockets: the SMTP port (Bridge:Listen) and, when configured, LMTP on a Unix socket
-// (Bridge:Lmtp:Socket, created with its mode and group; a stale socket file is replaced, anything else at the path is
-// refused) and on a TCP port (Bridge:Lmtp:Port). They are bound before the host starts, so that a bind failure (port
+// (Bridge:Lmtp:Socket, created with its mode and group by Native/UnixSocketFile, so that nobody who can write its
+// directory can steer that to another file; a stale socket is replaced, one something listens on or anything else at
+// the path is refused) and on a TCP port (Bridge:Lmtp:Port). They are bound before the host starts, so that a bind failure (port
 // 627 needs root or CAP_NET_BIND_SERVICE; port in use; a path that is not a socket) is one clear line naming the
 // setting; then SmtpServer takes connections from them through IEndpointListenerFactory, one endpoint per socket.
 // Corrects: the library binds only when it starts, inside the host, where a bind failure is an unhandled exception;
@@ -67,49 +68,20 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
         _sockets.Add(new BoundSocket(socket, lmtp, local, $"{(lmtp ? "lmtp" : "smtp")}:{local}"));
     }
 
-    /// <summary>LMTP on a Unix socket at <paramref name="path"/>, given <paramref name="mode"/> and group <paramref name="gid"/>.</summary>
+    /// <summary>LMTP on a Unix socket at <paramref name="path"/>, given <paramref name="mode"/> and group <paramref name="gid"/>
+    /// where no other user can interfere (UnixSocketFile); a socket something listens on is in use.</summary>
     public void BindLmtpSocket(string path, UnixFileMode mode, uint gid)
     {
         const string key = "Bridge:Lmtp:Socket";
-        if (Libc.Lstat(path, out var existing) == 0)
-        {
-            if (!existing.IsSocket)
-            {
-                throw new ListenerBindException($"bridge: cannot listen for LMTP on {path}: it exists and is not a socket; move it away or set {key}");
-            }
-            Libc.Unlink(path); // a stale socket of an earlier run: nobody listens on it any more
-        }
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        try
-        {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-            if (Libc.Lchown(path, uint.MaxValue, gid) != 0 || Libc.Chmod(path, (uint)mode) != 0)
-            {
-                var errno = Libc.LastError;
-                Libc.Unlink(path);
-                throw new ListenerBindException(
-                    $"bridge: cannot give the LMTP socket {path} group {gid} and mode {Convert.ToString((int)mode, 8)}: {Libc.Describe(errno)}; check Bridge:Lmtp:SocketGroup and SocketMode");
-            }
-            socket.Listen(512);
-        }
-        catch (SocketException ex)
+        var owned = UnixSocketFile.Bind(socket, path, (uint)mode, gid, 512, out var problem, out _);
+        if (owned is null)
         {
             socket.Dispose();
-            var why = ex.SocketErrorCode switch
-            {
-                SocketError.AccessDenied => "permission denied: Bridge may not create files in that directory",
-                SocketError.AddressAlreadyInUse => "something else is there",
-                _ => ex.Message,
-            };
-            throw new ListenerBindException($"bridge: cannot listen for LMTP on {path}: {why}; check the directory or set {key}", ex);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
+            throw new ListenerBindException($"bridge: cannot listen for LMTP on {path}: {problem}; check the directory or set {key}");
         }
         // SmtpServer identifies endpoints by IP address: a Unix socket gets one no client can have (0.0.0.0:index).
-        _sockets.Add(new BoundSocket(socket, true, new IPEndPoint(IPAddress.Any, _sockets.Count + 1), $"lmtp:unix:{path}", path));
+        _sockets.Add(new BoundSocket(socket, true, new IPEndPoint(IPAddress.Any, _sockets.Count + 1), $"lmtp:unix:{path}", owned));
     }
 
     public IEndpointListener CreateListener(IEndpointDefinition endpointDefinition)
@@ -130,7 +102,7 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
 
     public void Dispose() => StopAccepting();
 
-    private sealed record BoundSocket(Socket Socket, bool Lmtp, IPEndPoint Key, string Description, string? Path = null)
+    private sealed record BoundSocket(Socket Socket, bool Lmtp, IPEndPoint Key, string Description, OwnedSocketFile? File = null)
     {
         private int _closed;
 
@@ -141,10 +113,8 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
                 return;
             }
             Socket.Dispose();
-            if (Path is not null)
-            {
-                Libc.Unlink(Path); // nobody listens any more: a client gets "no such file", as without Bridge
-            }
+            File?.RemoveIfOurs(); // nobody listens any more: a client gets "no such file", as without Bridge
+
         }
     }
 

@@ -23,10 +23,14 @@ internal static class CommandScreen
     public const int MaxParameterBytes = 1000;
 
     /// <summary>The line to hand to SmtpServer (null: unchanged) and the refusal to answer (null: none).</summary>
-    public readonly record struct Verdict(byte[]? Replacement, DeliveryStatus? Refusal, IReadOnlyDictionary<string, string>? RcptParameters = null);
+    /// <param name="Smtputf8">For a MAIL line: whether it asked SMTPUTF8 (RFC 6531), which lets the transaction's
+    /// addresses be UTF-8; null for other lines.</param>
+    public readonly record struct Verdict(byte[]? Replacement, DeliveryStatus? Refusal, IReadOnlyDictionary<string, string>? RcptParameters = null,
+        bool? Smtputf8 = null);
 
     /// <param name="line">One command line including its CRLF.</param>
-    public static Verdict Screen(ReadOnlySpan<byte> line, long maxMessageBytes)
+    /// <param name="smtputf8">The transaction's MAIL asked SMTPUTF8 (for an RCPT line).</param>
+    public static Verdict Screen(ReadOnlySpan<byte> line, long maxMessageBytes, bool smtputf8 = false)
     {
         bool mail;
         if (StartsWithIgnoreCase(line, "MAIL "u8))
@@ -59,18 +63,43 @@ internal static class CommandScreen
             return default; // no <path>: SmtpServer's syntax error
         }
         var parameters = text[(close + 1)..];
+        if (mail)
+        {
+            smtputf8 = parameters.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Any(p => p.Equals("SMTPUTF8", StringComparison.OrdinalIgnoreCase) || p.StartsWith("SMTPUTF8=", StringComparison.OrdinalIgnoreCase));
+        }
+        if (AddressBytesRefusal(line.Slice(open, close - open + 1), smtputf8, mail) is { } badAddress)
+        {
+            // Handed on as a harmless path, so SmtpServer parses it and RecipientFilter answers the refusal: nothing
+            // is ever decoded (into U+FFFD) and written in place of bytes that are not the address the client sent.
+            return new Verdict(mail ? "MAIL FROM:<>\r\n"u8.ToArray() : "RCPT TO:<refused@invalid>\r\n"u8.ToArray(), badAddress, Smtputf8: mail ? smtputf8 : null);
+        }
         if (parameters.Length == 0)
         {
-            return default;
+            return mail ? new Verdict(null, null, Smtputf8: false) : default;
         }
         var rcptParameters = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var refusal = mail ? CheckMail(parameters, maxMessageBytes) : CheckRcpt(parameters, rcptParameters);
         if (refusal is null && mail)
         {
-            return default;
+            return new Verdict(null, null, Smtputf8: smtputf8);
         }
         var bare = Encoding.Latin1.GetBytes($"{text[..(close + 1)]}\r\n");
-        return refusal is null ? new Verdict(bare, null, rcptParameters) : new Verdict(bare, refusal);
+        return refusal is null ? new Verdict(bare, null, rcptParameters) : new Verdict(bare, refusal, Smtputf8: mail ? false : null);
+    }
+
+    /// <summary>An envelope address (the bytes of "&lt;...&gt;") that is not ASCII without SMTPUTF8, or not UTF-8 with it:
+    /// 553 5.1.7 (sender) / 553 5.1.3 (recipient), RFC 5321 and RFC 6531.</summary>
+    private static DeliveryStatus? AddressBytesRefusal(ReadOnlySpan<byte> path, bool smtputf8, bool mail)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(path) && (smtputf8 || System.Text.Ascii.IsValid(path)))
+        {
+            return null;
+        }
+        var (enhanced, role) = mail ? ("5.1.7", "sender") : ("5.1.3", "recipient");
+        return new DeliveryStatus(553, enhanced, smtputf8
+            ? $"Bad {role} address syntax: it is not valid UTF-8 (RFC 6531)"
+            : $"Bad {role} address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)");
     }
 
     /// <summary>Index of the '>' that closes the path starting at <paramref name="open"/> ('"' quoting and '\' escapes

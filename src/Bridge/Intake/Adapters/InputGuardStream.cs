@@ -213,7 +213,11 @@ internal sealed class InputGuardStream : Stream
         if (_session is not null)
         {
             _session.PendingRefusal = null;
-            var verdict = CommandScreen.Screen(line, _maxMessageBytes);
+            var verdict = CommandScreen.Screen(line, _maxMessageBytes, _session.Smtputf8);
+            if (verdict.Smtputf8 is { } utf8)
+            {
+                _session.Smtputf8 = utf8; // a MAIL line: its transaction's addresses may be UTF-8 when it asked SMTPUTF8
+            }
             _session.PendingRefusal = verdict.Refusal;
             _session.PendingRcptParameters = verdict.RcptParameters;
             if (verdict.Replacement is not null)

@@ -70,7 +70,7 @@ public class DsnBuilderTests
         };
         var dsn = DsnBuilder.Build("bridge.localhost", Request(body, new() { ["ENVID"] = "QQ+2B314", ["RET"] = "FULL" }),
             [new RecipientOutcome(recipient, DeliveryStatus.Delivered("0A1B2C3D4E5F6A7B"), "spool:/var/mail", 1)],
-            new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero), delivered: true);
+            new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero), DsnAction.Delivered);
 
         Assert.Equal("Successful Mail Delivery Report", dsn.Subject);
         var report = Assert.IsType<MultipartReport>(dsn.Body);

@@ -18,7 +18,47 @@ public class CommandScreenTests
     [InlineData("EHLO x SIZE=1 SIZE=2")]
     [InlineData("DATA")]
     [InlineData("MAIL FROM:<a@b.c SIZE=1 SIZE=2")] // no path end: SmtpServer's own syntax error
-    public void Lines_it_has_nothing_against_pass_unchanged(string line) => Assert.Equal(default, Screen(line));
+    public void Lines_it_has_nothing_against_pass_unchanged(string line) => AssertUnchanged(Screen(line));
+
+    private static void AssertUnchanged(CommandScreen.Verdict verdict)
+    {
+        Assert.Null(verdict.Replacement);
+        Assert.Null(verdict.Refusal);
+    }
+
+    [Theory]
+    [InlineData("MAIL FROM:<\xff\xfe@c.d>", false, "553 5.1.7 Bad sender address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)")]
+    [InlineData("MAIL FROM:<j\xc3\xb6rg@c.d>", false, "553 5.1.7 Bad sender address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)")]
+    [InlineData("MAIL FROM:<\xff\xfe@c.d> SMTPUTF8", false, "553 5.1.7 Bad sender address syntax: it is not valid UTF-8 (RFC 6531)")]
+    [InlineData("RCPT TO:<\xc3\xb6@c.d>", false, "553 5.1.3 Bad recipient address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)")]
+    [InlineData("RCPT TO:<\xc3@c.d>", true, "553 5.1.3 Bad recipient address syntax: it is not valid UTF-8 (RFC 6531)")]
+    public void An_envelope_address_that_is_not_ascii_or_with_smtputf8_not_utf8_is_refused_and_never_handed_on(string escaped, bool utf8Transaction, string reply)
+    {
+        var bytes = Unescape(escaped);
+        var verdict = CommandScreen.Screen(bytes, 25 << 20, utf8Transaction);
+        Assert.Equal(reply, verdict.Refusal?.ToString());
+        Assert.True(System.Text.Ascii.IsValid(verdict.Replacement), "the line SmtpServer gets holds none of the bytes");
+    }
+
+    [Theory]
+    [InlineData("MAIL FROM:<j\xc3\xb6rg@c.d> SMTPUTF8", false)]
+    [InlineData("RCPT TO:<j\xc3\xb6rg@c.d>", true)]
+    public void Utf8_addresses_pass_with_smtputf8(string escaped, bool utf8Transaction)
+    {
+        var verdict = CommandScreen.Screen(Unescape(escaped), 25 << 20, utf8Transaction);
+        Assert.Null(verdict.Refusal);
+    }
+
+    [Fact]
+    public void A_mail_line_says_whether_its_transaction_may_use_utf8()
+    {
+        Assert.True(Screen("MAIL FROM:<a@b.c> SMTPUTF8").Smtputf8);
+        Assert.False(Screen("MAIL FROM:<a@b.c>").Smtputf8);
+        Assert.Null(Screen("RCPT TO:<a@b.c>").Smtputf8);
+    }
+
+    /// <summary>The line's characters (U+0000-U+00FF, as the \x escapes write them) as bytes, with CRLF.</summary>
+    private static byte[] Unescape(string line) => Encoding.Latin1.GetBytes(line + "\r\n");
 
     [Theory]
     [InlineData("MAIL FROM:<> SIZE=1 SIZE=2", 501, "Duplicate MAIL parameter SIZE")]
@@ -49,7 +89,7 @@ public class CommandScreenTests
     [Theory]
     [InlineData("MAIL FROM:<a@b.c> RET=HDRS ENVID=QQ+2B314")]
     [InlineData("mail from:<> ret=full")]
-    public void Dsn_mail_parameters_pass_to_smtpserver_which_keeps_them(string line) => Assert.Equal(default, Screen(line));
+    public void Dsn_mail_parameters_pass_to_smtpserver_which_keeps_them(string line) => AssertUnchanged(Screen(line));
 
     [Fact]
     public void Dsn_rcpt_parameters_are_taken_out_for_recipientfilter_since_smtpserver_drops_them()

@@ -1,0 +1,82 @@
+// Job: read a whole file whose name other users may influence (an alias file, an :include: list), the one safe way:
+// open(2) with O_NOFOLLOW (a symbolic link is refused, never followed), O_NONBLOCK (a FIFO opens at once instead of
+// waiting for a writer) and O_NOCTTY, with the rights of the account the caller names (ThreadIdentity) or Bridge's own;
+// then fstat on the descriptor: only a regular file with one link and not larger than the caller's limit is read,
+// and at most that many bytes are read even when the file grows meanwhile.
+// Failure: never throws; every problem is a sentence about the file (its kind, mode, size, the errno), never a byte
+// of what it holds.
+namespace Bridge.Native;
+
+/// <param name="Content">The bytes, or null when the file was refused (then <paramref name="Problem"/> says why).</param>
+/// <param name="Stat">fstat of the opened file (default when it could not be opened).</param>
+internal readonly record struct UntrustedRead(byte[]? Content, FileStat Stat, string? Problem);
+
+internal static class UntrustedFile
+{
+    private static int Flags => Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY | Libc.O_CLOEXEC;
+
+    /// <param name="rights">Whose rights open it (null: Bridge's own).</param>
+    /// <param name="maxBytes">The most that is read; a larger file is refused.</param>
+    /// <param name="limitName">The setting the limit comes from, named in the refusal.</param>
+    public static UntrustedRead Read(string path, AccountRights? rights, long maxBytes, string limitName, bool followLink = false)
+    {
+        var flags = followLink ? Flags & ~Libc.O_NOFOLLOW : Flags;
+        var errno = 0;
+        var fd = rights is null ? Libc.Open(path, flags, 0) : ThreadIdentity.OpenAs(path, flags, rights, out errno);
+        if (fd < 0)
+        {
+            errno = rights is null ? Libc.LastError : errno;
+            var whose = rights is null ? "" : $" with the rights of {rights}";
+            return new UntrustedRead(null, default, errno == Libc.ELOOP
+                ? "is a symbolic link (never followed)"
+                : $"cannot be opened{whose}: {Libc.Describe(errno)}");
+        }
+        try
+        {
+            if (Libc.Fstat(fd, out var stat) != 0)
+            {
+                return new UntrustedRead(null, default, $"cannot be examined: {Libc.Describe(Libc.LastError)}");
+            }
+            if (!stat.IsRegularFile)
+            {
+                return new UntrustedRead(null, stat, $"is {stat.KindName}, not a regular file");
+            }
+            if (stat.Links != 1)
+            {
+                return new UntrustedRead(null, stat, $"has {stat.Links} hard links");
+            }
+            if (stat.Size > maxBytes)
+            {
+                return new UntrustedRead(null, stat, $"is {stat.Size} bytes, more than {limitName} ({maxBytes})");
+            }
+            var content = new byte[(int)Math.Min(stat.Size + 1, maxBytes + 1)];
+            var got = 0;
+            while (got < content.Length)
+            {
+                var n = Libc.ReadAt(fd, content.AsSpan(got), got);
+                if (n < 0)
+                {
+                    return new UntrustedRead(null, stat, $"cannot be read: {Libc.Describe(Libc.LastError)}");
+                }
+                if (n == 0)
+                {
+                    break;
+                }
+                got += n;
+                if (got == content.Length && got <= maxBytes)
+                {
+                    Array.Resize(ref content, (int)Math.Min(maxBytes + 1, (long)content.Length * 2)); // it grew while read
+                }
+            }
+            if (got > maxBytes)
+            {
+                return new UntrustedRead(null, stat, $"grew past {limitName} ({maxBytes} bytes) while it was read");
+            }
+            return new UntrustedRead(content[..got], stat, null);
+        }
+        finally
+        {
+            Libc.Close(fd);
+        }
+    }
+}
