@@ -70,6 +70,7 @@ for dir in postfix exim dovecot; do
 done
 install -m 0755 deploy/dovecot/bridge-collect "$root/usr/lib/bridge/dovecot-collect" # 30-bridge-collect.conf runs it
 install -m 0644 deploy/debian/copyright "$root/usr/share/doc/bridge/copyright"
+install -m 0644 SECURITY.md "$root/usr/share/doc/bridge/SECURITY.md"
 install -D -m 0644 deploy/debian/lintian-overrides "$root/usr/share/lintian/overrides/bridge"
 {
   echo "bridge ($version) unstable; urgency=medium"

@@ -4,7 +4,7 @@
 # Failure: apt-get's error and a non-zero exit.
 set -euo pipefail
 
-packages=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-submissiond procmail python3 util-linux openssl systemd time lintian man-db adduser)
+packages=(swaks postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-submissiond procmail python3 util-linux openssl systemd time lintian man-db adduser gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

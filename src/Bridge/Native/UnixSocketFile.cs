@@ -54,7 +54,7 @@ internal static class UnixSocketFile
             {
                 if (!existing.IsSocket)
                 {
-                    problem = $"{path} exists and is {existing.KindName}, not a socket; move it away";
+                    problem = $"it exists and is not a socket but {existing.KindName}; move it away";
                     return null;
                 }
                 if (Listening(path))

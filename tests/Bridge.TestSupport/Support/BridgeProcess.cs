@@ -38,8 +38,11 @@ public sealed class BridgeProcess : IAsyncDisposable
     /// <param name="environment">Variables the program gets in addition (e.g. MAIL_CONFIG for `check`).</param>
     public static Task<ProcResult> RunToExitAsync(TempDir workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
-        return Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory.Path)} && exec dotnet {Proc.Quote(dll)} {string.Join(' ', args.Select(Proc.Quote))}"],
+        // BRIDGE_EXECUTABLE (see StartUnderAsync) runs the verbs of another build too, e.g. to show a test fails before a fix.
+        var command = Environment.GetEnvironmentVariable("BRIDGE_EXECUTABLE") is { Length: > 0 } other
+            ? Proc.Quote(other)
+            : "dotnet " + Proc.Quote(File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory));
+        return Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory.Path)} && exec {command} {string.Join(' ', args.Select(Proc.Quote))}"],
             timeout: TimeSpan.FromSeconds(30), environment: environment);
     }
 

@@ -27,10 +27,12 @@ public static class MboxReaders
         import mailbox, json, sys, base64
         mb = mailbox.mbox(sys.argv[1], create=False)
         out = []
+        def text(value):
+            return None if value is None else str(value)  # a header with 8-bit bytes (RFC 6532) comes as a Header object
         for key in mb.iterkeys():
             msg = mb.get_message(key)
-            out.append({"from": msg.get_from(), "messageId": msg.get("Message-ID"), "returnPath": msg.get("Return-Path"),
-                        "originalTo": msg.get("X-Original-To"), "deliveredTo": msg.get("Delivered-To"),
+            out.append({"from": msg.get_from(), "messageId": text(msg.get("Message-ID")), "returnPath": text(msg.get("Return-Path")),
+                        "originalTo": text(msg.get("X-Original-To")), "deliveredTo": text(msg.get("Delivered-To")),
                         "raw": base64.b64encode(mb.get_bytes(key)).decode()})
         print(json.dumps(out))
         """;

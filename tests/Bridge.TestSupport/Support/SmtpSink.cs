@@ -23,6 +23,9 @@ public sealed class SmtpSink : IDisposable
     /// <summary>Transactions that reached the end of their message ("." received), one dump file each.</summary>
     public int Received => Directory.GetFiles(_dumps.Path).Length;
 
+    /// <summary>What each transaction's dump holds (envelope and message), as text.</summary>
+    public IReadOnlyList<string> Dumps => [.. Directory.GetFiles(_dumps.Path).Order(StringComparer.Ordinal).Select(File.ReadAllText)];
+
     public static async Task<SmtpSink> StartAsync(params string[] options)
     {
         var sink = Peers.Require("smtp-sink", "postfix");

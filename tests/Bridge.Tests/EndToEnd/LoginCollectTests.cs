@@ -151,7 +151,7 @@ public class LoginCollectTests
         var result = await BridgeProcess.RunToExitAsync(dir, ["collect", "--user", "alice", $"--Bridge:Spool:Directory={spool.Spool.Path}",
             $"--Bridge:Spool:JournalDirectory={dir["journal"]}", $"--Bridge:LocalDomains:0={Domain}",
             $"--Bridge:Users:0:ShortNames:0={TestAccounts.Alice}", "--Bridge:Users:0:ShortNames:1=alice",
-            "--Bridge:Legacy:Host=127.0.0.1", $"--Bridge:Legacy:Port={slowStore.Port}", "--Bridge:Legacy:Protocol=Smtp",
+            "--Bridge:Mode=Legacy", "--Bridge:Legacy:Host=127.0.0.1", $"--Bridge:Legacy:Port={slowStore.Port}", "--Bridge:Legacy:Protocol=Smtp",
             "--Bridge:Legacy:LoginCollectTimeout=00:00:01"]);
 
         Assert.Equal(0, result.ExitCode);

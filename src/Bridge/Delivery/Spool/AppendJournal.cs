@@ -169,7 +169,12 @@ public sealed class AppendJournal(string directory)
     {
         var path = System.IO.Path.Combine(directory, $"{shortName}.{kind}");
         var temporary = path + ".tmp";
-        var fd = Libc.Open(temporary, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
+        var flags = Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC;
+        var fd = Libc.Open(temporary, flags, 0x180);
+        if (fd < 0 && Libc.LastError == Libc.ENOENT && Libc.MkdirAt(-100 /* AT_FDCWD */, directory, 0x1C0) == 0)
+        {
+            fd = Libc.Open(temporary, flags, 0x180); // a verb run before the daemon ever made the journal directory
+        }
         if (fd < 0)
         {
             return Libc.LastError;

@@ -1,5 +1,5 @@
 // Job: write one mbox record the way Postfix local(8) does: "From sender  asctime" line (spaces in a quoted
-// sender become '_' there, so readers find the date), Return-Path (the sender in RFC 5321 form, quotes kept),
+// sender become '_' there, so readers find the date; characters beyond ASCII '?'), Return-Path (the sender in RFC 5321 form, quotes kept),
 // X-Original-To, Delivered-To, then the message with CRLF -> LF, lines that look like a From_ line quoted by the
 // format (MboxQuoting: mboxrd by default, or mboxo exactly as local(8)), Dovecot's bookkeeping headers stripped, a
 // final newline and one empty line.
@@ -83,7 +83,9 @@ internal sealed class MboxRecord
         var builder = new StringBuilder(value.Length);
         foreach (var c in value)
         {
-            builder.Append(char.IsControl(c) || char.IsWhiteSpace(c) ? '_' : c);
+            // Readers parse the From_ line as ASCII (Python's mailbox fails on anything else): an SMTPUTF8 sender's other
+            // characters become '?' there; Return-Path keeps the sender exactly, and drain reads it from there.
+            builder.Append(char.IsControl(c) || char.IsWhiteSpace(c) ? '_' : c > '~' ? '?' : c);
         }
         return builder.ToString();
     }

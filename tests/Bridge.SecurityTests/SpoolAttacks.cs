@@ -1,0 +1,88 @@
+using Bridge.Native;
+using Bridge.Tests.Support;
+
+namespace Bridge.SecurityTests;
+
+/// <summary>The earlier reliability issue's attacks, now made by the intruder itself in a 1777 spool (any local user may
+/// create names there): a mailbox name planted as a link to a root-only file, as the intruder's own file, as a hard
+/// link; a dotlock planted as a FIFO or a link. Bridge writes nothing it should not, blocks on nothing, and the
+/// victim's mail is either delivered to the victim or deferred, never handed to the intruder.</summary>
+public class SpoolAttacks
+{
+    private const string Victim = TestAccounts.Alice;
+    private static readonly string VictimAddress = $"{Victim}@{Daemon.Domain}";
+
+    [Theory]
+    [InlineData(RunAs.Root)]
+    [InlineData(RunAs.Unit)]
+    public async Task A_mailbox_name_planted_as_a_link_to_a_root_only_file_is_refused_and_the_file_untouched(RunAs runAs)
+    {
+        var intruder = await Intruder.EnsureAsync();
+        using var secret = new TempDir("bridge-secret", TempDir.Mode("755"));
+        await File.WriteAllTextAsync(secret["only-root"], "root's\n");
+        File.SetUnixFileMode(secret["only-root"], TempDir.Mode("600"));
+        await using var daemon = await Daemon.StartAsync(runAs);
+        Assert.Equal(0, (await intruder.ShAsync($"ln -s {Proc.Quote(secret["only-root"])} {Proc.Quote(daemon.Spool[Victim])}")).ExitCode);
+
+        var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
+
+        Assert.StartsWith($"450 4.2.0 Mailbox {Victim} is unusable: it is a symbolic link", sent.FinalReply, StringComparison.Ordinal);
+        Assert.Equal("root's\n", await File.ReadAllTextAsync(secret["only-root"]));
+        Assert.Equal(0, Libc.Lstat(secret["only-root"], out var stat));
+        Assert.Equal((0x180u, 0u), (stat.Permissions, stat.Uid));
+    }
+
+    [Fact]
+    public async Task A_mailbox_name_planted_as_the_intruders_own_file_gets_none_of_the_victims_mail()
+    {
+        var intruder = await Intruder.EnsureAsync();
+        await using var daemon = await Daemon.StartAsync(RunAs.Root);
+        Assert.Equal(0, (await intruder.ShAsync($"touch {Proc.Quote(daemon.Spool[Victim])} && chmod 666 {Proc.Quote(daemon.Spool[Victim])}")).ExitCode);
+
+        var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
+
+        Assert.StartsWith($"450 4.2.0 Mailbox {Victim} is unusable: it is owned by uid {intruder.Uid}", sent.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(0, new FileInfo(daemon.Spool[Victim]).Length);
+    }
+
+    [Fact]
+    public async Task A_hard_link_to_the_victims_mailbox_stops_delivery_into_it_so_no_new_mail_appears_under_the_intruders_name()
+    {
+        var intruder = await Intruder.EnsureAsync();
+        await using var daemon = await Daemon.StartAsync(RunAs.Root);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(daemon.Port, VictimAddress)).FinalReply, StringComparison.Ordinal);
+        var size = new FileInfo(daemon.Spool[Victim]).Length;
+
+        var link = await intruder.ShAsync($"ln {Proc.Quote(daemon.Spool[Victim])} {Proc.Quote(daemon.Spool["intruders-copy"])}");
+        if (link.ExitCode != 0)
+        {
+            // fs.protected_hardlinks (Debian's default) already forbids linking a file one does not own.
+            Assert.Contains("Operation not permitted", link.Output, StringComparison.Ordinal);
+            return;
+        }
+        var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
+        Assert.StartsWith($"450 4.2.0 Mailbox {Victim} is unusable: it has 2 hard links", sent.FinalReply, StringComparison.Ordinal);
+        Assert.Equal(size, new FileInfo(daemon.Spool[Victim]).Length);
+    }
+
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("symlink")]
+    public async Task A_dotlock_planted_as_a_fifo_or_a_link_is_removed_without_being_opened_and_the_mail_delivered(string kind)
+    {
+        var intruder = await Intruder.EnsureAsync();
+        using var secret = new TempDir("bridge-secret", TempDir.Mode("755"));
+        await File.WriteAllTextAsync(secret["only-root"], "root's\n");
+        File.SetUnixFileMode(secret["only-root"], TempDir.Mode("600"));
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, "Bridge:Spool:LockTimeout=00:00:05");
+        var dotlock = Proc.Quote(daemon.Spool[Victim + ".lock"]);
+        Assert.Equal(0, (await intruder.ShAsync(kind == "fifo" ? $"mkfifo {dotlock}" : $"ln -s {Proc.Quote(secret["only-root"])} {dotlock}")).ExitCode);
+
+        var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
+
+        Assert.True(sent.FinalReply.StartsWith("250 ", StringComparison.Ordinal), sent.Transcript + daemon.Log);
+        Assert.Contains($"it was not a dotlock but {(kind == "fifo" ? "a FIFO" : "a symbolic link")}", daemon.Log, StringComparison.Ordinal);
+        Assert.Equal("root's\n", await File.ReadAllTextAsync(secret["only-root"]));
+        Assert.Single(await MboxReaders.PythonMailboxAsync(daemon.Spool[Victim]));
+    }
+}
