@@ -13,6 +13,9 @@ tests/install-peers.sh
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build Bridge.sln -c Release -nologo -v q
+# The Dovecot post-login client as the package ships it (Native AOT); the login tests run this very binary.
+case "$(uname -m)" in aarch64) rid=linux-arm64 ;; *) rid=linux-x64 ;; esac
+dotnet publish src/Bridge.DovecotCollect -c Release -r "$rid" -o .artifacts/dovecot-collect -nologo -v q
 dotnet format Bridge.sln --verify-no-changes --no-restore
 
 log=$(mktemp)

@@ -12,6 +12,9 @@ public enum RunAs
 
     /// <summary>As deploy/systemd/bridge.service: User=bridge, Group=mail, its AmbientCapabilities.</summary>
     Unit,
+
+    /// <summary>As an older or edited unit would: the unit's capabilities but CAP_SETUID and CAP_SETGID.</summary>
+    UnitWithoutSetId,
 }
 
 public sealed class Daemon : IAsyncDisposable
@@ -67,12 +70,13 @@ public sealed class Daemon : IAsyncDisposable
         try
         {
             BridgeProcess process;
-            if (runAs == RunAs.Unit)
+            if (runAs is RunAs.Unit or RunAs.UnitWithoutSetId)
             {
                 await EnsureUnitUserAsync();
                 Assert.Equal(0, (await Proc.RunAsync("chown", ["bridge:mail", state.Path])).ExitCode);
+                var caps = runAs == RunAs.Unit ? UnitCapabilities : UnitCapabilities.Replace(",+setuid,+setgid", "", StringComparison.Ordinal);
                 process = await BridgeProcess.StartUnderAsync(["setpriv", "--reuid=bridge", "--regid=mail", "--init-groups",
-                    $"--inh-caps={UnitCapabilities}", $"--ambient-caps={UnitCapabilities}", "--"], work, environment, args);
+                    $"--inh-caps={caps}", $"--ambient-caps={caps}", "--"], work, environment, args);
             }
             else
             {

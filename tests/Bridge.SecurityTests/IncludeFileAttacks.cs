@@ -80,27 +80,31 @@ public class IncludeFileAttacks
 
         foreach (var target in new[] { setup.SecretFile, "/etc/shadow" })
         {
+            var logged = $"{setup.List}:1: alias evillist: the :include: file named there cannot be opened with the rights of {Intruder.Login}";
+            var before = daemon.Process.Lines.Count(l => l.Contains(logged, StringComparison.Ordinal));
             await WriteListAsync(setup, $":include:{target}\n");
-            string reply = "";
-            await Eventually.WaitAsync(async () => !(reply = await RcptReplyAsync(daemon.Port, $"evillist@{Domain}")).StartsWith("250", StringComparison.Ordinal),
-                10, () => $"the alias still delivers after the intruder's edit: {reply}");
+            await Eventually.WaitAsync(() => daemon.Process.Lines.Count(l => l.Contains(logged, StringComparison.Ordinal)) > before, 10,
+                () => $"this reading's refusal was not logged:\n{daemon.Log}");
+            var reply = await RcptReplyAsync(daemon.Port, $"evillist@{Domain}");
 
             Assert.StartsWith($"550 5.3.5 <evillist@{Domain}>: alias evillist: the :include: file named at {setup.List}:1 cannot be used", reply, StringComparison.Ordinal);
             Assert.DoesNotContain(TestAccounts.Alice, reply, StringComparison.Ordinal);
             Assert.DoesNotContain("root:", reply, StringComparison.Ordinal);
             Assert.DoesNotContain(target, reply, StringComparison.Ordinal);
-            Assert.Contains($"{setup.List}:1: alias evillist: the :include: file named there cannot be opened with the rights of {Intruder.Login}", daemon.Log,
-                StringComparison.Ordinal);
+
+            // resolve says the same, and nothing the files hold.
+            var resolve = await BridgeProcess.RunToExitAsync(daemon.Work, ["resolve", $"evillist@{Domain}",
+                .. Daemon.Arguments(daemon.Spool, daemon.State, daemon.Port, [$"Bridge:AliasFiles:0={setup.Aliases}"])]);
+            Assert.Contains("550 5.3.5", resolve.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("root:", resolve.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain($"expands to {TestAccounts.Alice}", resolve.Output, StringComparison.Ordinal);
+
+            await WriteListAsync(setup, $"{TestAccounts.Bob}\n"); // back to what it may name, so the next round starts from a 250
+            await Eventually.WaitAsync(async () => (await RcptReplyAsync(daemon.Port, $"evillist@{Domain}")).StartsWith("250", StringComparison.Ordinal), 10);
         }
         Assert.False(File.Exists(daemon.Spool[TestAccounts.Alice]), "nothing was delivered to the name in the root-only file");
         Assert.DoesNotContain("root:", daemon.Log, StringComparison.Ordinal);
         Assert.DoesNotContain($"expands to {TestAccounts.Alice}", daemon.Log, StringComparison.Ordinal);
-
-        // resolve says the same, and nothing the files hold.
-        var resolve = await BridgeProcess.RunToExitAsync(daemon.Work, ["resolve", $"evillist@{Domain}",
-            .. Daemon.Arguments(daemon.Spool, daemon.State, daemon.Port, [$"Bridge:AliasFiles:0={setup.Aliases}"])]);
-        Assert.Contains("550 5.3.5", resolve.Stdout, StringComparison.Ordinal);
-        Assert.DoesNotContain("root:", resolve.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -173,6 +177,35 @@ public class IncludeFileAttacks
         };
         await Eventually.WaitAsync(() => daemon.Log.Contains(expected, StringComparison.Ordinal), 10, () => daemon.Log);
         Assert.StartsWith("550 5.3.5", await RcptReplyAsync(daemon.Port, $"evillist@{Domain}"), StringComparison.Ordinal);
+        Assert.True(daemon.ResidentBytes < rss + (64 << 20), $"RSS grew from {rss} to {daemon.ResidentBytes} bytes");
+    }
+
+    [Fact]
+    public async Task Without_the_units_setuid_and_setgid_a_users_include_is_refused_and_the_daemon_runs_on()
+    {
+        using var setup = await PrepareAsync();
+        await WriteListAsync(setup, $":include:{setup.SecretFile}\n");
+        await using var daemon = await Daemon.StartAsync(RunAs.UnitWithoutSetId, $"Bridge:AliasFiles:0={setup.Aliases}");
+
+        Assert.StartsWith("550 5.3.5", await RcptReplyAsync(daemon.Port, $"evillist@{Domain}"), StringComparison.Ordinal);
+        Assert.Contains("Bridge lacks CAP_SETUID and CAP_SETGID", daemon.Log, StringComparison.Ordinal);
+        Assert.StartsWith("250 ", await RcptReplyAsync(daemon.Port, $"{TestAccounts.Bob}@{Domain}"), StringComparison.Ordinal);
+        Assert.False(daemon.Process.HasExited, daemon.Log);
+    }
+
+    [Fact]
+    public async Task A_list_that_includes_itself_many_times_costs_a_linear_reading()
+    {
+        using var setup = await PrepareAsync();
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, $"Bridge:AliasFiles:0={setup.Aliases}");
+        var rss = daemon.ResidentBytes;
+        // 30 lines that include the list itself: as a flat list 30^5 = 24 million targets; as shared lists 150.
+        await WriteListAsync(setup, string.Concat(Enumerable.Repeat($":include:{setup.List}\n", 30)) + $"{TestAccounts.Bob}\n");
+
+        await Eventually.WaitAsync(() => daemon.Log.Contains("is nested more than 5 includes deep", StringComparison.Ordinal), 15, () => daemon.Log);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.StartsWith("550 5.3.5", await RcptReplyAsync(daemon.Port, $"evillist@{Domain}"), StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"the RCPT took {clock.Elapsed}");
         Assert.True(daemon.ResidentBytes < rss + (64 << 20), $"RSS grew from {rss} to {daemon.ResidentBytes} bytes");
     }
 

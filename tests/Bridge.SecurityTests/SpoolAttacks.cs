@@ -85,4 +85,18 @@ public class SpoolAttacks
         Assert.Equal("root's\n", await File.ReadAllTextAsync(secret["only-root"]));
         Assert.Single(await MboxReaders.PythonMailboxAsync(daemon.Spool[Victim]));
     }
+
+    [Fact]
+    public async Task A_dotlock_another_user_made_for_the_victims_mailbox_holds_nothing_back()
+    {
+        var intruder = await Intruder.EnsureAsync();
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, "Bridge:Spool:LockTimeout=00:00:05");
+        // "1:host": pid 1 is always alive, so only the owner rule tells this lock from a mail program's.
+        Assert.Equal(0, (await intruder.ShAsync($"printf '1:{Environment.MachineName}' > {Proc.Quote(daemon.Spool[Victim + ".lock"])}")).ExitCode);
+
+        var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
+
+        Assert.True(sent.FinalReply.StartsWith("250 ", StringComparison.Ordinal), sent.Transcript + daemon.Log);
+        Assert.Contains($"a dotlock of uid {intruder.Uid}, who neither owns the mailbox", daemon.Log, StringComparison.Ordinal);
+    }
 }

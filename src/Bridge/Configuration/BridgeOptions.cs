@@ -77,6 +77,8 @@ public sealed class BridgeOptions
 
     public SpoolOptions Spool { get; set; } = new();
 
+    public CollectOptions Collect { get; set; } = new();
+
     public LegacyOptions Legacy { get; set; } = new();
 
     public RetryOptions Retry { get; set; } = new();
@@ -117,6 +119,21 @@ public sealed class LmtpOptions
     public int Port { get; set; }
 
     public bool Enabled => Socket.Length > 0 || Port > 0;
+}
+
+/// <summary>The socket Dovecot's post-login client asks the daemon to collect a login's spool through.</summary>
+public sealed class CollectOptions
+{
+    /// <summary>Path of the Unix socket (read at start); empty = none. One that cannot be made is logged, and the
+    /// daemon runs without it (deliveries matter more than collection).</summary>
+    public string Socket { get; set; } = "/run/bridge/collect";
+
+    /// <summary>Octal permissions of the socket.</summary>
+    public string SocketMode { get; set; } = "0660";
+
+    /// <summary>Group of the socket: Dovecot's post-login service must be root or in it. When the group does not exist,
+    /// Bridge's own group.</summary>
+    public string SocketGroup { get; set; } = "dovecot";
 }
 
 public sealed class AliasOptions

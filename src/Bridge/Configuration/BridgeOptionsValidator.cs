@@ -27,6 +27,7 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
             errors.Add($"{BridgeOptions.Section}:Legacy:LoginCollectTimeout {options.Legacy.LoginCollectTimeout} is not between 00:00:01 and 00:05:00 (a login waits for it)");
         }
         ValidateLmtp(options, errors);
+        ValidateCollect(options, errors);
         if (options.Aliases.MaxFileBytes is < 1 or > (1L << 30))
         {
             errors.Add($"{AliasLimits.MaxFileBytesKey} must be between 1 and 1073741824 bytes");
@@ -286,6 +287,24 @@ public sealed class BridgeOptionsValidator : IValidateOptions<BridgeOptions>
         if (retry.BreakDuration < TimeSpan.FromMilliseconds(500))
         {
             errors.Add($"{key}:BreakDuration {retry.BreakDuration} must be at least 0.5 s");
+        }
+    }
+
+    private static void ValidateCollect(BridgeOptions options, List<string> errors)
+    {
+        const string p = BridgeOptions.Section + ":Collect";
+        var socket = options.Collect.Socket;
+        if (socket.Length > 0 && (!socket.StartsWith('/') || socket.EndsWith('/') || System.Text.Encoding.UTF8.GetByteCount(socket) > 107))
+        {
+            errors.Add($"{p}:Socket '{socket}' must be an absolute file path of at most 107 bytes (a Unix socket's limit)");
+        }
+        if (socket.Length > 0 && socket == options.Lmtp.Socket)
+        {
+            errors.Add($"{p}:Socket is Bridge:Lmtp:Socket's path: each needs its own");
+        }
+        if (!TryParseMode(options.Collect.SocketMode, out _))
+        {
+            errors.Add($"{p}:SocketMode '{options.Collect.SocketMode}' is not an octal mode like 0660 (at most 0777)");
         }
     }
 

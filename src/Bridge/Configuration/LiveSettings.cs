@@ -66,16 +66,19 @@ public sealed partial class LiveSettings : IDisposable
             LogInvalidReload(fileError);
             return;
         }
-        var (snapshot, errors) = SettingsSnapshot.Load(_configuration, _passwd);
+        var (snapshot, errors) = SettingsSnapshot.Load(_configuration, _passwd, _current);
         if (snapshot is null)
         {
             LogInvalidReload(string.Join("; ", errors));
             return;
         }
-        WatchAliases(snapshot);
         var previous = _current;
+        if (!ReferenceEquals(snapshot.Routing.Aliases, previous.Routing.Aliases))
+        {
+            WatchAliases(snapshot);
+            previous.Routing.Aliases?.StopWatching();
+        }
         _current = snapshot;
-        previous.Routing.Aliases?.StopWatching();
         if (previous.Options.Mode != snapshot.Options.Mode)
         {
             LogModeChanged(previous.Options.Mode, snapshot.Options.Mode);

@@ -14,7 +14,10 @@ namespace Bridge.Configuration;
 
 public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routing, SpoolSettings Spool, StoreSettings Store, BounceSettings Bounces)
 {
-    public static (SettingsSnapshot? Snapshot, IReadOnlyList<string> Errors) Load(IConfiguration configuration, IPasswdDatabase passwd)
+    /// <param name="previous">The snapshot in force (a reload): its alias table is kept when the alias settings are the
+    /// same, so a reload never throws away the last good reading of the alias files (nor waits for a new one).</param>
+    public static (SettingsSnapshot? Snapshot, IReadOnlyList<string> Errors) Load(IConfiguration configuration, IPasswdDatabase passwd,
+        SettingsSnapshot? previous = null)
     {
         var options = new BridgeOptions();
         try
@@ -35,7 +38,9 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
             options.Users.Select(u => ((IReadOnlyList<string>)u.ShortNames, u.Mode)),
             options.RecipientDelimiter,
             options.UseSystemAccounts ? passwd : null,
-            new AliasTable(options.AliasFiles, options.LocalDomains, new AliasLimits(options.Aliases.MaxFileBytes, options.Aliases.MaxMembers)));
+            previous?.Routing.Aliases is { } kept && SameAliases(previous.Options, options)
+                ? kept
+                : new AliasTable(options.AliasFiles, options.LocalDomains, new AliasLimits(options.Aliases.MaxFileBytes, options.Aliases.MaxMembers)));
         var spool = new SpoolSettings(options.Spool.Directory, options.Spool.MaxMailboxBytes, options.Spool.LockTimeout,
             options.Spool.DotlockStaleAfter, Libc.GetGroupId(options.Spool.MailGroup), options.Spool.QuotaExceeded == QuotaPolicy.Defer, options.Spool.Format);
         var legacy = options.Legacy;
@@ -47,4 +52,8 @@ public sealed record SettingsSnapshot(BridgeOptions Options, RoutingTable Routin
         var bounces = new BounceSettings(relayHost, relayPort, options.ServerName);
         return (new SettingsSnapshot(options, routing, spool, new StoreSettings(endpoint, retry), bounces), []);
     }
+
+    private static bool SameAliases(BridgeOptions a, BridgeOptions b) =>
+        a.AliasFiles.SequenceEqual(b.AliasFiles, StringComparer.Ordinal) && a.LocalDomains.SequenceEqual(b.LocalDomains, StringComparer.Ordinal) &&
+        a.Aliases.MaxFileBytes == b.Aliases.MaxFileBytes && a.Aliases.MaxMembers == b.Aliases.MaxMembers;
 }

@@ -73,13 +73,9 @@ public static class BridgeHost
         }
 
         var journalDirectory = snapshot.Options.Spool.JournalDirectory;
-        try
+        if (new AppendJournal(journalDirectory).Prepare() is { } journalProblem)
         {
-            Directory.CreateDirectory(journalDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return (null, StartupError.Unavailable($"bridge: cannot create Bridge:Spool:JournalDirectory '{journalDirectory}': {ex.Message}"));
+            return (null, StartupError.Unavailable($"bridge: {journalProblem}"));
         }
 
         var listener = new BoundListener();
@@ -148,6 +144,7 @@ public static class BridgeHost
         builder.Services.AddSingleton<MessageIntake>();
         builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
         builder.Services.AddHostedService<FallbackCollector>();
+        builder.Services.AddHostedService<LoginCollectService>();
         builder.Services.AddHostedService<SmtpListenerService>();
         return (builder.Build(), null);
     }

@@ -4,6 +4,7 @@
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
 using System.Reflection;
 using Bridge.Configuration;
+using Bridge.Delivery.Spool;
 using Bridge.Operations;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
@@ -24,9 +25,9 @@ public static class CommandLine
                         one line per finding, OK / WARN / FAIL with the fix; exit code 1 when anything FAILs
           drain         deliver the mail waiting in /var/mail spools to the mail store (Bridge:Legacy:*) and remove
                         from the spool exactly what the store accepted; --user NAME for one mailbox, --dry-run lists
-          collect       for the Dovecot post-login script: move LOGIN's spooled mail (the first short name's mailbox,
-                        whichever short name LOGIN is) into the store, for at most Bridge:Legacy:LoginCollectTimeout;
-                        always exit code 0, so a login never fails for it
+          collect       what the daemon does at each Dovecot login (its collect socket), by hand: when LOGIN's user is
+                        in Legacy mode, move the mail in its first short name's spool into the store, for at most
+                        Bridge:Legacy:LoginCollectTimeout; always exit code 0
           resolve       for each address: the reply Bridge would give at RCPT and, if accepted, the user, first short
                         name, mailbox (exists, owner, mode), mode and why, and target; sends nothing; exit code 1 when
                         any address is refused
@@ -126,6 +127,10 @@ public static class CommandLine
         {
             return StartupError.ConfigExitCode;
         }
+        if (await JournalProblemAsync(snapshot).ConfigureAwait(false))
+        {
+            return StartupError.UnavailableExitCode;
+        }
         return await SpoolDrain.RunAsync(snapshot, user, dryRun, Console.Out, CancellationToken.None).ConfigureAwait(false);
     }
 
@@ -145,6 +150,10 @@ public static class CommandLine
         if (snapshot is null)
         {
             return StartupError.ConfigExitCode;
+        }
+        if (await JournalProblemAsync(snapshot).ConfigureAwait(false))
+        {
+            return StartupError.UnavailableExitCode;
         }
         var wait = TimeSpan.FromSeconds(waitText is null ? 60 : int.Parse(waitText, System.Globalization.CultureInfo.InvariantCulture));
         return await Probe.RunAsync(snapshot, addresses[0], via, keep, wait, Console.Out, CancellationToken.None).ConfigureAwait(false);
@@ -174,11 +183,16 @@ public static class CommandLine
             return 0;
         }
         var snapshot = await LoadSnapshotAsync(args).ConfigureAwait(false);
-        if (snapshot is null)
+        if (snapshot is null || await JournalProblemAsync(snapshot).ConfigureAwait(false))
         {
             return 0;
         }
-        await LoginCollect.RunAsync(snapshot, login, Console.Out, CancellationToken.None).ConfigureAwait(false);
+        var result = await LoginCollect.RunAsync(snapshot, login, new InProcessMailboxLocks(), new AppendJournal(snapshot.Options.Spool.JournalDirectory),
+            CancellationToken.None).ConfigureAwait(false);
+        foreach (var line in result.Lines)
+        {
+            await Console.Out.WriteLineAsync(line).ConfigureAwait(false);
+        }
         return 0;
     }
 
@@ -209,6 +223,18 @@ public static class CommandLine
     }
 
     /// <summary>The validated settings a verb runs with, or null after printing why they are invalid (exit 78).</summary>
+    /// <summary>The verbs that cut mailboxes (drain, collect, probe) use the journal as the daemon does: only when it is
+    /// Bridge's own (AppendJournal.Prepare). True, and the reason said, when it is not.</summary>
+    private static async Task<bool> JournalProblemAsync(SettingsSnapshot snapshot)
+    {
+        if (new AppendJournal(snapshot.Options.Spool.JournalDirectory).Prepare() is not { } problem)
+        {
+            return false;
+        }
+        await Console.Error.WriteLineAsync($"bridge: {problem}").ConfigureAwait(false);
+        return true;
+    }
+
     private static async Task<SettingsSnapshot?> LoadSnapshotAsync(string[] settings)
     {
         var configuration = LoadConfiguration(settings, out var loadError);

@@ -2,7 +2,7 @@
 // open(2) with O_NOFOLLOW (a symbolic link is refused, never followed), O_NONBLOCK (a FIFO opens at once instead of
 // waiting for a writer) and O_NOCTTY, with the rights of the account the caller names (ThreadIdentity) or Bridge's own;
 // then fstat on the descriptor: only a regular file with one link and not larger than the caller's limit is read,
-// and at most that many bytes are read even when the file grows meanwhile.
+// and at most that many bytes are read even when the file grows meanwhile. ReadWithin bounds the time as well.
 // Failure: never throws; every problem is a sentence about the file (its kind, mode, size, the errno), never a byte
 // of what it holds.
 namespace Bridge.Native;
@@ -13,6 +13,47 @@ internal readonly record struct UntrustedRead(byte[]? Content, FileStat Stat, st
 
 internal static class UntrustedFile
 {
+    /// <summary>How long ReadWithin waits for one file (a FUSE or NFS file system a user controls may never answer).</summary>
+    public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The most reads left hanging at once; beyond it ReadWithin refuses at once (no thread piles up).</summary>
+    public const int MaxHanging = 8;
+
+    private static int _hanging;
+
+    /// <summary>Read, on a thread of its own, waited for at most ReadTimeout: an open or read that hangs is left behind (its
+    /// thread ends when the file system answers) and the file is refused; at most MaxHanging are left at once.</summary>
+    public static UntrustedRead ReadWithin(string path, AccountRights? rights, long maxBytes, string limitName, bool followLink = false)
+    {
+        if (Volatile.Read(ref _hanging) >= MaxHanging)
+        {
+            return new UntrustedRead(null, default, $"is not read: {MaxHanging} earlier reads still hang (a file system that does not answer)");
+        }
+        UntrustedRead result = default;
+        using var done = new ManualResetEventSlim();
+        var abandoned = 0;
+        var thread = new Thread(() =>
+        {
+            var read = Read(path, rights, maxBytes, limitName, followLink);
+            if (Interlocked.Exchange(ref abandoned, 2) == 1)
+            {
+                Interlocked.Decrement(ref _hanging); // answered at last, long after it was given up
+                return;
+            }
+            result = read;
+            done.Set();
+        })
+        { IsBackground = true, Name = "bridge-untrusted-read" };
+        thread.Start();
+        if (done.Wait(ReadTimeout) || Interlocked.CompareExchange(ref abandoned, 1, 0) == 2)
+        {
+            done.Wait(); // finished (perhaps just now)
+            return result;
+        }
+        Interlocked.Increment(ref _hanging);
+        return new UntrustedRead(null, default, $"did not answer within {ReadTimeout.TotalSeconds:0} s (a file system that hangs?)");
+    }
+
     private static int Flags => Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY | Libc.O_CLOEXEC;
 
     /// <param name="rights">Whose rights open it (null: Bridge's own).</param>
@@ -27,9 +68,12 @@ internal static class UntrustedFile
         {
             errno = rights is null ? Libc.LastError : errno;
             var whose = rights is null ? "" : $" with the rights of {rights}";
-            return new UntrustedRead(null, default, errno == Libc.ELOOP
-                ? "is a symbolic link (never followed)"
-                : $"cannot be opened{whose}: {Libc.Describe(errno)}");
+            return new UntrustedRead(null, default, errno switch
+            {
+                Libc.ELOOP => "is a symbolic link (never followed)",
+                ThreadIdentity.CannotTakeRights => $"cannot be opened{whose}: Bridge lacks CAP_SETUID and CAP_SETGID, which taking them needs",
+                _ => $"cannot be opened{whose}: {Libc.Describe(errno)}",
+            });
         }
         try
         {

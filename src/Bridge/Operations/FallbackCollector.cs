@@ -3,10 +3,12 @@
 // mailbox of a user whose mail goes to the store is drained (SpoolDrain: in arrival order, under the same locks as
 // deliveries, each message given back as received, only what the store accepted removed), in batches of a few
 // messages so deliveries to that mailbox never wait long for its locks. A store that is still down ends the round.
-// After a restart the next round finds what is left; nothing is remembered in between.
+// How far the store got is in the journal after every message it accepts (CollectCursor): the next batch, the next
+// round, or a restarted Bridge goes on from there, and the delivered messages leave the spool once, in place, when
+// the mailbox's collection ends (or at the next start).
 // Failure: never throws; what a round could not do is logged, and the mail stays in the spool for the next round.
-// A crash after the store accepted a batch but before it was removed from the spool delivers that batch twice
-// (duplicates over loss, as drain).
+// A kill in the instant between the store's reply and the journal's note sends that one message twice (duplicates
+// over loss, as drain); a power loss, every message since the batch began.
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery.Spool;
@@ -65,7 +67,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
             while (!cancellationToken.IsCancellationRequested)
             {
                 using var output = new StringWriter();
-                var (ok, relayed, more) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken,
+                var (ok, relayed, more, storeDown) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken,
                     continues: true).ConfigureAwait(false);
                 if (relayed > 0 || !ok)
                 {
@@ -74,9 +76,13 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
                         LogCollected(line);
                     }
                 }
+                if (storeDown)
+                {
+                    return; // the store is still down: the next round tries again
+                }
                 if (!ok)
                 {
-                    return; // the store refuses or is still down: the next round tries again
+                    break; // this mailbox cannot be collected now (locked, unusable, refused): the others still are
                 }
                 if (!more)
                 {

@@ -1,7 +1,8 @@
-// Job: the LMTP part of `bridge check` (Bridge:Lmtp:Socket): the socket exists and is a socket (Bridge creates it at
-// start), has the configured mode and group, and each MTA user that delivers to it (Postfix's mail_owner, Exim's
-// Debian-exim) may connect: search permission on every directory above it and write permission on the socket, by
-// owner, group membership or others, as the kernel decides it.
+// Job: the sockets part of `bridge check` (Bridge:Lmtp:Socket; Bridge:Collect:Socket for Dovecot's logins): the socket
+// exists and is a socket (Bridge creates it at start), has the configured mode and group, who besides root can write
+// its directory, and each user that connects to it (Postfix's mail_owner, Exim's Debian-exim; dovecot) may connect:
+// search permission on every directory above it and write permission on the socket, by owner, group membership or
+// others, as the kernel decides it.
 // Failure: none thrown; every problem is a Finding with its fix.
 using Bridge.Configuration;
 using Bridge.Native;
@@ -50,6 +51,33 @@ internal static class LmtpSocketCheck
                 ? new Finding(Level.Ok, subject, $"{user} (the MTA's delivery agent) may connect")
                 : new Finding(Level.Fail, subject, $"{user} (the MTA's delivery agent) cannot connect: {blocked}",
                     $"set Bridge:Lmtp:SocketGroup to a group of {user} (e.g. {user}), or Bridge:Lmtp:SocketMode 0666");
+        }
+    }
+
+    /// <summary>Bridge:Collect:Socket, when some user's mail goes to the store: it exists while the daemon runs, and
+    /// Dovecot's post-login service (user dovecot in 30-bridge-collect.conf) may connect.</summary>
+    public static IEnumerable<Finding> RunCollect(BridgeOptions options)
+    {
+        var socket = options.Collect.Socket;
+        if (socket.Length == 0 || !options.UsesStore)
+        {
+            yield break;
+        }
+        var subject = $"collect {socket}";
+        if (Libc.Lstat(socket, out var stat) != 0 || !stat.IsSocket)
+        {
+            yield return new Finding(Level.Warn, subject, "no socket there: logins collect nothing while Bridge is not running (the daemon makes it at start)",
+                "start Bridge; read its log if the socket still does not appear");
+            yield break;
+        }
+        yield return DirectoryWriters(socket);
+        if (Libc.GetPasswdEntry("dovecot") is { } dovecot)
+        {
+            var blocked = Blocker(socket, dovecot.Uid, Libc.GetGroupList("dovecot", dovecot.Gid));
+            yield return blocked is null
+                ? new Finding(Level.Ok, subject, "dovecot (the post-login service's user) may connect")
+                : new Finding(Level.Fail, subject, $"dovecot (the post-login service's user) cannot connect: {blocked}",
+                    "set Bridge:Collect:SocketGroup to dovecot, or run the post-login service as root");
         }
     }
 

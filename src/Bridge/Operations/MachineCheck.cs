@@ -38,6 +38,11 @@ public static class MachineCheck
         findings.Add(CheckPort(options.Listen));
         findings.AddRange(CheckSpoolDirectory(options.Spool, MailboxOwners(options, passwd)));
         findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
+        if (Directory.Exists(options.Spool.JournalDirectory) &&
+            new AppendJournal(options.Spool.JournalDirectory).Prepare(Libc.GetPasswdEntry("bridge")?.Uid) is { } journalProblem)
+        {
+            findings.Add(new Finding(Level.Fail, $"journal {options.Spool.JournalDirectory}", journalProblem, "Bridge refuses to start with it so"));
+        }
         findings.AddRange(CheckKeptJournalEntries(options.Spool));
         findings.AddRange(CheckUsers(options, snapshot, passwd));
         findings.AddRange(CheckAliases(snapshot));
@@ -60,6 +65,7 @@ public static class MachineCheck
             mtaUsers.Add("Debian-exim");
         }
         findings.AddRange(LmtpSocketCheck.Run(options.Lmtp, mtaUsers));
+        findings.AddRange(LmtpSocketCheck.RunCollect(options));
         if (postfix.Count == 0 && exim.Count == 0)
         {
             findings.Add(new Finding(Level.Ok, "mta", "neither Postfix (postconf) nor Exim is installed here: your MTA's settings were not checked"));

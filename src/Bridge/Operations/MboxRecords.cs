@@ -16,6 +16,9 @@ namespace Bridge.Operations;
 public sealed record MboxRecordData(string Sender, ReadOnlySequence<byte> Message, long End)
 {
     public long Start { get; init; }
+
+    /// <summary>The record is larger than the reader's limit: Message is empty, and reading stopped here.</summary>
+    public bool TooLarge { get; init; }
 }
 
 public static class MboxRecords
@@ -23,9 +26,11 @@ public static class MboxRecords
     private static readonly string[] DeliveryHeaders = ["Return-Path: ", "X-Original-To: ", "Delivered-To: "];
 
     /// <param name="from">The offset <paramref name="mbox"/> is at (a record's start); offsets count from the file's start.</param>
-    public static IEnumerable<MboxRecordData> Read(Stream mbox, MboxFormat format = MboxFormat.Mboxrd, long from = 0)
+    /// <param name="maxMessageBytes">The largest message given back (memory holds one); a larger one ends the reading
+    /// with a TooLarge record (a spool file's owner decides what it holds).</param>
+    public static IEnumerable<MboxRecordData> Read(Stream mbox, MboxFormat format = MboxFormat.Mboxrd, long from = 0, long maxMessageBytes = 64L << 20)
     {
-        using var reader = new LineReader(mbox, from);
+        using var reader = new LineReader(mbox, from, maxMessageBytes);
         var line = reader.Next();
         while (line is not null && IsFromLine(line.Value.Bytes))
         {
@@ -46,6 +51,11 @@ public static class MboxRecords
                     break;
                 }
                 var bytes = line.Value.Bytes;
+                if (message.WrittenCount > maxMessageBytes || reader.LineTooLong)
+                {
+                    end = line.Value.Start;
+                    break; // too large: nothing more is kept in memory
+                }
                 if (previousEmpty && IsFromLine(bytes))
                 {
                     end = line.Value.Start;
@@ -73,6 +83,11 @@ public static class MboxRecords
                 }
                 previousEmpty = bytes.Length == 0;
             }
+            if (message.WrittenCount > maxMessageBytes || reader.LineTooLong)
+            {
+                yield return new MboxRecordData(sender, ReadOnlySequence<byte>.Empty, end) { Start = recordStart, TooLarge = true };
+                yield break;
+            }
             yield return new MboxRecordData(sender, new ReadOnlySequence<byte>(message.WrittenMemory), end) { Start = recordStart };
         }
     }
@@ -96,13 +111,16 @@ public static class MboxRecords
         return sender == "MAILER-DAEMON" ? "" : sender;
     }
 
-    private sealed class LineReader(Stream stream, long from) : IDisposable
+    private sealed class LineReader(Stream stream, long from, long maxLineBytes) : IDisposable
     {
         private readonly BufferedStream _input = new(stream, 64 * 1024);
 
         public void Dispose() => _input.Dispose();
 
         public long Offset { get; private set; } = from;
+
+        /// <summary>A line was longer than the limit: it was cut there (and the reading should stop).</summary>
+        public bool LineTooLong { get; private set; }
 
         public (byte[] Bytes, long Start)? Next()
         {
@@ -114,6 +132,11 @@ public static class MboxRecords
                 Offset++;
                 if (b == '\n')
                 {
+                    return (line.ToArray(), start);
+                }
+                if (line.Count >= maxLineBytes)
+                {
+                    LineTooLong = true;
                     return (line.ToArray(), start);
                 }
                 line.Add((byte)b);

@@ -25,9 +25,12 @@ public static class SpoolDrain
             await output.WriteLineAsync("drain: set Bridge:Legacy:Host (and Port, Protocol): drain delivers to the mail store").ConfigureAwait(false);
             return 78;
         }
+        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         var names = user is not null
             ? [user.ToLowerInvariant()]
-            : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName).Order().ToList();
+            : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName)
+                .Where(n => AddressReport.Route(snapshot, $"{n}@{domain}").Recipient?.User.ShortName == n) // users' mailboxes only
+                .Order().ToList();
         var journal = new AppendJournal(options.Spool.JournalDirectory);
         var locks = new InProcessMailboxLocks();
         var failed = 0;
@@ -46,7 +49,7 @@ public static class SpoolDrain
     /// <param name="until">Past this time no further message is begun (collect at login); null: no limit.</param>
     /// <param name="continues">The caller takes the next batch soon (the daemon's collector): when messages are left,
     /// the delivered ones stay in place behind the cursor instead of being cut out now; they are cut once, at the end.</param>
-    internal static async Task<(bool Ok, int Relayed, bool More)> DrainMailboxAsync(SettingsSnapshot snapshot, string name,
+    internal static async Task<(bool Ok, int Relayed, bool More, bool StoreDown)> DrainMailboxAsync(SettingsSnapshot snapshot, string name,
         InProcessMailboxLocks locks, AppendJournal journal, bool dryRun, int maxMessages, TextWriter output, DateTime? until,
         CancellationToken cancellationToken, bool continues = false)
     {
@@ -55,12 +58,19 @@ public static class SpoolDrain
         if (!ShortName.IsSafeFileName(name))
         {
             await output.WriteLineAsync($"drain {name}: not a safe spool file name").ConfigureAwait(false);
-            return (false, 0, false);
+            return (false, 0, false, false);
         }
         // The owner a delivery would give this mailbox (its user's, or Bridge's for a configured user without an
         // account); not checked for a name Bridge does not route (a mailbox of another program's).
+        // Only a user's own mailbox (the file named by its first short name, owned by it): a file someone planted under
+        // another name (an alias, a secondary short name) is not relayed with Bridge's standing at the store.
         var route = AddressReport.Route(snapshot, $"{name}@{domain}");
-        uint? owner = route.Recipient is { } routed && routed.User.ShortName == name ? routed.User.Uid ?? Native.Libc.Geteuid() : null;
+        if (route.Recipient is not { } routed || routed.User.ShortName != name || route.Recipients.Count != 1)
+        {
+            await output.WriteLineAsync($"drain {name}: left alone: no user of Bridge's has {name} as first short name").ConfigureAwait(false);
+            return (false, 0, false, false);
+        }
+        uint? owner = routed.User.Uid ?? Native.Libc.Geteuid();
         var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
         foreach (var note in notes)
         {
@@ -69,7 +79,7 @@ public static class SpoolDrain
         if (mailbox is null)
         {
             await output.WriteLineAsync($"drain {name}: left alone: {status}").ConfigureAwait(false);
-            return (false, 0, false);
+            return (false, 0, false, false);
         }
         using (mailbox)
         {
@@ -81,17 +91,17 @@ public static class SpoolDrain
                     Native.Libc.Close(reader);
                 }
                 await output.WriteLineAsync($"drain {name}: left alone: the mailbox cannot be read").ConfigureAwait(false);
-                return (false, 0, false);
+                return (false, 0, false, false);
             }
             using var file = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(reader, ownsHandle: true), FileAccess.Read);
-            return await DrainAsync(mailbox, file, reader, journal, $"{name}@{domain}", endpoint, snapshot.Spool.Format, dryRun, maxMessages, output, until,
-                continues, cancellationToken).ConfigureAwait(false);
+            return await DrainAsync(mailbox, file, reader, journal, $"{name}@{domain}", endpoint, snapshot.Spool.Format, snapshot.Options.MaxMessageBytes,
+                dryRun, maxMessages, output, until, continues, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private static async Task<(bool Ok, int Relayed, bool More)> DrainAsync(LockedMailbox mailbox, FileStream file, int reader, AppendJournal journal,
-        string recipient, SmtpEndpoint endpoint, MboxFormat format, bool dryRun, int maxMessages, TextWriter output, DateTime? until, bool continues,
-        CancellationToken cancellationToken)
+    private static async Task<(bool Ok, int Relayed, bool More, bool StoreDown)> DrainAsync(LockedMailbox mailbox, FileStream file, int reader, AppendJournal journal,
+        string recipient, SmtpEndpoint endpoint, MboxFormat format, long maxMessageBytes, bool dryRun, int maxMessages, TextWriter output, DateTime? until,
+        bool continues, CancellationToken cancellationToken)
     {
         var name = mailbox.Name;
         var cursor = CollectCursor.Find(journal, name, reader, out var dropped);
@@ -102,12 +112,20 @@ public static class SpoolDrain
         var more = false;
         var relayed = 0;
         var ok = true;
+        var storeDown = false; // the store cannot be reached (not: it refused one message)
         SmtpConnection? connection = null;
         file.Position = cursor?.End ?? 0;
         try
         {
-            foreach (var record in MboxRecords.Read(file, format, cursor?.End ?? 0))
+            foreach (var record in MboxRecords.Read(file, format, cursor?.End ?? 0, maxMessageBytes))
             {
+                if (record.TooLarge)
+                {
+                    await output.WriteLineAsync($"drain {name}: message {relayed + 1} is larger than Bridge:MaxMessageBytes ({maxMessageBytes}); " +
+                        "it and the rest stay in the spool").ConfigureAwait(false);
+                    ok = false;
+                    break;
+                }
                 if (relayed >= maxMessages || DateTime.UtcNow > until)
                 {
                     more = true; // the next batch takes the rest
@@ -147,11 +165,13 @@ public static class SpoolDrain
             await output.WriteLineAsync($"drain {name}: store {endpoint}: {ex.Message}; message {relayed + 1} and the rest stay in the spool " +
                 "(a later drain may deliver that message to the store a second time)").ConfigureAwait(false);
             ok = false;
+            storeDown = true;
         }
         catch (Exception ex) when (NetworkFailure.IsTransient(ex))
         {
             await output.WriteLineAsync($"drain {name}: store {endpoint}: {ex.Message}; the rest stays in the spool").ConfigureAwait(false);
             ok = false;
+            storeDown = true;
         }
         finally
         {
@@ -170,28 +190,33 @@ public static class SpoolDrain
         }
         if (dryRun)
         {
-            return (true, 0, false);
+            return (true, 0, false, false);
         }
         var delivered = cursor?.End ?? 0;
         if (more && ok && continues)
         {
             cursor?.Save(journal, name, durable: true); // the next batch goes on from here; the prefix is cut at the end
-            return (true, relayed, true);
+            return (true, relayed, true, false);
         }
         if (delivered > 0)
         {
-            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, name, 0, delivered, journal);
+            var forgotten = false;
+            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, name, 0, delivered, journal,
+                committed: () => { CollectCursor.Forget(journal, name); forgotten = true; });
             if (error is not null)
             {
-                cursor?.Save(journal, name, durable: true);
-                await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed yet ({error}); the next collection removes them").ConfigureAwait(false);
-                return (false, relayed, false);
+                if (!forgotten)
+                {
+                    cursor?.Save(journal, name, durable: true);
+                }
+                await output.WriteLineAsync($"drain {name}: {relayed} message(s) were relayed but could not be removed yet ({error}); " +
+                    (forgotten ? "the journal finishes the removal before the mailbox is used again" : "the next collection removes them")).ConfigureAwait(false);
+                return (false, relayed, false, storeDown);
             }
-            CollectCursor.Forget(journal, name);
         }
         Native.Libc.Fstat(mailbox.Fd, out var after);
         await output.WriteLineAsync($"drain {name}: {relayed} relayed to {endpoint}, {after.Size} bytes left in the spool").ConfigureAwait(false);
-        return (ok, relayed, more && ok);
+        return (ok, relayed, more && ok, storeDown);
     }
 
     /// <summary>What the message needs from the store: BODY=8BITMIME for 8-bit bytes, SMTPUTF8 for UTF-8 in the

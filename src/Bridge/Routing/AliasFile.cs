@@ -34,12 +34,20 @@ public enum AliasTargetKind
 
     /// <summary>An :include: that cannot be used (see Why): the alias that names it is undeliverable.</summary>
     Unusable,
+
+    /// <summary>An :include: that was read: its targets are in Included (shared by every alias naming the same file with
+    /// the same rights, so a reading stays linear in the bytes read, however often lists name each other).</summary>
+    Include,
 }
 
 /// <param name="Value">The target as written (for Unusable: the path the :include: names).</param>
 /// <param name="Source">"file:line" where the target was written (the include file's, for an included one).</param>
 /// <param name="Why">For Unusable: why the include named there cannot be used; no byte of any file's content.</param>
-public sealed record AliasTarget(AliasTargetKind Kind, string Value, string Source, string? Why = null);
+public sealed record AliasTarget(AliasTargetKind Kind, string Value, string Source, string? Why = null)
+{
+    /// <summary>For Include: the targets the file holds.</summary>
+    public IReadOnlyList<AliasTarget>? Included { get; init; }
+}
 
 /// <param name="Source">"file:line" of the entry's first line.</param>
 public sealed record AliasEntry(string Name, IReadOnlyList<AliasTarget> Targets, string Source);
@@ -64,10 +72,48 @@ public sealed record AliasLimits(long MaxFileBytes, int MaxMembers)
     public static readonly AliasLimits Default = new(4L << 20, 10_000);
 }
 
-/// <param name="FilesRead">Every file the reading looked at (the alias files and their includes), for change detection.</param>
+/// <param name="FilesRead">Every file the reading looked at (the alias files and their includes), with what it was at
+/// the moment it was read (Seen), for change detection.</param>
 /// <param name="Unreadable">Files of Bridge:AliasFiles that could not be read at all: the reading is incomplete.</param>
 public sealed record AliasFileContent(IReadOnlyDictionary<string, AliasEntry> Entries, IReadOnlyList<AliasProblem> Problems,
-    IReadOnlyList<string> FilesRead, IReadOnlyList<AliasProblem> Unreadable);
+    IReadOnlyList<(string Path, string Seen)> FilesRead, IReadOnlyList<AliasProblem> Unreadable)
+{
+    /// <summary>The targets an entry reaches through its includes, each include's once (the first time it is reached in
+    /// one walk, which <paramref name="walked"/> remembers across calls).</summary>
+    public static IEnumerable<AliasTarget> Leaves(IReadOnlyList<AliasTarget> targets, HashSet<IReadOnlyList<AliasTarget>>? walked = null)
+    {
+        walked ??= new HashSet<IReadOnlyList<AliasTarget>>(ReferenceEqualityComparer.Instance);
+        var pending = new Stack<IEnumerator<AliasTarget>>();
+        pending.Push(targets.GetEnumerator());
+        while (pending.Count > 0)
+        {
+            var current = pending.Peek();
+            if (!current.MoveNext())
+            {
+                current.Dispose();
+                pending.Pop();
+                continue;
+            }
+            var target = current.Current;
+            if (target.Kind == AliasTargetKind.Include)
+            {
+                if (walked.Add(target.Included!))
+                {
+                    pending.Push(target.Included!.GetEnumerator());
+                }
+                continue;
+            }
+            yield return target;
+        }
+    }
+
+    /// <summary>What a file is now, as FilesRead records it (stat: nothing is opened, so nothing can block on a FIFO).</summary>
+    public static string SignatureOf(string path) =>
+        Libc.Stat(path, out var stat) == 0 ? Signature(stat) : $"-{Libc.LastError}";
+
+    internal static string Signature(FileStat stat) =>
+        $"{stat.Device}:{stat.Inode}:{stat.Size}:{stat.ChangeTimeSeconds}.{stat.ChangeTimeNanoseconds}:{stat.Mode}:{stat.Uid}";
+}
 
 public static class AliasFile
 {
@@ -80,18 +126,18 @@ public static class AliasFile
         private readonly Dictionary<string, AliasEntry> _entries = new(StringComparer.Ordinal);
         private readonly List<AliasProblem> _problems = [];
         private readonly List<AliasProblem> _unreadable = [];
-        private readonly List<string> _files = [];
+        private readonly List<(string Path, string Seen)> _files = [];
 
         /// <summary>Each include once per set of rights and depth: an alias file naming one list a thousand times reads it once.</summary>
-        private readonly Dictionary<(string Path, uint? Uid, int Depth), IReadOnlyList<AliasTarget>> _includes = [];
+        private readonly Dictionary<(string Path, uint? Uid, int Depth), (IReadOnlyList<AliasTarget>? List, string? Why)> _includes = [];
 
         public AliasFileContent Run(IEnumerable<string> paths)
         {
             foreach (var path in paths)
             {
-                _files.Add(path);
                 // The administrator named this file: a link to it is followed, as the administrator's own tools would.
-                var read = UntrustedFile.Read(path, null, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey, followLink: true);
+                var read = UntrustedFile.ReadWithin(path, null, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey, followLink: true);
+                Seen(path, read);
                 var problem = read.Problem ?? (OthersMayWrite(read.Stat) ? $"can be written by others than its owner (mode {Octal(read.Stat)})" : null);
                 if (problem is not null)
                 {
@@ -164,22 +210,31 @@ public static class AliasFile
             var key = (path, rights?.Uid, depth);
             if (!_includes.TryGetValue(key, out var included))
             {
-                included = Include(path, source, depth, rights);
+                included = Include(path, depth, rights);
                 _includes[key] = included;
             }
-            targets.AddRange(included);
+            // The file itself unusable: the target here says why; a list that names something unusable keeps that
+            // problem where that list names it.
+            targets.Add(included.Why is not null
+                ? new AliasTarget(AliasTargetKind.Unusable, path, source, included.Why)
+                : new AliasTarget(AliasTargetKind.Include, path, source) { Included = included.List });
         }
 
-        private List<AliasTarget> Include(string path, string source, int depth, AccountRights? rights)
+        /// <summary>The file's own stat when it was opened (so an edit during the reading is seen later), else stat.</summary>
+        private void Seen(string path, UntrustedRead read) =>
+            _files.Add((path, read.Content is not null ? AliasFileContent.Signature(read.Stat) : AliasFileContent.SignatureOf(path)));
+
+        /// <summary>The targets the include file lists, or why it cannot be used.</summary>
+        private (IReadOnlyList<AliasTarget>? List, string? Why) Include(string path, int depth, AccountRights? rights)
         {
-            _files.Add(path);
-            var read = UntrustedFile.Read(path, rights, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey);
+            var read = UntrustedFile.ReadWithin(path, rights, limits.MaxFileBytes, AliasLimits.MaxFileBytesKey);
+            Seen(path, read);
             var why = read.Problem
                 ?? (OthersMayWrite(read.Stat) ? $"can be written by others than its owner (mode {Octal(read.Stat)})" : null)
                 ?? (rights is null ? ForeignLinkOnTheWay(path) : null);
             if (why is not null)
             {
-                return [new AliasTarget(AliasTargetKind.Unusable, path, source, why)];
+                return (null, why);
             }
             var (nested, nestedProblem) = RightsAfter(rights, read.Stat);
             var list = new List<AliasTarget>();
@@ -196,7 +251,7 @@ public static class AliasFile
                     AddTarget(included, $"{path}:{i + 1}", list, depth + 1, nested, nestedProblem);
                 }
             }
-            return list;
+            return (list, null);
         }
 
         /// <summary>The rights the includes named in a file are opened with: once a user's, that user's; in a file of

@@ -33,8 +33,7 @@ public sealed class AliasTable
     private readonly AliasLimits _limits;
     private readonly Lock _gate = new();
     private volatile Loaded _loaded;
-    private string _attempted = ""; // signature of the files at the last reading, good or not
-    private IReadOnlyList<string> _attemptedFiles = []; // the files that reading looked at
+    private IReadOnlyList<(string Path, string Seen)> _attemptedFiles = []; // the files the last reading (good or not) looked at
     private int _reading; // 1 while a reading runs (one at a time, even when one never returns)
     private volatile bool _watching;
 
@@ -80,13 +79,15 @@ public sealed class AliasTable
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var expanded = new HashSet<string>(StringComparer.Ordinal); // entries already walked: each once, so a wide DAG stays linear
         var chain = new List<string> { name };
+        var walkedLists = new HashSet<IReadOnlyList<AliasTarget>>(ReferenceEqualityComparer.Instance);
         var problem = Visit(root, 1);
         return new AliasExpansion(name, names, root.Source, problem.Text, problem.Loop);
 
         (string? Text, bool Loop) Visit(AliasEntry entry, int depth)
         {
             expanded.Add(entry.Name);
-            foreach (var target in entry.Targets)
+            // Each include list once per expansion (lists may name each other: the walk stays linear).
+            foreach (var target in AliasFileContent.Leaves(entry.Targets, walkedLists))
             {
                 var local = target.Kind switch
                 {
@@ -173,7 +174,7 @@ public sealed class AliasTable
         }
         try
         {
-            if (Signature(_attemptedFiles.Count > 0 ? _attemptedFiles : _paths) == _attempted)
+            if (_attemptedFiles.Count > 0 && _attemptedFiles.All(f => AliasFileContent.SignatureOf(f.Path) == f.Seen))
             {
                 return false;
             }
@@ -228,9 +229,9 @@ public sealed class AliasTable
     /// <summary>One reading; swapped in whole when every file of Bridge:AliasFiles was read, else the last good table stays.</summary>
     private bool Read()
     {
-        var signatureBefore = Signature(_paths);
         var content = AliasFile.Read(_paths, _limits);
-        var problems = content.Unreadable.Concat(content.Problems).Concat(content.Entries.Values.SelectMany(e => e.Targets
+        var walked = new HashSet<IReadOnlyList<AliasTarget>>(ReferenceEqualityComparer.Instance); // each include's problems once
+        var problems = content.Unreadable.Concat(content.Problems).Concat(content.Entries.Values.SelectMany(e => AliasFileContent.Leaves(e.Targets, walked)
             .Where(t => t.Kind is AliasTargetKind.Command or AliasTargetKind.File or AliasTargetKind.Unusable ||
                 (t.Kind == AliasTargetKind.Address && !_localDomains.Contains(t.Value[(t.Value.LastIndexOf('@') + 1)..].TrimEnd('.'))))
             .Select(t => new AliasProblem(t.Source, $"alias {e.Name}: {Undeliverable(t)}, which Bridge cannot deliver; mail to {e.Name} is refused at RCPT",
@@ -238,12 +239,7 @@ public sealed class AliasTable
             .ToList();
         lock (_gate)
         {
-            _attemptedFiles = content.FilesRead.Count > 0 ? content.FilesRead : _paths;
-            _attempted = Signature(_attemptedFiles);
-            if (signatureBefore != Signature(_paths))
-            {
-                _attempted = ""; // changed while it was read: read again at the next look
-            }
+            _attemptedFiles = content.FilesRead; // each file as it was when it was read: a later edit differs
             if (content.Unreadable.Count > 0 && _loaded.Good)
             {
                 foreach (var problem in content.Unreadable)
@@ -280,10 +276,4 @@ public sealed class AliasTable
         public static readonly Loaded None = new(new AliasFileContent(new Dictionary<string, AliasEntry>(), [], [], []), [], false);
     }
 
-    /// <summary>What changes when a file is edited, replaced, removed or given another owner or mode (stat: nothing is
-    /// opened, so a FIFO or a device cannot block it).</summary>
-    private static string Signature(IEnumerable<string> files) => string.Join('|', files.Select(f =>
-        Native.Libc.Stat(f, out var stat) == 0
-            ? $"{f}:{stat.Device}:{stat.Inode}:{stat.Size}:{stat.ChangeTimeSeconds}.{stat.ChangeTimeNanoseconds}:{stat.Mode}:{stat.Uid}"
-            : $"{f}:-{Native.Libc.LastError}"));
 }

@@ -2,8 +2,10 @@
 // without its quotes and escapes) back in valid RFC 5321 syntax: a local part that is a Dot-string stays as it is,
 // any other is a Quoted-string with '"' and '\' escaped: "john doe"@x.org stays "john doe"@x.org when relayed to
 // the store and in Return-Path. A local part with a character no Quoted-string can carry (controls, DEL) cannot be
-// written at all and is refused at MAIL/RCPT.
+// written at all and is refused at MAIL/RCPT (as are C1 controls and line separators in an SMTPUTF8 one).
 // Failure: none; TryFormat returns false for what cannot be written.
+using Bridge.Common;
+
 namespace Bridge.Routing;
 
 public static class EnvelopeAddress
@@ -27,7 +29,7 @@ public static class EnvelopeAddress
         var quoted = new System.Text.StringBuilder(localPart.Length + 4).Append('"');
         foreach (var c in localPart)
         {
-            if (c < ' ' || c == (char)127)
+            if (c < ' ' || c == (char)127 || !Printable(c))
             {
                 address = "";
                 return false;
@@ -42,6 +44,10 @@ public static class EnvelopeAddress
         return true;
     }
 
+    /// <summary>Not a control character (C0, DEL, C1) nor a line or paragraph separator: nothing that could end or forge a
+    /// line of a log, a header or a command.</summary>
+    private static bool Printable(char c) => CommandAddress.Printable(c);
+
     /// <summary>RFC 5321 Dot-string: atoms of atext (or UTF-8, RFC 6531) separated by single dots.</summary>
     public static bool IsDotString(string localPart)
     {
@@ -51,7 +57,7 @@ public static class EnvelopeAddress
         }
         foreach (var c in localPart)
         {
-            if (!(char.IsAsciiLetterOrDigit(c) || (c > 127 && !char.IsControl(c)) || "!#$%&'*+-/=?^_`{|}~.".Contains(c, StringComparison.Ordinal)))
+            if (!(char.IsAsciiLetterOrDigit(c) || (c > 127 && Printable(c)) || "!#$%&'*+-/=?^_`{|}~.".Contains(c, StringComparison.Ordinal)))
             {
                 return false;
             }

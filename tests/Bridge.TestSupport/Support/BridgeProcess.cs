@@ -18,6 +18,8 @@ public sealed class BridgeProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
+    public bool HasExited => _process.HasExited;
+
     /// <summary>A copy of the built daemon in a world-readable folder (an unprivileged user can run it too).</summary>
     public static string CopyDaemon(TempDir dir)
     {
@@ -81,6 +83,7 @@ public sealed class BridgeProcess : IAsyncDisposable
         {
             info.ArgumentList.Add(dll);
         }
+        info.ArgumentList.Add("--Bridge:Collect:Socket="); // never the machine's /run/bridge/collect; a test that wants one names its own
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);

@@ -41,6 +41,7 @@ public sealed class BridgeServer : IAsyncDisposable
             $"--Bridge:Listen:Port={port}",
             $"--Bridge:Spool:Directory={spoolDirectory}",
             $"--Bridge:Spool:JournalDirectory={Path.Combine(contentRoot, "journal")}",
+            "--Bridge:Collect:Socket=", // never the machine's /run/bridge/collect; a test that wants one names its own
         };
         args.AddRange(settings.Select(s => "--" + s));
         var logs = new LogCapture();

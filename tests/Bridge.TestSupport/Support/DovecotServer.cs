@@ -107,6 +107,11 @@ public sealed class DovecotServer : IAsyncDisposable
         StartAsync(MaildirStore + "\n" + Deploy("30-bridge-collect.conf", ("/usr/lib/bridge/dovecot-collect", collectScript)),
             lmtp: true, FreePort.Next(), tls: false, 0, users, pop3: true, otherLogins);
 
+    /// <summary>The store with IMAP and POP3 logins configured by <paramref name="postLoginConfiguration"/> (service
+    /// definitions, e.g. an older or alternative post-login script; the benchmark compares them).</summary>
+    public static Task<DovecotServer> StartStoreWithPostLoginAsync(string postLoginConfiguration, params string[] users) =>
+        StartAsync(MaildirStore + "\n" + postLoginConfiguration, lmtp: true, FreePort.Next(), tls: false, 0, users, pop3: true);
+
     /// <param name="mailSettings">mail_location and related settings (deploy/dovecot/10-bridge-spool.conf, or a Maildir store).</param>
     private static async Task<DovecotServer> StartAsync(string mailSettings, bool lmtp, int lmtpPort, bool tls, int submissionRelayPort,
         string[] users, bool pop3 = false, IReadOnlyList<(string Login, string User)>? otherLogins = null)

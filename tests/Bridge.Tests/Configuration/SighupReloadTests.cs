@@ -37,4 +37,30 @@ public class SighupReloadTests
         Assert.Single(await store.FetchInboxAsync(TestAccounts.Alice));
         Assert.Contains(bridge.Lines, l => l.Contains("SIGHUP received", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_reload_keeps_the_last_good_reading_of_the_alias_files_when_they_cannot_be_read_now()
+    {
+        await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        using var dir = new TempDir("bridge-daemon");
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
+        var port = FreePort.Next();
+        await File.WriteAllTextAsync(dir["aliases"], $"team: {TestAccounts.Alice}\n");
+        await File.WriteAllTextAsync(dir["appsettings.json"], $$"""
+            { "Bridge": { "Listen": { "Port": {{port}} }, "LocalDomains": [ "{{SpoolScenario.Domain}}" ], "AliasFiles": [ "{{dir["aliases"]}}" ],
+              "Spool": { "Directory": "{{spool.Path}}" } } }
+            """);
+        await using var bridge = await BridgeProcess.StartAsync(dir, null);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(port, $"team@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+
+        File.SetUnixFileMode(dir["aliases"], TempDir.Mode("666")); // no longer usable: others may write it
+        await bridge.WaitForLineAsync("the aliases read before stay in force", TimeSpan.FromSeconds(10));
+        bridge.Signal(Sighup);
+        await bridge.WaitForLineAsync("SIGHUP received", TimeSpan.FromSeconds(10));
+        await Task.Delay(500);
+
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(port, $"team@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+        Assert.Equal(3, (await MboxReaders.PythonMailboxAsync(spool[TestAccounts.Alice])).Count);
+    }
 }

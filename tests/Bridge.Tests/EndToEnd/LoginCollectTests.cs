@@ -1,10 +1,12 @@
+using System.Diagnostics;
 using Bridge.Tests.Support;
 
 namespace Bridge.Tests.EndToEnd;
 
-/// <summary>The note's "new way": the MTA spools to /var/mail/&lt;first short name&gt; (Bridge in Spool mode here), and when the
-/// user logs in over IMAP or POP3 to a real Dovecot (Maildir store), the post-login script of
-/// deploy/dovecot/30-bridge-collect.conf has `bridge collect` move the waiting mail into the store first.</summary>
+/// <summary>The note's "new way" at login: mail waits in /var/mail/&lt;first short name&gt; (spooled while the user was in
+/// Spool mode, or while the store was down), and when the user logs in over IMAP or POP3 to a real Dovecot (Maildir
+/// store), deploy/dovecot/30-bridge-collect.conf's post-login client (src/Bridge.DovecotCollect, published with Native
+/// AOT as the package ships it) asks the running daemon over its collect socket to move the waiting mail first.</summary>
 public class LoginCollectTests
 {
     private const string Domain = SpoolScenario.Domain;
@@ -12,52 +14,54 @@ public class LoginCollectTests
     private sealed class Setup : IAsyncDisposable
     {
         public required TempDir Root { get; init; }
-        public required TempDir Spool { get; init; }
+        public required SpoolScenario Spooler { get; init; }
         public required DovecotServer Dovecot { get; init; }
-        public required BridgeServer Bridge { get; init; }
+        public BridgeServer? Daemon { get; set; }
+        public required string[] DaemonSettings { get; init; }
 
-        public string Mailbox => Spool[TestAccounts.Alice];
+        public string Mailbox => Spooler.AliceMailbox;
+
+        public string Socket => Root["collect"];
+
+        public async Task StartDaemonAsync() => Daemon = await BridgeServer.StartAsync(Spooler.Spool.Path, Root.Path, DaemonSettings);
+
+        public async Task StopDaemonAsync()
+        {
+            if (Daemon is not null)
+            {
+                await Daemon.DisposeAsync();
+                Daemon = null;
+            }
+        }
 
         public async ValueTask DisposeAsync()
         {
-            await Bridge.DisposeAsync();
+            await StopDaemonAsync();
             await Dovecot.DisposeAsync();
-            Spool.Dispose();
+            await Spooler.DisposeAsync();
             Root.Dispose();
         }
     }
 
-    private static async Task<Setup> StartAsync(string extraSettings = "")
+    /// <summary>The spool's writer (a Bridge in Spool mode: what the MTA delivered to), the store (Dovecot, logins through the
+    /// shipped post-login configuration) and the daemon that collects (Legacy mode, the store's LMTP, a collect socket).</summary>
+    private static async Task<Setup> StartAsync(params string[] extra)
     {
         await TestAccounts.EnsureAsync(TestAccounts.Alice);
         var root = new TempDir("bridge-collect", TempDir.Mode("755"));
-        var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
-        // The deploy script as shipped; MAILBRIDGE points it at this build, run in a folder with its appsettings.json.
-        var dll = BridgeProcess.CopyDaemon(root);
-        var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
-        await File.WriteAllTextAsync(root["mailbridge"], $"#!/bin/sh\ncd {Proc.Quote(root.Path)} && HOME={Proc.Quote(root.Path)} exec {dotnet} {Proc.Quote(dll)} \"$@\"\n");
-        File.Copy(Path.Combine(AppContext.BaseDirectory, "deploy", "dovecot", "bridge-collect"), root["bridge-collect"]);
-        await File.WriteAllTextAsync(root["post-login"], $"#!/bin/sh\nMAILBRIDGE={Proc.Quote(root["mailbridge"])} exec {Proc.Quote(root["bridge-collect"])} \"$@\"\n");
-        foreach (var script in new[] { "mailbridge", "bridge-collect", "post-login" })
-        {
-            File.SetUnixFileMode(root[script], TempDir.Mode("755"));
-        }
-        var dovecot = await DovecotServer.StartStoreWithLoginCollectAsync(root["post-login"], [("alice", TestAccounts.Alice)], TestAccounts.Alice);
-        await File.WriteAllTextAsync(root["appsettings.json"], $$"""
-            { "Bridge": {
-                "Mode": "Legacy",
-                "LocalDomains": [ "{{Domain}}" ],
-                "Users": [ { "ShortNames": [ "{{TestAccounts.Alice}}", "alice" ] } ],
-                "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{root["journal"]}}" },
-                "Legacy": { "Host": "127.0.0.1", "Port": {{dovecot.LmtpPort}}, "Protocol": "Lmtp" {{extraSettings}} } } }
-            """);
-        // The daemon here spools (as while the store was down, or before the switch to Legacy mode); `collect` reads the file: Legacy.
-        var bridge = await BridgeServer.StartAsync(spool.Path, root.Path, "Bridge:Mode=Spool");
-        return new Setup { Root = root, Spool = spool, Dovecot = dovecot, Bridge = bridge };
+        var spooler = await SpoolScenario.StartAsync();
+        var script = await DovecotCollectClient.ScriptAsync(root, root["collect"]);
+        var dovecot = await DovecotServer.StartStoreWithLoginCollectAsync(script, [("alice", TestAccounts.Alice)], TestAccounts.Alice);
+        string[] settings = [$"Bridge:LocalDomains:0={Domain}", "Bridge:Mode=Legacy",
+            $"Bridge:Users:0:ShortNames:0={TestAccounts.Alice}", "Bridge:Users:0:ShortNames:1=alice", $"Bridge:Users:0:ShortNames:2=alice@{Domain}",
+            "Bridge:Legacy:Host=127.0.0.1", $"Bridge:Legacy:Port={dovecot.LmtpPort}", $"Bridge:Collect:Socket={root["collect"]}", .. extra];
+        var setup = new Setup { Root = root, Spooler = spooler, Dovecot = dovecot, DaemonSettings = settings };
+        await setup.StartDaemonAsync();
+        return setup;
     }
 
     private static async Task SpoolAsync(Setup s, string id) =>
-        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Bridge.Port, $"{TestAccounts.Alice}@{Domain}", extra: ["--header", $"Message-Id: <{id}>"])).FinalReply,
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(s.Spooler.Port, $"{TestAccounts.Alice}@{Domain}", extra: ["--header", $"Message-Id: <{id}>"])).FinalReply,
             StringComparison.Ordinal);
 
     /// <summary>Logs in (IMAP or POP3, python's imaplib/poplib) and returns the Message-Ids the INBOX shows.</summary>
@@ -99,9 +103,10 @@ public class LoginCollectTests
         }
 
         var seen = await LoginAsync(s, "imap", TestAccounts.Alice);
-        Assert.True(seen.Count == 3, s.Dovecot.Log);
+        Assert.True(seen.Count == 3, s.Dovecot.Log + string.Join('\n', s.Daemon!.Logs.Lines));
         Assert.Equal(["imap-0@test", "imap-1@test", "imap-2@test"], seen);
         Assert.Equal(0, new FileInfo(s.Mailbox).Length);
+        Assert.Contains(s.Daemon!.Logs.Lines, l => l.Contains($"drain {TestAccounts.Alice}: 3 relayed", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -138,6 +143,54 @@ public class LoginCollectTests
     }
 
     [Fact]
+    public async Task Logins_of_one_user_at_once_move_each_message_exactly_once()
+    {
+        await using var s = await StartAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            await SpoolAsync(s, $"together-{i}@test");
+        }
+
+        var logins = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => LoginAsync(s, i % 2 == 0 ? "imap" : "pop3", i % 3 == 0 ? "alice" : TestAccounts.Alice)));
+
+        var expected = Enumerable.Range(0, 20).Select(i => $"together-{i}@test").Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, (await LoginAsync(s, "imap", TestAccounts.Alice)).Order(StringComparer.Ordinal)); // each once in the store
+        Assert.All(logins, seen => Assert.Equal(20, seen.Count)); // each waited for the one collection, none for a second round
+        Assert.Equal(0, new FileInfo(s.Mailbox).Length);
+    }
+
+    [Fact]
+    public async Task With_the_daemon_stopped_the_login_goes_on_at_once_and_the_mail_is_collected_later()
+    {
+        await using var s = await StartAsync();
+        await SpoolAsync(s, "later-0@test");
+        await s.StopDaemonAsync();
+
+        var clock = Stopwatch.StartNew();
+        Assert.Empty(await LoginAsync(s, "imap", TestAccounts.Alice)); // no socket: nothing moved, the session opens
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the login took {clock.Elapsed}");
+        Assert.Contains("does not exist (is Bridge running?", s.Dovecot.Log, StringComparison.Ordinal);
+
+        await s.StartDaemonAsync();
+        Assert.Equal(["later-0@test"], await LoginAsync(s, "imap", TestAccounts.Alice));
+    }
+
+    [Fact]
+    public async Task A_mailbox_locked_for_long_or_a_store_that_refuses_lets_the_login_go_on_and_says_why()
+    {
+        await using var s = await StartAsync();
+        await SpoolAsync(s, "locked-0@test");
+        using (await LockHolder.FcntlAsync(s.Mailbox, 30))
+        {
+            var clock = Stopwatch.StartNew();
+            await LoginAsync(s, "imap", TestAccounts.Alice);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the login took {clock.Elapsed}");
+        }
+        Assert.Contains(s.Daemon!.Logs.Lines, l => l.Contains($"drain {TestAccounts.Alice}: left alone", StringComparison.Ordinal));
+        Assert.Equal(["locked-0@test"], await LoginAsync(s, "imap", TestAccounts.Alice)); // unlocked: the next login takes it
+    }
+
+    [Fact]
     public async Task Collection_stops_at_its_time_limit_and_leaves_the_rest_for_the_next_login()
     {
         await using var spool = await SpoolScenario.StartAsync();
@@ -148,6 +201,7 @@ public class LoginCollectTests
         using var slowStore = await SmtpSink.StartAsync("-w", "2"); // two seconds for every message
         using var dir = new TempDir("bridge-daemon");
 
+        // `mailbridge collect --user LOGIN`, the same collection by hand (what the daemon's socket runs).
         var result = await BridgeProcess.RunToExitAsync(dir, ["collect", "--user", "alice", $"--Bridge:Spool:Directory={spool.Spool.Path}",
             $"--Bridge:Spool:JournalDirectory={dir["journal"]}", $"--Bridge:LocalDomains:0={Domain}",
             $"--Bridge:Users:0:ShortNames:0={TestAccounts.Alice}", "--Bridge:Users:0:ShortNames:1=alice",

@@ -47,12 +47,13 @@ public sealed class AliasTests : IDisposable
 
         Assert.Empty(content.Problems);
         Assert.Equal(["postmaster", "staff", "team", "mixed", "runner"], content.Entries.Keys);
-        Assert.Equal(["ann", "bob", "carol"], content.Entries["staff"].Targets.Select(t => t.Value));
-        Assert.Equal($"{include}:3", content.Entries["staff"].Targets[1].Source);
+        var staff = AliasFileContent.Leaves(content.Entries["staff"].Targets).ToList();
+        Assert.Equal(["ann", "bob", "carol"], staff.Select(t => t.Value));
+        Assert.Equal($"{include}:3", staff[1].Source);
         Assert.Equal(["ann", "bob", "carol@afp548.com"], content.Entries["team"].Targets.Select(t => t.Value));
         Assert.Equal($"{path}:4", content.Entries["team"].Source);
         Assert.Equal((AliasTargetKind.Command, "|/usr/bin/procmail -a x"), (content.Entries["runner"].Targets[0].Kind, content.Entries["runner"].Targets[0].Value));
-        Assert.Contains(include, content.FilesRead);
+        Assert.Contains(include, content.FilesRead.Select(f => f.Path));
     }
 
     [Fact]
@@ -183,6 +184,21 @@ public sealed class AliasTests : IDisposable
         Assert.Equal("george", Table(aliases).Resolve("george", "afp548.com").Recipient?.User.ShortName);
     }
 
+    [Fact]
+    public void A_list_whose_only_line_names_an_unusable_include_is_blamed_at_that_line_not_where_the_list_is_named()
+    {
+        var inner = Path.Combine(_dir, "inner");
+        Assert.Equal(0, Mkfifo(inner));
+        var outer = Write("outer", $":include:{inner}\n");
+        var aliases = Aliases($"list: :include:{outer}\n");
+
+        var route = Table(aliases).Resolve("list", "afp548.com");
+        Assert.Equal("550 5.3.5", $"{route.Refusal.Code} {route.Refusal.Enhanced}");
+        Assert.Contains($"the :include: file named at {outer}:1 cannot be used", route.Refusal.Text, StringComparison.Ordinal);
+        var problem = Assert.Single(aliases.Problems);
+        Assert.StartsWith($"{outer}:1: alias list: the :include: file named there is a FIFO", problem.ToString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("fifo")]
     [InlineData("/dev/zero")]
@@ -254,6 +270,23 @@ public sealed class AliasTests : IDisposable
         Assert.NotNull(wide);
         Assert.Null(wide.Problem);
         Assert.Equal(["ann", "bob"], wide.Names);
+    }
+
+    [Fact]
+    public void Lists_that_name_each_other_are_read_once_each_and_expand_in_linear_time_and_memory()
+    {
+        // k lines that each include the list itself: flattened, k^5 targets (20 lines: 3.2 million); as shared lists, 5 x 20.
+        var list = Path.Combine(_dir, "self.list");
+        File.WriteAllText(list, string.Concat(Enumerable.Repeat($":include:{list}\n", 20)) + "ann\n");
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var aliases = Aliases($"loop: :include:{list}\n");
+        var route = Table(aliases).Resolve("loop", "afp548.com");
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.False(route.IsAccepted); // the innermost level is nested too deep: the alias is not used
+        Assert.StartsWith("550 5.3.5 <loop@afp548.com>: alias loop: the :include: file named at", route.Refusal.ToString(), StringComparison.Ordinal);
+        Assert.True(allocated < 50 << 20, $"{allocated} bytes allocated");
+        Assert.True(aliases.Problems.Count <= 20, $"{aliases.Problems.Count} problems: each line of the deepest list once, not per path to it");
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]

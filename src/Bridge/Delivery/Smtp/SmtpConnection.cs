@@ -150,6 +150,13 @@ internal sealed class SmtpConnection : IAsyncDisposable
         IReadOnlyDictionary<string, string> mailParameters, ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message,
         CancellationToken cancellationToken, IReadOnlyList<string?>? rcptParameters = null)
     {
+        if (!CommandAddress.IsSafe(sender) || recipients.Any(r => !CommandAddress.IsSafe(r)))
+        {
+            // An address read from a file someone else wrote (a spool's Return-Path) must not add parameters or commands.
+            var bad = new DeliveryStatus(553, CommandAddress.IsSafe(sender) ? "5.1.3" : "5.1.7",
+                "Bad address syntax: it cannot be sent in a command as it is (Bridge did not send it)");
+            return [.. recipients.Select(_ => bad)];
+        }
         Reusable = false; // until the transaction has completed cleanly
         RepliesInTransaction = 0;
         _protocolError = false;

@@ -40,6 +40,59 @@ public sealed class AppendJournal(string directory)
 
     public string Directory => directory;
 
+    /// <summary>Makes the directory when it is missing (0700) and says what is wrong with it, or null. It must be
+    /// Bridge's own (its euid, or <paramref name="owner"/>), writable by nobody else, and no link: recovery acts on what it finds here
+    /// with Bridge's rights (it cuts bytes out of mailboxes), so an entry anybody else could have written would let
+    /// them steer that.</summary>
+    public string? Prepare(uint? owner = null)
+    {
+        var expected = owner ?? Libc.Geteuid();
+        const string key = "Bridge:Spool:JournalDirectory";
+        if (Libc.Lstat(directory, out var stat) != 0 && Libc.LastError == Libc.ENOENT)
+        {
+            try
+            {
+                System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return $"cannot create {key} '{directory}': {ex.Message}";
+            }
+        }
+        foreach (var path in new[] { directory, System.IO.Path.Combine(directory, KeptFolder) })
+        {
+            if (Libc.Lstat(path, out stat) != 0)
+            {
+                if (Libc.LastError == Libc.ENOENT && path != directory)
+                {
+                    continue; // kept/ is made when first needed
+                }
+                return $"{key} '{path}' cannot be examined: {Libc.Describe(Libc.LastError)}";
+            }
+            if (!stat.IsDirectory)
+            {
+                return $"{key} '{path}' is {stat.KindName}, not a directory";
+            }
+            if ((stat.Uid != expected && stat.Uid != Libc.Geteuid()) || (stat.Permissions & 0x12) != 0)
+            {
+                return $"{key} '{path}' is owned by uid {stat.Uid} with mode {Convert.ToString(stat.Permissions, 8)}: only Bridge (uid {expected}) " +
+                    $"may write it, or another user could forge what crash recovery acts on; fix: chown {expected} '{path}' && chmod 700 '{path}'";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The reason beside a kept entry: a new file, never through a link.</summary>
+    private static void WriteWhy(string path, string text)
+    {
+        var fd = Libc.Open(path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
+        if (fd >= 0)
+        {
+            _ = Libc.WriteAll(fd, Encoding.UTF8.GetBytes(text));
+            Libc.Close(fd);
+        }
+    }
+
     private string PathFor(string shortName) => System.IO.Path.Combine(directory, shortName + ".append");
 
     public int Record(string shortName, AppendJournalEntry entry)
@@ -262,7 +315,7 @@ public sealed class AppendJournal(string directory)
                 ForgetEntry(shortName, kind);
                 return null;
             }
-            File.WriteAllText(target + ".why", "critical: " + why + "\n");
+            WriteWhy(target + ".why", "critical: " + why + "\n");
             SyncDirectory(kept);
             return target;
         }
@@ -303,7 +356,7 @@ public sealed class AppendJournal(string directory)
                 Forget(shortName);
                 return null;
             }
-            File.WriteAllText(target + ".why", (critical ? "critical: " : "") + why + "\n");
+            WriteWhy(target + ".why", (critical ? "critical: " : "") + why + "\n");
             SyncDirectory(kept);
             return target;
         }

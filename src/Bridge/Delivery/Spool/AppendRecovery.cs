@@ -17,7 +17,9 @@ namespace Bridge.Delivery.Spool;
 
 public sealed record RecoveryNote(bool Critical, string Message);
 
-internal readonly record struct RecoveryResult(RecoveryNote? Note);
+/// <param name="Unsettled">The entry is still there (it could not be settled now): nothing may be appended before it is,
+/// or the append's own journal entry would replace it.</param>
+internal readonly record struct RecoveryResult(RecoveryNote? Note, bool Unsettled = false);
 
 internal static class AppendRecovery
 {
@@ -87,12 +89,12 @@ internal static class AppendRecovery
             {
                 return dropped is null ? null : new RecoveryNote(false, $"{mailbox.Name}: {dropped}");
             }
-            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, mailbox.Name, 0, cursor.End, journal);
+            var error = MailboxCut.Remove(mailbox.Fd, mailbox.Path, mailbox.Name, 0, cursor.End, journal,
+                committed: () => CollectCursor.Forget(journal, mailbox.Name));
             if (error is not null)
             {
                 return new RecoveryNote(true, $"{mailbox.Name}: the {cursor.End} bytes already moved to the store could not be removed yet ({error})");
             }
-            CollectCursor.Forget(journal, mailbox.Name);
             return new RecoveryNote(false, $"{mailbox.Name}: removed the {cursor.End} bytes of mail a collection had moved to the store before it stopped");
         }
         finally
@@ -110,7 +112,7 @@ internal static class AppendRecovery
         }
         if (Libc.Fstat(fd, out var now) != 0)
         {
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Libc.Describe(Libc.LastError)}"));
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot stat the mailbox to settle an interrupted append: {Libc.Describe(Libc.LastError)}"), Unsettled: true);
         }
         if (now.Device != entry.Device || now.Inode != entry.Inode || now.Size <= entry.Before)
         {
@@ -125,7 +127,7 @@ internal static class AppendRecovery
             {
                 Libc.Close(reader);
             }
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {why}; will retry before its next delivery"));
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {why}; will retry before its next delivery"), Unsettled: true);
         }
         try
         {
@@ -142,7 +144,7 @@ internal static class AppendRecovery
         var verified = VerifiedEnd(reader, entry, now.Size, out var readError);
         if (readError is not null)
         {
-            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {readError}; will retry before its next delivery"));
+            return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the mailbox to settle an interrupted append: {readError}; will retry before its next delivery"), Unsettled: true);
         }
         if (verified == entry.After)
         {
@@ -154,7 +156,7 @@ internal static class AppendRecovery
         {
             if (Libc.Ftruncate(fd, entry.Before) != 0 || Libc.Fsync(fd) != 0)
             {
-                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Libc.Describe(Libc.LastError)}"));
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot truncate an incomplete record left by a crash: {Libc.Describe(Libc.LastError)}"), Unsettled: true);
             }
             journal.Forget(name);
             return new RecoveryResult(new RecoveryNote(false,
@@ -173,7 +175,8 @@ internal static class AppendRecovery
             {
                 // The cut's own journal entry (if it was written) finishes it before the mailbox is used again.
                 return new RecoveryResult(new RecoveryNote(true, $"{name}: an incomplete record of {ours} bytes left by a crash at offset " +
-                    $"{entry.Before} is followed by another program's mail, and could not be cut out yet ({error}); will retry before its next delivery"));
+                    $"{entry.Before} is followed by another program's mail, and could not be cut out yet ({error}); will retry before its next delivery"),
+                    Unsettled: true);
             }
             journal.Forget(name);
             return new RecoveryResult(new RecoveryNote(false,

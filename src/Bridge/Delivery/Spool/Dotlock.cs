@@ -1,8 +1,9 @@
 // Job: the <mailbox>.lock dotlock shared with Postfix, Dovecot, procmail and mutt: created with
 // O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format). A lock whose owner process is dead
 // (same host) or whose ctime is older than the stale limit is broken, as Postfix and Dovecot do. Something at the
-// lock path that is not a regular file (a FIFO or symlink any local user can make in a 1777 spool) is no lock:
-// it is removed (and reported in Note), never opened, so it cannot block a delivery. Nothing here ever blocks:
+// lock path that is not a regular file (a FIFO or symlink any local user can make in a 1777 spool) is no lock, nor is a
+// lock file of another user than the mailbox's owner, root or Bridge (mail programs lock with the owner's rights):
+// either is removed (and reported in Note), the former never opened, so neither can hold a delivery back. Nothing here ever blocks:
 // every open is O_NONBLOCK|O_NOFOLLOW.
 // Failure: Busy (someone holds it), or Failed with the errno (e.g. EACCES: the spool directory does not let
 // Bridge create files -> the caller defers and the log names the permission problem).
@@ -24,6 +25,7 @@ internal sealed class Dotlock
 
     private readonly string _path;
     private FileStat _created;
+    private uint? _mailboxOwner;
 
     public Dotlock(string mailboxPath) => _path = mailboxPath + ".lock";
 
@@ -35,8 +37,12 @@ internal sealed class Dotlock
     public string? Note { get; private set; }
 
     /// <summary>Tries once (breaking a stale lock counts as part of the try). Sets errno on Failed.</summary>
-    public DotlockResult TryAcquire(TimeSpan staleAfter, out int errno)
+    /// <param name="mailboxOwner">The mailbox's owner: a lock of anyone else's but root's and Bridge's is no lock a mail
+    /// program took for this mailbox (they take it with the mailbox owner's rights, or root's), but another user's
+    /// attempt to hold the mailbox's mail back in a 1777 spool; it is removed.</param>
+    public DotlockResult TryAcquire(TimeSpan staleAfter, out int errno, uint? mailboxOwner = null)
     {
+        _mailboxOwner = mailboxOwner;
         errno = 0;
         for (var attempt = 0; attempt < 2; attempt++)
         {
@@ -99,6 +105,14 @@ internal sealed class Dotlock
                 ? $"removed {_path}: it was not a dotlock but a {Kind(stat.Mode)} (uid {stat.Uid})"
                 : $"{_path} is a {Kind(stat.Mode)} (uid {stat.Uid}), not a dotlock, and cannot be removed: {Libc.Describe(Libc.LastError)}";
             return removed;
+        }
+        if (_mailboxOwner is { } owner && stat.Uid != owner && stat.Uid != 0 && stat.Uid != Libc.Geteuid())
+        {
+            var removedForeign = Libc.Lstat(_path, out var same) == 0 && same.SameFileAs(stat) && Libc.Unlink(_path) == 0;
+            Note = removedForeign
+                ? $"removed {_path}: a dotlock of uid {stat.Uid}, who neither owns the mailbox (uid {owner}) nor is root or Bridge"
+                : $"{_path} is a dotlock of uid {stat.Uid}, not of the mailbox's owner (uid {owner}), and cannot be removed: {Libc.Describe(Libc.LastError)}";
+            return removedForeign;
         }
         var age = DateTimeOffset.UtcNow - DateTimeOffset.FromUnixTimeSeconds(stat.ChangeTimeSeconds);
         var stale = age > staleAfter || OwnerIsDead();

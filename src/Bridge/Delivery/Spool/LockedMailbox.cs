@@ -24,6 +24,7 @@ internal sealed class LockedMailbox : IDisposable
     private IDisposable? _processLock;
     private int _fd = -1;
     private bool _fileLocked;
+    private uint? _owner;
 
     private LockedMailbox(string path, string name, List<RecoveryNote> notes)
     {
@@ -128,9 +129,15 @@ internal sealed class LockedMailbox : IDisposable
                 return (SpoolResult.Retry(Name, $"mailbox {Name}: a cut a crash interrupted could not be finished yet"), false);
             }
         }
-        if (AppendRecovery.Settle(_fd, Path, Name, journal).Note is { } note)
+        var recovery = AppendRecovery.Settle(_fd, Path, Name, journal);
+        if (recovery.Note is { } note)
         {
             _notes.Add(note);
+        }
+        if (recovery.Unsettled)
+        {
+            // The interrupted append is still to be settled: appending now would replace its journal entry.
+            return (SpoolResult.Retry(Name, $"mailbox {Name}: an append a crash interrupted could not be settled yet"), false);
         }
         return (CheckAfterLock(), false);
     }
@@ -202,6 +209,7 @@ internal sealed class LockedMailbox : IDisposable
         {
             return SpoolResult.Failed(Name, $"fstat {Name}: {Libc.Describe(Libc.LastError)}", Libc.LastError);
         }
+        _owner = opened.Uid; // whose mail this is: only their (or root's) dotlock holds it back
         if (MailboxSafety.Problem(opened, ownerUid) is { } flaw)
         {
             return SpoolResult.Unusable(Name, "it " + flaw.Text);
@@ -217,7 +225,7 @@ internal sealed class LockedMailbox : IDisposable
     {
         while (true)
         {
-            var dot = _dotlock.TryAcquire(settings.DotlockStaleAfter, out var errno);
+            var dot = _dotlock.TryAcquire(settings.DotlockStaleAfter, out var errno, _owner);
             if (_dotlock.Note is { } lockNote)
             {
                 _notes.Add(new RecoveryNote(false, lockNote));

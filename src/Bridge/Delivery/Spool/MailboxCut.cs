@@ -76,8 +76,10 @@ internal static class MailboxCut
     /// (<paramref name="lockedFd"/>: its descriptor). Returns null, or why not.</summary>
     /// <param name="stretch">The most copied between checkpoints (tests make it small).</param>
     /// <param name="step">Told each durable step's name before it is taken (tests throw there to play a crash).</param>
+    /// <param name="committed">Called once the cut is sure to happen (its journal entry is durable, or just before the one
+    /// truncation): what made the range removable (a collection cursor) may be forgotten then, never before.</param>
     public static string? Remove(int lockedFd, string path, string name, long start, long end, AppendJournal journal,
-        int stretch = Stretch, Action<string>? step = null)
+        int stretch = Stretch, Action<string>? step = null, Action? committed = null)
     {
         if (Libc.Fstat(lockedFd, out var now) != 0)
         {
@@ -90,6 +92,7 @@ internal static class MailboxCut
         }
         if (end == now.Size)
         {
+            committed?.Invoke();
             return Libc.Ftruncate(lockedFd, start) == 0 && Libc.Fsync(lockedFd) == 0 ? null : $"cannot truncate {path}: {Libc.Describe(Libc.LastError)}";
         }
         var rw = OpenReadWrite(path, now, out var problem);
@@ -110,6 +113,7 @@ internal static class MailboxCut
             {
                 return $"cannot write the journal entry for removing bytes of {path}: {Libc.Describe(rc)}";
             }
+            committed?.Invoke(); // from here on a crash is finished by Settle, never undone
             step?.Invoke("copy");
             return Finish(rw, path, name, entry, journal, stretch, step);
         }
