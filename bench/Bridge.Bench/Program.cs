@@ -10,12 +10,19 @@ using Bridge.Tests.Support;
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
-    Console.Error.WriteLine("usage: bridge-bench [--runs N] [--messages N] [--quick] [--chains] [--serve] [--out FILE]");
+    Console.Error.WriteLine("usage: bridge-bench [--runs N] [--messages N] [--quick] [--chains] [--logins] [--serve] [--out FILE]");
     return 64;
 }
 Peers.RequireRoot();
 var started = DateTimeOffset.Now;
 Console.WriteLine($"Benchmark: {options.Runs} runs, {options.Messages} messages of {options.MessageBytes} bytes per run (1 session: {options.Messages / 4})");
+
+if (options.LoginsOnly)
+{
+    var logins = await LoginCollectBench.RunAsync(options.LoginRounds);
+    await PublishAsync(Report.RenderLoginsOnly(started, await Machine.DescribeAsync(Path.GetTempPath()), logins));
+    return 0;
+}
 
 await using var spool = await BridgeTarget.StartSpoolAsync();
 await using var postfix = await PostfixLocalTarget.StartAsync();
@@ -95,9 +102,11 @@ var loadMemory = await MemoryPeaks.UnderLoadAsync(options.Messages, options.Mess
 var largeMemory = await MemoryPeaks.OneLargeMessageAsync(options.LargeMessageBytes);
 Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one {options.LargeMessageBytes / 1_000_000} MB message peak {largeMemory.PeakBytes >> 20} MiB (at rest {largeMemory.RestingBytes >> 20} MiB)");
 
+var loginCollect = await LoginCollectBench.RunAsync(options.LoginRounds);
+
 var machine = await Machine.DescribeAsync(Path.GetTempPath());
 await PublishAsync(Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory,
-    chainShapes, chainRuns)));
+    chainShapes, chainRuns)) + "\n" + LoginCollectBench.Render(loginCollect));
 return 0;
 
 // The report to stdout and, with --out, to its file.
@@ -113,7 +122,7 @@ async Task PublishAsync(string report)
 }
 
 internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, TimeSpan LatencyDuration, long LargeMailboxBytes,
-    int LargeMessageBytes, string? Output, bool Serve = false, bool ChainsOnly = false)
+    int LargeMessageBytes, string? Output, bool Serve = false, bool ChainsOnly = false, bool LoginsOnly = false, int LoginRounds = 80)
 {
     public static BenchOptions? Parse(string[] args)
     {
@@ -138,11 +147,14 @@ internal sealed record BenchOptions(int Runs, int Messages, int MessageBytes, Ti
                 case "--chains":
                     options = options with { ChainsOnly = true };
                     break;
+                case "--logins":
+                    options = options with { LoginsOnly = true };
+                    break;
                 case "--serve":
                     options = options with { Serve = true };
                     break;
                 case "--quick":
-                    options = options with { Runs = 1, Messages = 400, LatencyDuration = TimeSpan.FromSeconds(3), LargeMailboxBytes = 64L << 20 };
+                    options = options with { Runs = 1, Messages = 400, LatencyDuration = TimeSpan.FromSeconds(3), LargeMailboxBytes = 64L << 20, LoginRounds = 10 };
                     break;
                 default:
                     return null;

@@ -164,6 +164,23 @@ internal static class Report
         return text.ToString();
     }
 
+    /// <summary>`--logins`: the machine and the collect-at-login table only.</summary>
+    public static string RenderLoginsOnly(DateTimeOffset started, IReadOnlyList<(string Key, string Value)> machine, LoginCollectResult logins)
+    {
+        var text = new StringBuilder();
+        Line(text, "# Benchmark results: collect at login only");
+        Line(text);
+        Line(text, $"Written by `sudo bench/run.sh --logins` on {started:yyyy-MM-dd HH:mm zzz}.");
+        Line(text);
+        foreach (var (key, value) in machine)
+        {
+            Line(text, $"- {key}: {value}");
+        }
+        Line(text);
+        text.Append(LoginCollectBench.Render(logins));
+        return text.ToString();
+    }
+
     internal static void Line(StringBuilder text, string line = "") => text.Append(line).Append('\n');
 
     private static string Cell(List<double> rates) =>
