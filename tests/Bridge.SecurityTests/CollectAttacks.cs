@@ -112,6 +112,73 @@ public partial class CollectAttacks
         Assert.Equal(2, IdsInSpool(spool[TestAccounts.Bob]).Count());
     }
 
+    /// <summary>Found by attacking the collect socket as a member of its group: a flood of connections used up the
+    /// daemon's descriptors, and one failed accept (EMFILE) stopped the socket for good, every later login then waiting
+    /// the client's whole time limit. Now: at most MaxConcurrentRequests are held, and accepting goes on after a failure.</summary>
+    [Fact]
+    public async Task A_flood_of_collect_connections_or_a_shortage_of_descriptors_never_stops_the_collect_socket()
+    {
+        Peers.Require("prlimit", "util-linux");
+        using var run = new TempDir("bridge-collect-run", TempDir.Mode("755"));
+        var socket = run["collect"];
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, $"Bridge:Collect:Socket={socket}", "Bridge:Collect:SocketGroup=dovecot");
+        await daemon.Process.WaitForLineAsync("collect socket", TimeSpan.FromSeconds(10));
+        var baseline = Directory.GetFiles($"/proc/{daemon.Process.Pid}/fd").Length;
+
+        // As Dovecot's user (a member of the socket's group): 400 connections opened and held, saying nothing.
+        var flood = Proc.RunAsync("setpriv", ["--reuid=dovecot", "--regid=dovecot", "--init-groups", "--", "/usr/bin/python3", "-c", $$"""
+            import socket, time
+            held = []
+            for i in range(400):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                try:
+                    s.connect({{Quote(socket)}}); held.append(s)
+                except OSError:
+                    pass
+            time.sleep(2)
+            """], timeout: TimeSpan.FromMinutes(1));
+        var peak = 0;
+        while (!flood.IsCompleted)
+        {
+            peak = Math.Max(peak, Directory.GetFiles($"/proc/{daemon.Process.Pid}/fd").Length);
+            await Task.Delay(50);
+        }
+        Assert.True((await flood).ExitCode == 0, (await flood).Output);
+        Assert.True(peak < baseline + 200, $"the daemon held {peak - baseline} more descriptors during the flood");
+        Assert.True(Answered(await AskAsync(socket, "COLLECT nosuchlogin\\n")), daemon.Log);
+
+        // No descriptor left for a moment: accepting fails (EMFILE), and goes on once there are descriptors again.
+        var soft = File.ReadLines($"/proc/{daemon.Process.Pid}/limits").First(l => l.StartsWith("Max open files", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[3];
+        Assert.Equal(0, (await Proc.RunAsync("prlimit", ["--pid", daemon.Process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "--nofile=16:"])).ExitCode);
+        for (var i = 0; i < 3; i++)
+        {
+            _ = await AskAsync(socket, "COLLECT nosuchlogin\\n", TimeSpan.FromSeconds(1));
+        }
+        Assert.Equal(0, (await Proc.RunAsync("prlimit", ["--pid", daemon.Process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), $"--nofile={soft}:"])).ExitCode);
+        await Eventually.WaitAsync(async () => Answered(await AskAsync(socket, "COLLECT nosuchlogin\\n", TimeSpan.FromSeconds(2))), 10,
+            () => daemon.Log);
+        Assert.Contains("collect socket: cannot accept a connection", daemon.Log, StringComparison.Ordinal);
+    }
+
+    private static bool Answered(string answer) => answer.StartsWith("OK ", StringComparison.Ordinal) || answer.StartsWith("NO ", StringComparison.Ordinal);
+
+    /// <summary>One request on the collect socket, as Dovecot's user; the answer line, or "" when none came in time.</summary>
+    private static async Task<string> AskAsync(string socket, string request, TimeSpan? wait = null)
+    {
+        var result = await Proc.RunAsync("setpriv", ["--reuid=dovecot", "--regid=dovecot", "--init-groups", "--", "/usr/bin/python3", "-c", $$"""
+            import socket
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout({{(wait ?? TimeSpan.FromSeconds(10)).TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}})
+            try:
+                s.connect({{Quote(socket)}}); s.sendall(b'{{request}}'); print(s.makefile().readline().strip())
+            except OSError:
+                print('')
+            """], timeout: TimeSpan.FromSeconds(30));
+        return result.Stdout.Trim();
+    }
+
     private static void SpoolScenarioFile(string path, byte[] content, (uint Uid, uint Gid) owner) =>
         SpoolScenario.CreateMailbox(path, content, owner.Uid, owner.Gid);
 

@@ -56,9 +56,10 @@ public class SpoolAttacks
         var link = await intruder.ShAsync($"ln {Proc.Quote(daemon.Spool[Victim])} {Proc.Quote(daemon.Spool["intruders-copy"])}");
         if (link.ExitCode != 0)
         {
-            // fs.protected_hardlinks (Debian's default) already forbids linking a file one does not own.
+            // fs.protected_hardlinks (Debian's default) already forbids linking a file one does not own; where it is off
+            // (other systems, containers) the intruder can: made here as root, Bridge's own refusal is what is tested.
             Assert.Contains("Operation not permitted", link.Output, StringComparison.Ordinal);
-            return;
+            Assert.Equal(0, (await Proc.RunAsync("ln", [daemon.Spool[Victim], daemon.Spool["intruders-copy"]])).ExitCode);
         }
         var sent = await Swaks.SendAsync(daemon.Port, VictimAddress);
         Assert.StartsWith($"450 4.2.0 Mailbox {Victim} is unusable: it has 2 hard links", sent.FinalReply, StringComparison.Ordinal);

@@ -23,7 +23,11 @@ public static class CommandAddress
             }
             if (quoted && c == '\\')
             {
-                i++;
+                // quoted-pair: a backslash escapes one printable character, never a control (RFC 5321 4.1.2)
+                if (++i >= address.Length || address[i] < ' ' || address[i] == (char)127 || (address[i] > 127 && !Printable(address[i])))
+                {
+                    return false;
+                }
                 continue;
             }
             if (c == '"')

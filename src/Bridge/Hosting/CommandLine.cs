@@ -222,7 +222,6 @@ public static class CommandLine
         return allAccepted ? 0 : 1;
     }
 
-    /// <summary>The validated settings a verb runs with, or null after printing why they are invalid (exit 78).</summary>
     /// <summary>The verbs that cut mailboxes (drain, collect, probe) use the journal as the daemon does: only when it is
     /// Bridge's own (AppendJournal.Prepare). True, and the reason said, when it is not.</summary>
     private static async Task<bool> JournalProblemAsync(SettingsSnapshot snapshot)
@@ -235,6 +234,7 @@ public static class CommandLine
         return true;
     }
 
+    /// <summary>The validated settings a verb runs with, or null after printing why they are invalid (exit 78).</summary>
     private static async Task<SettingsSnapshot?> LoadSnapshotAsync(string[] settings)
     {
         var configuration = LoadConfiguration(settings, out var loadError);

@@ -123,7 +123,15 @@ internal static class UnixSocketFile
                 problem = $"cannot give the socket group {gid} and mode {Convert.ToString(mode, 8)}: {Libc.Describe(Libc.LastError)}";
                 return null;
             }
-            socket.Listen(backlog);
+            try
+            {
+                socket.Listen(backlog);
+            }
+            catch (SocketException ex)
+            {
+                problem = $"cannot listen on the socket: {ex.Message}";
+                return null;
+            }
             if (Libc.RenameAt(asideFd, "s", parentFd, name) != 0)
             {
                 problem = $"cannot move the socket to {System.IO.Path.Combine(parent, name)}: {Libc.Describe(Libc.LastError)}";

@@ -9,7 +9,8 @@ namespace Bridge.Native;
 
 /// <param name="Content">The bytes, or null when the file was refused (then <paramref name="Problem"/> says why).</param>
 /// <param name="Stat">fstat of the opened file (default when it could not be opened).</param>
-internal readonly record struct UntrustedRead(byte[]? Content, FileStat Stat, string? Problem);
+/// <param name="Hung">The file system did not answer in time (nothing about the file is known).</param>
+internal readonly record struct UntrustedRead(byte[]? Content, FileStat Stat, string? Problem, bool Hung = false);
 
 internal static class UntrustedFile
 {
@@ -21,13 +22,38 @@ internal static class UntrustedFile
 
     private static int _hanging;
 
+    /// <summary>How long StatWithin waits for one stat(2).</summary>
+    public static readonly TimeSpan StatTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>A stat still waiting for its file system, per path: at most one is ever left hanging for a path.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<(int Result, int Errno, FileStat Stat)>> PendingStats = new(StringComparer.Ordinal);
+
+    /// <summary>stat(2) of <paramref name="path"/> (links followed), waited for at most StatTimeout: null when the file
+    /// system did not answer (a stat of the same path still hanging from before is waited for instead of another).</summary>
+    public static (int Result, int Errno, FileStat Stat)? StatWithin(string path)
+    {
+        var pending = PendingStats.GetOrAdd(path, p => Task.Factory.StartNew(() =>
+        {
+            var result = Libc.Stat(p, out var stat);
+            return (result, result == 0 ? 0 : Libc.LastError, stat);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+        if (!pending.Wait(StatTimeout))
+        {
+            return null; // stays pending: the next look at this path waits for the same stat
+        }
+        PendingStats.TryRemove(new KeyValuePair<string, Task<(int, int, FileStat)>>(path, pending));
+        return pending.Result;
+    }
+
     /// <summary>Read, on a thread of its own, waited for at most ReadTimeout: an open or read that hangs is left behind (its
     /// thread ends when the file system answers) and the file is refused; at most MaxHanging are left at once.</summary>
+    /// <param name="followLink">The administrator named this file (Bridge:AliasFiles): a link is followed, and the
+    /// limit of hanging reads (which users' files use up) never refuses it.</param>
     public static UntrustedRead ReadWithin(string path, AccountRights? rights, long maxBytes, string limitName, bool followLink = false)
     {
-        if (Volatile.Read(ref _hanging) >= MaxHanging)
+        if (!followLink && Volatile.Read(ref _hanging) >= MaxHanging)
         {
-            return new UntrustedRead(null, default, $"is not read: {MaxHanging} earlier reads still hang (a file system that does not answer)");
+            return new UntrustedRead(null, default, $"is not read: {MaxHanging} earlier reads still hang (a file system that does not answer)", Hung: true);
         }
         UntrustedRead result = default;
         using var done = new ManualResetEventSlim();
@@ -51,7 +77,7 @@ internal static class UntrustedFile
             return result;
         }
         Interlocked.Increment(ref _hanging);
-        return new UntrustedRead(null, default, $"did not answer within {ReadTimeout.TotalSeconds:0} s (a file system that hangs?)");
+        return new UntrustedRead(null, default, $"did not answer within {ReadTimeout.TotalSeconds:0} s (a file system that hangs?)", Hung: true);
     }
 
     private static int Flags => Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_NOCTTY | Libc.O_CLOEXEC;

@@ -68,20 +68,63 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
         {
             return;
         }
+        var failing = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             Socket client;
             try
             {
                 client = await listener.AcceptAsync(stoppingToken).ConfigureAwait(false);
+                failing = false;
             }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
                 return;
             }
-            _ = Task.Run(() => AnswerAsync(client, stoppingToken), CancellationToken.None);
+            catch (SocketException ex)
+            {
+                // Out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS), a connection aborted before it was taken: all
+                // pass. Logged once per spell, then accepting goes on after a pause, so later logins are answered again.
+                if (!failing)
+                {
+                    LogAcceptFailed(ex.SocketErrorCode.ToString(), ex.Message);
+                    failing = true;
+                }
+                try
+                {
+                    await Task.Delay(AcceptRetry, stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                continue;
+            }
+            if (!_slots.Wait(0, CancellationToken.None))
+            {
+                client.Dispose(); // full: the client says "busy" and the login goes on at once
+                continue;
+            }
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await AnswerAsync(client, stoppingToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _slots.Release();
+                }
+            }, CancellationToken.None);
         }
     }
+
+    /// <summary>The most requests answered at once (each is one login waiting): more are closed at once, and those
+    /// logins go on without collection; a flood of connections cannot use up the daemon's descriptors.</summary>
+    public const int MaxConcurrentRequests = 64;
+
+    private static readonly TimeSpan AcceptRetry = TimeSpan.FromMilliseconds(200);
+    private readonly SemaphoreSlim _slots = new(MaxConcurrentRequests);
 
     private async Task AnswerAsync(Socket client, CancellationToken stoppingToken)
     {
@@ -235,6 +278,9 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "collect socket {Path} not made ({Problem}); logins go on without collection (check Bridge:Collect:Socket)")]
     private partial void LogNoSocket(string path, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "collect socket: cannot accept a connection ({Error}: {Why}); trying again, logins go on meanwhile")]
+    private partial void LogAcceptFailed(string error, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Line}")]
     private partial void LogCollected(string line);

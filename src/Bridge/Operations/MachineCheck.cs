@@ -39,7 +39,7 @@ public static class MachineCheck
         findings.AddRange(CheckSpoolDirectory(options.Spool, MailboxOwners(options, passwd)));
         findings.Add(CheckWritableDirectory("journal", options.Spool.JournalDirectory, "Bridge:Spool:JournalDirectory"));
         if (Directory.Exists(options.Spool.JournalDirectory) &&
-            new AppendJournal(options.Spool.JournalDirectory).Prepare(Libc.GetPasswdEntry("bridge")?.Uid) is { } journalProblem)
+            new AppendJournal(options.Spool.JournalDirectory).Prepare() is { } journalProblem)
         {
             findings.Add(new Finding(Level.Fail, $"journal {options.Spool.JournalDirectory}", journalProblem, "Bridge refuses to start with it so"));
         }

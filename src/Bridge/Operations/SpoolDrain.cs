@@ -83,13 +83,9 @@ public static class SpoolDrain
         }
         using (mailbox)
         {
-            var reader = Native.Libc.Open(mailbox.Path, Native.Libc.O_RDONLY | Native.Libc.O_NOFOLLOW | Native.Libc.O_NONBLOCK | Native.Libc.O_CLOEXEC, 0);
-            if (reader < 0 || Native.Libc.Fstat(reader, out var opened) != 0 || !opened.SameFileAs(mailbox.Stat))
+            var reader = mailbox.OpenReader();
+            if (reader < 0)
             {
-                if (reader >= 0)
-                {
-                    Native.Libc.Close(reader);
-                }
                 await output.WriteLineAsync($"drain {name}: left alone: the mailbox cannot be read").ConfigureAwait(false);
                 return (false, 0, false, false);
             }
@@ -117,8 +113,25 @@ public static class SpoolDrain
         file.Position = cursor?.End ?? 0;
         try
         {
-            foreach (var record in MboxRecords.Read(file, format, cursor?.End ?? 0, maxMessageBytes))
+            using var records = MboxRecords.Read(file, format, cursor?.End ?? 0, maxMessageBytes).GetEnumerator();
+            while (true)
             {
+                // A read error of the spool file is this mailbox's problem, never taken for the store being down.
+                MboxRecordData record;
+                try
+                {
+                    if (!records.MoveNext())
+                    {
+                        break;
+                    }
+                    record = records.Current;
+                }
+                catch (IOException ex)
+                {
+                    await output.WriteLineAsync($"drain {name}: the mailbox cannot be read ({ex.Message}); the rest stays in the spool").ConfigureAwait(false);
+                    ok = false;
+                    break;
+                }
                 if (record.TooLarge)
                 {
                     await output.WriteLineAsync($"drain {name}: message {relayed + 1} is larger than Bridge:MaxMessageBytes ({maxMessageBytes}); " +

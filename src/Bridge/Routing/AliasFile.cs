@@ -107,9 +107,17 @@ public sealed record AliasFileContent(IReadOnlyDictionary<string, AliasEntry> En
         }
     }
 
-    /// <summary>What a file is now, as FilesRead records it (stat: nothing is opened, so nothing can block on a FIFO).</summary>
-    public static string SignatureOf(string path) =>
-        Libc.Stat(path, out var stat) == 0 ? Signature(stat) : $"-{Libc.LastError}";
+    /// <summary>What a file is now, as FilesRead records it (stat: nothing is opened, so nothing can block on a FIFO;
+    /// a file system that does not answer within a second is "hung", as it was recorded when its reading timed out,
+    /// so a hanging path is not read again, and tried again once it answers).</summary>
+    public static string SignatureOf(string path) => UntrustedFile.StatWithin(path) switch
+    {
+        null => HungSignature,
+        { Result: 0 } seen => Signature(seen.Stat),
+        { } failed => $"-{failed.Errno}",
+    };
+
+    internal const string HungSignature = "hung";
 
     internal static string Signature(FileStat stat) =>
         $"{stat.Device}:{stat.Inode}:{stat.Size}:{stat.ChangeTimeSeconds}.{stat.ChangeTimeNanoseconds}:{stat.Mode}:{stat.Uid}";
@@ -222,7 +230,7 @@ public static class AliasFile
 
         /// <summary>The file's own stat when it was opened (so an edit during the reading is seen later), else stat.</summary>
         private void Seen(string path, UntrustedRead read) =>
-            _files.Add((path, read.Content is not null ? AliasFileContent.Signature(read.Stat) : AliasFileContent.SignatureOf(path)));
+            _files.Add((path, read.Content is not null ? AliasFileContent.Signature(read.Stat) : read.Hung ? AliasFileContent.HungSignature : AliasFileContent.SignatureOf(path)));
 
         /// <summary>The targets the include file lists, or why it cannot be used.</summary>
         private (IReadOnlyList<AliasTarget>? List, string? Why) Include(string path, int depth, AccountRights? rights)

@@ -176,7 +176,7 @@ public class LoginCollectTests
     }
 
     [Fact]
-    public async Task A_mailbox_locked_for_long_or_a_store_that_refuses_lets_the_login_go_on_and_says_why()
+    public async Task A_mailbox_locked_for_long_lets_the_login_go_on_and_says_why()
     {
         await using var s = await StartAsync();
         await SpoolAsync(s, "locked-0@test");
@@ -188,6 +188,20 @@ public class LoginCollectTests
         }
         Assert.Contains(s.Daemon!.Logs.Lines, l => l.Contains($"drain {TestAccounts.Alice}: left alone", StringComparison.Ordinal));
         Assert.Equal(["locked-0@test"], await LoginAsync(s, "imap", TestAccounts.Alice)); // unlocked: the next login takes it
+    }
+
+    [Fact]
+    public async Task A_store_that_is_down_lets_the_login_go_on_at_once_and_the_mail_stays_in_the_spool()
+    {
+        await using var s = await StartAsync($"Bridge:Legacy:Port={FreePort.Next()}"); // nothing listens there
+        await SpoolAsync(s, "down-0@test");
+
+        var clock = Stopwatch.StartNew();
+        Assert.Empty(await LoginAsync(s, "imap", TestAccounts.Alice));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the login took {clock.Elapsed}");
+        Assert.Contains(s.Daemon!.Logs.Lines, l => l.Contains($"drain {TestAccounts.Alice}: store ", StringComparison.Ordinal) &&
+            l.Contains("the rest stays in the spool", StringComparison.Ordinal));
+        Assert.Equal(["down-0@test"], (await MboxReaders.PythonMailboxAsync(s.Mailbox)).Select(m => m.MessageId?.Trim('<', '>')));
     }
 
     [Fact]

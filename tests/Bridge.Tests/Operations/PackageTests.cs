@@ -75,6 +75,11 @@ public partial class PackageTests
             await File.WriteAllTextAsync(Conffile, edited);
             var check = await Proc.RunAsync("/bin/sh", ["-c", $"cd / && exec {Command} check"]);
             Assert.Contains("OK   configuration: valid; mode Spool, server name edited.localhost", check.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("JournalDirectory", check.Stdout, StringComparison.Ordinal);
+            // The administrator's verbs, run as root, use the journal the package gave the daemon's account.
+            var drain = await Proc.RunAsync("/bin/sh", ["-c", $"cd / && exec {Command} drain --dry-run"]);
+            Assert.DoesNotContain("JournalDirectory", drain.Output, StringComparison.Ordinal);
+            Assert.NotEqual(69, drain.ExitCode);
 
             await RunAsTheUnitDoesAsync(alice.Uid);
             var delivered = await File.ReadAllBytesAsync(mailbox);

@@ -40,13 +40,17 @@ public sealed class AppendJournal(string directory)
 
     public string Directory => directory;
 
-    /// <summary>Makes the directory when it is missing (0700) and says what is wrong with it, or null. It must be
-    /// Bridge's own (its euid, or <paramref name="owner"/>), writable by nobody else, and no link: recovery acts on what it finds here
+    /// <summary>The account the package runs the daemon as (deploy/debian/postinst makes the journal its own).</summary>
+    public const string ServiceAccount = "bridge";
+
+    /// <summary>Makes the directory when it is missing (0700; given to the service account when root makes it, so the
+    /// daemon can use what a verb made) and says what is wrong with it, or null. It must belong to root, to Bridge's
+    /// euid or to the service account, be writable by nobody else, and be no link: recovery acts on what it finds here
     /// with Bridge's rights (it cuts bytes out of mailboxes), so an entry anybody else could have written would let
-    /// them steer that.</summary>
-    public string? Prepare(uint? owner = null)
+    /// them steer that. The daemon, the verbs and check use this one rule.</summary>
+    public string? Prepare()
     {
-        var expected = owner ?? Libc.Geteuid();
+        var service = Libc.GetPasswdEntry(ServiceAccount);
         const string key = "Bridge:Spool:JournalDirectory";
         if (Libc.Lstat(directory, out var stat) != 0 && Libc.LastError == Libc.ENOENT)
         {
@@ -57,6 +61,15 @@ public sealed class AppendJournal(string directory)
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 return $"cannot create {key} '{directory}': {ex.Message}";
+            }
+            if (Libc.Geteuid() == 0 && service is { } account)
+            {
+                var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
+                if (fd >= 0)
+                {
+                    _ = Libc.Fchown(fd, account.Uid, account.Gid);
+                    Libc.Close(fd);
+                }
             }
         }
         foreach (var path in new[] { directory, System.IO.Path.Combine(directory, KeptFolder) })
@@ -73,10 +86,11 @@ public sealed class AppendJournal(string directory)
             {
                 return $"{key} '{path}' is {stat.KindName}, not a directory";
             }
-            if ((stat.Uid != expected && stat.Uid != Libc.Geteuid()) || (stat.Permissions & 0x12) != 0)
+            var owner = service?.Uid ?? Libc.Geteuid();
+            if ((stat.Uid != 0 && stat.Uid != Libc.Geteuid() && stat.Uid != service?.Uid) || (stat.Permissions & 0x12) != 0)
             {
-                return $"{key} '{path}' is owned by uid {stat.Uid} with mode {Convert.ToString(stat.Permissions, 8)}: only Bridge (uid {expected}) " +
-                    $"may write it, or another user could forge what crash recovery acts on; fix: chown {expected} '{path}' && chmod 700 '{path}'";
+                return $"{key} '{path}' is owned by uid {stat.Uid} with mode {Convert.ToString(stat.Permissions, 8)}: only root or Bridge (uid {owner}) " +
+                    $"may write it, or another user could forge what crash recovery acts on; fix: chown {owner} '{path}' && chmod 700 '{path}'";
             }
         }
         return null;

@@ -77,7 +77,7 @@ internal static class AppendRecovery
     /// are in the store, so they are cut out of the spool now (as the collection would have at its end).</summary>
     private static RecoveryNote? CutCollected(LockedMailbox mailbox, AppendJournal journal)
     {
-        var reader = Libc.Open(mailbox.Path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        var reader = mailbox.OpenReader();
         if (reader < 0)
         {
             return null;

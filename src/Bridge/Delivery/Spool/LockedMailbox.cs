@@ -45,6 +45,21 @@ internal sealed class LockedMailbox : IDisposable
     /// <summary>fstat under the locks: Size is the real end, where the first append lands.</summary>
     public FileStat Stat { get; private set; }
 
+    /// <summary>A descriptor of its own for reading the locked mailbox (collections read with a separate offset),
+    /// opened without following a link and only when it is the very file the locks are held on; -1 otherwise. The
+    /// one way readers of a locked mailbox open it (drain, collection, recovery), so a cut never acts on a file other
+    /// than the one that was read.</summary>
+    public int OpenReader()
+    {
+        var reader = Libc.Open(Path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
+        if (reader >= 0 && (Libc.Fstat(reader, out var opened) != 0 || !opened.SameFileAs(Stat)))
+        {
+            Libc.Close(reader);
+            return -1;
+        }
+        return reader;
+    }
+
     /// <summary>Where the next record is written (Stat.Size until something was appended).</summary>
     public long End { get; private set; }
 

@@ -5,8 +5,8 @@
 // How: a range at the end is one ftruncate. Otherwise the bytes after the range (the tail) are copied down over it
 // through a second, non-appending descriptor, and the file is cut to its new length. Before the first byte moves, a
 // journal entry ("<name>.cut": the range, the size, a seeded hash of the tail) is fsync'ed; every copied stretch is
-// fsync'ed and recorded before the next one begins, and no stretch is longer than the range, so the part of the tail
-// not yet copied is never overwritten: after a crash, Settle proves with the hash which bytes are where and finishes
+// fsync'ed and recorded before the next one begins; a stretch longer than the range is first saved in the journal
+// ("<name>.cutdata") and copied from there, so the part of the tail not yet copied is never lost: after a crash, Settle proves with the hash which bytes are where and finishes
 // the copy. Bytes another program appended after a crash, before Settle ran, are moved down as well (a second cut
 // of the leftover stretch). Every step is linear in the tail.
 // Failure: Remove returns the error text (the mailbox is then unchanged, or its journal entry lets Settle finish the
@@ -92,8 +92,14 @@ internal static class MailboxCut
         }
         if (end == now.Size)
         {
+            // The cursor goes only once the truncation is durable; a crash in between leaves a cursor that no longer
+            // fits the file, which CollectCursor.Find drops.
+            if (Libc.Ftruncate(lockedFd, start) != 0 || Libc.Fsync(lockedFd) != 0)
+            {
+                return $"cannot truncate {path}: {Libc.Describe(Libc.LastError)}";
+            }
             committed?.Invoke();
-            return Libc.Ftruncate(lockedFd, start) == 0 && Libc.Fsync(lockedFd) == 0 ? null : $"cannot truncate {path}: {Libc.Describe(Libc.LastError)}";
+            return null;
         }
         var rw = OpenReadWrite(path, now, out var problem);
         if (rw < 0)
@@ -143,6 +149,7 @@ internal static class MailboxCut
         if (now.Device != entry.Device || now.Inode != entry.Inode)
         {
             journal.ForgetEntry(name, Kind); // another file is the mailbox now: nothing of Bridge's half-done work is in it
+            journal.ForgetEntry(name, DataKind);
             return null;
         }
         var rw = OpenReadWrite(path, now, out var problem);
@@ -164,6 +171,7 @@ internal static class MailboxCut
                     moved == entry.TailHash)
                 {
                     journal.ForgetEntry(name, Kind); // cut already; what follows was appended later
+                    journal.ForgetEntry(name, DataKind);
                     return null;
                 }
                 else
@@ -403,6 +411,10 @@ internal static class MailboxCut
     private static RecoveryNote Keep(AppendJournal journal, string name, string why)
     {
         var kept = journal.KeepEntry(name, Kind, why);
+        if (journal.PendingOf(DataKind).Contains(name, StringComparer.Ordinal))
+        {
+            _ = journal.KeepEntry(name, DataKind, why); // the staged bytes go with it: they may be all that is left of them
+        }
         return new RecoveryNote(true, $"{name}: {why}; {(kept is null ? "the entry was removed" : $"the entry is kept in {kept}")}; `bridge check` reports it until it is removed");
     }
 }
