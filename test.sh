@@ -34,4 +34,17 @@ if [ "${failed:-0}" != 0 ]; then
 fi
 rm -f "$log"
 echo "${passed:-0} passed, ${failed:-0} failed"
+
+# The soak (tests/Bridge.Soak): every fault at once for a short while, once with a fixed seed and once with a random
+# one (printed, with the command that replays it); each ends with the invariant (nothing lost, changed or doubled
+# without a kill to explain it). SOAK_MINUTES sets the length of each run.
+soak_status=0
+for seed in 1 ""; do
+  set +e
+  BRIDGE_SOAK_NO_SETUP=1 tests/Bridge.Soak/run.sh --minutes "${SOAK_MINUTES:-1.5}" ${seed:+--seed "$seed"}
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then soak_status=$rc; echo "soak failed (exit $rc)"; else echo "soak passed"; fi
+done
+if [ "$status" -eq 0 ] && [ "$soak_status" -ne 0 ]; then status=$soak_status; fi
 exit "$status"

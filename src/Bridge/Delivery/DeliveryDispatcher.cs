@@ -5,8 +5,9 @@
 // 3461); recipients written to the spool with NOTIFY=SUCCESS get a delivery notice, and an alias of several users
 // whose RCPT asked NOTIFY=SUCCESS one "expanded" notice for the alias itself. One result for the transaction,
 // by DeliveryResult.Compose.
-// A PerRecipient request (LMTP) is answered recipient by recipient instead: a spool failure does not hold back the
-// store's recipients, and no notification is sent (the client has each recipient's status and bounces itself).
+// A PerRecipient request (LMTP) is answered RCPT by RCPT instead: a spool failure holds back only the store's
+// recipients of the same RCPT (an alias's members, answered together), and no notification is sent (the client has
+// each RCPT's status and bounces itself).
 // Failure: the agents' statuses; spool recipients are delivered first, so (but for PerRecipient) a spool failure
 // defers the message before anything reached the store.
 using Bridge.Common;
@@ -36,6 +37,13 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
                 };
             }
             outcomes.AddRange(spooled.Recipients);
+            // Over LMTP an alias's members share one RCPT and so one reply: when a member's spool failed for now, the
+            // RCPT is answered 4xx and sent again, so its other members wait too (else they would get it twice).
+            var deferred = spooled.Recipients.Where(o => o.Status.IsTransient).GroupBy(o => o.Recipient.Address, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.First().Status, StringComparer.Ordinal);
+            var held = toStore.Where(r => deferred.ContainsKey(r.Address)).ToList();
+            outcomes.AddRange(held.Select(r => new RecipientOutcome(r, deferred[r.Address], "not attempted", 0)));
+            toStore = [.. toStore.Except(held)];
         }
 
         if (toStore.Count > 0)

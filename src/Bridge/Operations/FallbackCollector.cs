@@ -57,10 +57,21 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
             return;
         }
         var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
+        bool Collectable(string name) => snapshot.Routing.Resolve(name, domain).Recipient is { } user && user.User.ShortName == name &&
+            (user.User.ModeOverride ?? options.Mode) == BridgeMode.Legacy;
+
+        // A collection that stopped between two batches and will not go on (its user is in Spool mode now): what it
+        // moved to the store is cut from the spool now, never left in both places.
+        foreach (var name in journal.PendingOf(CollectCursor.Kind).Where(n => ShortName.IsSafeFileName(n) && !Collectable(n)).ToList())
+        {
+            foreach (var note in await AppendRecovery.SettleNowAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false))
+            {
+                LogCollected(note.Message);
+            }
+        }
         foreach (var name in MailboxesWithMail(options.Spool.Directory))
         {
-            var route = snapshot.Routing.Resolve(name, domain);
-            if (route.Recipient is not { } user || user.User.ShortName != name || (user.User.ModeOverride ?? options.Mode) != BridgeMode.Legacy)
+            if (!Collectable(name))
             {
                 continue; // a spool-mode user's mailbox, or a file Bridge does not route: its mail stays where it is
             }

@@ -115,6 +115,43 @@ public partial class LmtpTests
         Assert.Single(await legacy.InboxAsync(TestAccounts.Bob));
     }
 
+    /// <summary>Found by the soak (tests/Bridge.Soak): over LMTP an alias's members share one RCPT and one reply. A member
+    /// whose spool fails for now makes that reply 4xx, and the client sends the RCPT again: the members already in the
+    /// store must not have been delivered yet, or they get the message twice.</summary>
+    [Fact]
+    public async Task An_alias_whose_spool_member_is_deferred_holds_back_its_store_members_so_the_retry_delivers_each_once()
+    {
+        using var sockets = new TempDir("bridge-lmtp");
+        var socket = sockets["lmtp"];
+        await File.WriteAllTextAsync(sockets["aliases"], $"pair: {TestAccounts.Alice}, {TestAccounts.Bob}\n");
+        await using var legacy = await LegacyScenario.StartAsync(true, $"Bridge:Lmtp:Socket={socket}", "Bridge:Users:1:Mode=Spool",
+            $"Bridge:AliasFiles:0={sockets["aliases"]}", "Bridge:Spool:MaxMailboxBytes=4000", "Bridge:Spool:QuotaExceeded=Defer");
+        var bob = legacy.Bridge.BobMailbox;
+        SpoolScenario.CreateMailbox(bob, FullMailbox, legacy.Bridge.BobIds.Uid, legacy.Bridge.BobIds.Gid);
+
+        async Task<string> SendAsync()
+        {
+            var (session, _) = await RawSmtp.ConnectUnixAsync(socket);
+            using (session)
+            {
+                await session.CommandAsync("LHLO client.test");
+                Assert.Equal("250 2.0.0 Ok", await session.CommandAsync("MAIL FROM:<a@example.org>"));
+                Assert.Equal("250 2.0.0 Ok", await session.CommandAsync($"RCPT TO:<pair@{Domain}>"));
+                Assert.StartsWith("354 ", await session.CommandAsync("DATA"), StringComparison.Ordinal);
+                await session.SendAsync(Message("pair@test") + ".");
+                return await session.ReadReplyAsync();
+            }
+        }
+
+        Assert.StartsWith("452 4.2.2 ", await SendAsync(), StringComparison.Ordinal);
+        Assert.Empty(await legacy.InboxAsync(TestAccounts.Alice)); // held back with the RCPT, not delivered ahead of the retry
+
+        File.WriteAllBytes(bob, []); // room again: the client's retry delivers to both, each once
+        Assert.StartsWith("250 ", await SendAsync(), StringComparison.Ordinal);
+        Assert.Single(await legacy.InboxAsync(TestAccounts.Alice));
+        Assert.Equal("<pair@test>", Assert.Single(await MessagesAsync(bob)).MessageId);
+    }
+
     [Fact]
     public async Task Exim_delivers_over_the_socket_with_the_deploy_router_and_transport()
     {

@@ -52,6 +52,13 @@ internal static class AppendRecovery
         return notes;
     }
 
+    /// <summary>Settles one mailbox's entries now, as at start: a collection cursor left between two batches (the user
+    /// was moved to Spool mode meanwhile, so no batch goes on) has its collected prefix cut, so no message stays both
+    /// in the store and in the spool.</summary>
+    public static Task<IReadOnlyList<RecoveryNote>> SettleNowAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
+        AppendJournal journal, CancellationToken cancellationToken) =>
+        SettleAtStartAsync(shortName, settings, locks, journal, cancellationToken);
+
     private static async Task<IReadOnlyList<RecoveryNote>> SettleAtStartAsync(string shortName, SpoolSettings settings, InProcessMailboxLocks locks,
         AppendJournal journal, CancellationToken cancellationToken)
     {
