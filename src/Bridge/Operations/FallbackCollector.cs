@@ -5,7 +5,9 @@
 // messages so deliveries to that mailbox never wait long for its locks. A store that is still down ends the round.
 // How far the store got is in the journal after every message it accepts (CollectCursor): the next batch, the next
 // round, or a restarted Bridge goes on from there, and the delivered messages leave the spool once, in place, when
-// the mailbox's collection ends (or at the next start).
+// the mailbox's collection ends (or at the next start). Each round also finishes any collection that stopped
+// part-way and will not go on because its user is in Spool mode now (whatever the fallback settings): what reached
+// the store is cut from the spool, so no message stays in both.
 // Failure: never throws; what a round could not do is logged, and the mail stays in the spool for the next round.
 // A kill in the instant between the store's reply and the journal's note sends that one message twice (duplicates
 // over loss, as drain); a power loss, every message since the batch began.
@@ -52,22 +54,22 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
     internal async Task RoundAsync(SettingsSnapshot snapshot, CancellationToken cancellationToken)
     {
         var options = snapshot.Options;
-        if (!options.UsesStore || !options.Legacy.FallbackToSpool || !options.Legacy.CollectAfterFallback)
-        {
-            return;
-        }
         var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         bool Collectable(string name) => snapshot.Routing.Resolve(name, domain).Recipient is { } user && user.User.ShortName == name &&
             (user.User.ModeOverride ?? options.Mode) == BridgeMode.Legacy;
 
-        // A collection that stopped between two batches and will not go on (its user is in Spool mode now): what it
-        // moved to the store is cut from the spool now, never left in both places.
+        // A collection that stopped part-way (a login's time limit, a cut that failed) and will not go on, since its
+        // user is in Spool mode now: what it moved to the store is cut from the spool now, never left in both places.
         foreach (var name in journal.PendingOf(CollectCursor.Kind).Where(n => ShortName.IsSafeFileName(n) && !Collectable(n)).ToList())
         {
             foreach (var note in await AppendRecovery.SettleNowAsync(name, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false))
             {
                 LogCollected(note.Message);
             }
+        }
+        if (!options.UsesStore || !options.Legacy.FallbackToSpool || !options.Legacy.CollectAfterFallback)
+        {
+            return;
         }
         foreach (var name in MailboxesWithMail(options.Spool.Directory))
         {

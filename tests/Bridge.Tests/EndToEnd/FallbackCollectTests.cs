@@ -55,4 +55,38 @@ public class FallbackCollectTests
             await bridge.DisposeAsync();
         }
     }
+
+    /// <summary>Found by the soak (tests/Bridge.Soak): a collection that stopped part-way (a login's time limit) left its
+    /// cursor, and its user was then moved to Spool mode, so no collection went on: what the store already had stayed
+    /// in the spool too. The collector's next round now cuts it.</summary>
+    [Fact]
+    public async Task A_collection_left_part_way_for_a_user_now_in_spool_mode_is_cut_so_nothing_stays_in_both_places()
+    {
+        var alice = await TestAccounts.EnsureAsync(TestAccounts.Alice);
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
+        using var root = new TempDir("bridge-root");
+        var mailbox = spool[TestAccounts.Alice];
+        var records = Enumerable.Range(0, 3).Select(i => $"From sender@example.org  Thu Dec  3 10:00:00 2026\nMessage-Id: <part-{i}@test>\n\nbody {i}\n\n").ToList();
+        SpoolScenario.CreateMailbox(mailbox, Encoding.ASCII.GetBytes(string.Concat(records)), alice.Uid, alice.Gid);
+        await using var bridge = await BridgeServer.StartAsync(spool.Path, root.Path, $"Bridge:LocalDomains:0={Domain}", "Bridge:Mode=Legacy",
+            $"Bridge:Users:0:ShortNames:0={TestAccounts.Alice}", "Bridge:Users:0:Mode=Spool", "Bridge:Legacy:Host=127.0.0.1",
+            $"Bridge:Legacy:Port={FreePort.Next()}");
+
+        // As a collection leaves it when it stops after the store took the first message.
+        var journal = new Bridge.Delivery.Spool.AppendJournal(Path.Combine(root.Path, "journal"));
+        var fd = Bridge.Native.Libc.Open(mailbox, Bridge.Native.Libc.O_RDONLY | Bridge.Native.Libc.O_CLOEXEC, 0);
+        try
+        {
+            var cursor = Bridge.Delivery.Spool.CollectCursor.After(fd, 0, Encoding.ASCII.GetByteCount(records[0]));
+            Assert.NotNull(cursor);
+            Assert.Equal(0, cursor.Save(journal, TestAccounts.Alice, durable: true));
+        }
+        finally
+        {
+            Bridge.Native.Libc.Close(fd);
+        }
+
+        await Eventually.WaitAsync(() => File.ReadAllText(mailbox) == records[1] + records[2], 20, () => string.Join('\n', bridge.Logs.Lines));
+        Assert.Empty(journal.PendingOf(Bridge.Delivery.Spool.CollectCursor.Kind));
+    }
 }
