@@ -51,7 +51,8 @@ public class LoginCollectTests
         var root = new TempDir("bridge-collect", TempDir.Mode("755"));
         var spooler = await SpoolScenario.StartAsync();
         var script = await DovecotCollectClient.ScriptAsync(root, root["collect"]);
-        var dovecot = await DovecotServer.StartStoreWithLoginCollectAsync(script, [("alice", TestAccounts.Alice)], TestAccounts.Alice);
+        var dovecot = await DovecotServer.StartStoreWithLoginCollectAsync(script,
+            [("alice", TestAccounts.Alice), ($"{TestAccounts.Alice}@{Domain}", TestAccounts.Alice)], TestAccounts.Alice);
         string[] settings = [$"Bridge:LocalDomains:0={Domain}", "Bridge:Mode=Legacy",
             $"Bridge:Users:0:ShortNames:0={TestAccounts.Alice}", "Bridge:Users:0:ShortNames:1=alice", $"Bridge:Users:0:ShortNames:2=alice@{Domain}",
             "Bridge:Legacy:Host=127.0.0.1", $"Bridge:Legacy:Port={dovecot.LmtpPort}", $"Bridge:Collect:Socket={root["collect"]}", .. extra];
@@ -117,6 +118,17 @@ public class LoginCollectTests
         await SpoolAsync(s, "pop-1@test");
 
         Assert.Equal(["pop-0@test", "pop-1@test"], await LoginAsync(s, "pop3", "alice")); // "alice" is bridgetest1's second short name
+        Assert.Equal(0, new FileInfo(s.Mailbox).Length);
+    }
+
+    [Fact]
+    public async Task An_imap_login_with_the_full_address_collects_the_first_short_names_spool()
+    {
+        await using var s = await StartAsync();
+        await SpoolAsync(s, "address-0@test");
+
+        // bridgetest1@afp548.test is no configured short name: the address of the first short name at a local domain.
+        Assert.Equal(["address-0@test"], await LoginAsync(s, "imap", $"{TestAccounts.Alice}@{Domain}"));
         Assert.Equal(0, new FileInfo(s.Mailbox).Length);
     }
 
