@@ -203,7 +203,7 @@ internal static class LoginCollectBench
     }
 
     /// <summary>Services as the shipped file defines them, running <paramref name="program"/> as its post-login program.</summary>
-    private static string ShippedServices(string program) => $$"""
+    private static string ShippedServices(string program, string user = "$default_internal_user") => $$"""
         service imap {
           executable = imap bridge-collect
         }
@@ -212,7 +212,7 @@ internal static class LoginCollectBench
         }
         service bridge-collect {
           executable = script-login {{program}}
-          user = $default_internal_user
+          user = {{user}}
           unix_listener bridge-collect {
           }
         }
@@ -255,22 +255,8 @@ internal static class LoginCollectBench
     }
 
     /// <summary>The post-login configuration Bridge shipped before the client (deploy/dovecot/30-bridge-collect.conf at
-    /// 279e622), pointing at <paramref name="script"/>.</summary>
-    private static string VerbConfiguration(string script) => $$"""
-        service imap {
-          executable = imap bridge-collect
-        }
-        service pop3 {
-          executable = pop3 bridge-collect
-        }
-        service bridge-collect {
-          executable = script-login {{script}}
-          user = root
-          vsz_limit = 0
-          unix_listener bridge-collect {
-          }
-        }
-        """;
+    /// 279e622), pointing at <paramref name="script"/>: as root, without Dovecot's address-space limit.</summary>
+    private static string VerbConfiguration(string script) => ShippedServices(script, "root\n  vsz_limit = 0");
 
     private static byte[] Mbox(byte[] message, int count, int round)
     {

@@ -94,17 +94,6 @@ internal sealed record CollectCursor(ulong Device, ulong Inode, long RecordStart
     private static ulong? HashOf(int fd, long start, long end, long seed)
     {
         var hasher = new XxHash64(seed);
-        var buffer = new byte[64 * 1024];
-        for (var at = start; at < end;)
-        {
-            var n = Libc.ReadAt(fd, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)), at);
-            if (n <= 0)
-            {
-                return null;
-            }
-            hasher.Append(buffer.AsSpan(0, n));
-            at += n;
-        }
-        return hasher.GetCurrentHashAsUInt64();
+        return FileRangeHash.Append(hasher, fd, start, end, new byte[64 * 1024]) ? hasher.GetCurrentHashAsUInt64() : null;
     }
 }

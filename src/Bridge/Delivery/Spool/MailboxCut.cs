@@ -342,15 +342,9 @@ internal static class MailboxCut
                 hasher.Append(middle.Span);
                 continue;
             }
-            for (var at = start; at < end;)
+            if (!FileRangeHash.Append(hasher, fd, start, end, buffer))
             {
-                var n = Libc.ReadAt(fd, buffer.AsSpan(0, (int)Math.Min(buffer.Length, end - at)), at);
-                if (n <= 0)
-                {
-                    return null;
-                }
-                hasher.Append(buffer.AsSpan(0, n));
-                at += n;
+                return null;
             }
         }
         return hasher.GetCurrentHashAsUInt64();
