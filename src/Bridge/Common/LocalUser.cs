@@ -15,7 +15,12 @@ public enum BridgeMode
 /// <param name="Uid">Owner from the passwd database, or null when the user is only configured.</param>
 /// <param name="ModeOverride">Bridge:Users[i]:Mode, when set.</param>
 /// <param name="Configured">Found in Bridge:Users (else a login of the passwd database).</param>
-public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMode? ModeOverride, bool Configured = false);
+public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMode? ModeOverride, bool Configured = false)
+{
+    /// <summary>The mode in force for this user: their own Bridge:Users[i]:Mode, else <paramref name="defaultMode"/>
+    /// (Bridge:Mode). The one place this rule is written.</summary>
+    public BridgeMode ModeIn(BridgeMode defaultMode) => ModeOverride ?? defaultMode;
+}
 
 /// <param name="Address">The recipient exactly as the client gave it in RCPT (X-Original-To).</param>
 /// <param name="DeliveredTo">The canonical address written to Delivered-To and checked for loops.</param>

@@ -22,8 +22,8 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, BridgeMode defaultMode, bool fallbackToSpool,
         CancellationToken cancellationToken)
     {
-        var toSpool = request.Recipients.Where(r => (r.User.ModeOverride ?? defaultMode) == BridgeMode.Spool).ToList();
-        var toStore = request.Recipients.Where(r => (r.User.ModeOverride ?? defaultMode) == BridgeMode.Legacy).ToList();
+        var toSpool = request.Recipients.Where(r => r.User.ModeIn(defaultMode) == BridgeMode.Spool).ToList();
+        var toStore = request.Recipients.Where(r => r.User.ModeIn(defaultMode) == BridgeMode.Legacy).ToList();
         var outcomes = new List<RecipientOutcome>(request.Recipients.Count);
 
         if (toSpool.Count > 0)

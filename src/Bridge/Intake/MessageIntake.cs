@@ -101,7 +101,7 @@ internal sealed partial class MessageIntake(
             foreach (var outcome in result.Recipients)
             {
                 var status = outcome.Status;
-                var mode = outcome.Recipient.User.ModeOverride ?? snapshot.Options.Mode;
+                var mode = outcome.Recipient.User.ModeIn(snapshot.Options.Mode);
                 var word = status.IsSuccess ? "sent" : status.IsTransient ? "deferred" : "bounced";
                 LogDelivery(queueId, sender, outcome.Recipient.DeliveredTo, outcome.Recipient.Address, mode, outcome.Relay, delay,
                     outcome.Attempts, word, status);

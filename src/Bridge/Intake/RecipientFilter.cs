@@ -61,7 +61,7 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         // the others are answered after DATA).
         var snapshot = settings.Current;
         var full = route.Recipients
-            .Select(r => (r.User.ModeOverride ?? snapshot.Options.Mode) == BridgeMode.Spool
+            .Select(r => r.User.ModeIn(snapshot.Options.Mode) == BridgeMode.Spool
                 ? MailboxQuota.RefusalAtRcpt(snapshot.Spool, r.User.ShortName, session.AnnouncedSize)
                 : null)
             .ToList();

@@ -48,7 +48,7 @@ public static class AddressReport
     {
         var user = recipient.User;
         var options = snapshot.Options;
-        var mode = user.ModeOverride ?? options.Mode;
+        var mode = user.ModeIn(options.Mode);
         return new List<string>
         {
             $"  user:    {user.ShortName}, first short name {user.ShortName} ({(user.Configured ? "configured in Bridge:Users" : "a login of the passwd database")}" +

@@ -56,7 +56,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
         var options = snapshot.Options;
         var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         bool Collectable(string name) => snapshot.Routing.Resolve(name, domain).Recipient is { } user && user.User.ShortName == name &&
-            (user.User.ModeOverride ?? options.Mode) == BridgeMode.Legacy;
+            user.User.ModeIn(options.Mode) == BridgeMode.Legacy;
 
         // A collection that stopped part-way (a login's time limit, a cut that failed) and will not go on, since its
         // user is in Spool mode now: what it moved to the store is cut from the spool now, never left in both places.

@@ -36,7 +36,7 @@ public static class LoginCollect
         {
             return (null, "nothing to collect: no user of Bridge's has that login");
         }
-        return (user.ModeOverride ?? snapshot.Options.Mode) == BridgeMode.Legacy ? (user.ShortName, "") : (null, "");
+        return user.ModeIn(snapshot.Options.Mode) == BridgeMode.Legacy ? (user.ShortName, "") : (null, "");
     }
 
     public static async Task<CollectResult> RunAsync(SettingsSnapshot snapshot, string login, InProcessMailboxLocks locks, AppendJournal journal,

@@ -37,7 +37,7 @@ public static partial class Probe
             await output.WriteLineAsync($"FAIL bridge: {address}: {routed.Refusal} (nothing was sent)").ConfigureAwait(false);
             return 1;
         }
-        var mode = route.User.ModeOverride ?? options.Mode;
+        var mode = route.User.ModeIn(options.Mode);
         if (!BounceSender.TryParseRelay(via, out var host, out var port))
         {
             await output.WriteLineAsync($"FAIL probe: --via '{via}' is not HOST:PORT").ConfigureAwait(false);
