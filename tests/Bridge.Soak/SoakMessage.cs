@@ -1,7 +1,8 @@
 // Job: the soak's messages: each one's bytes (drawn from the run's random source: sizes from 1 KB to 5 MB, 8-bit
 // UTF-8 lines, "From " and ">From " lines, lines of dots), its id (X-Soak and Message-Id), and the fingerprint a
-// delivered copy must match: a hash of the body with line ends as LF and trailing newlines dropped (delivery adds
-// headers, never changes the body), after undoing the spool's mboxrd quoting where the copy came from an mbox.
+// delivered copy must match: a hash of the client's own header fields in their order and of the body, line ends as
+// LF and trailing newlines dropped (delivery adds header fields, never changes these), after undoing the spool's
+// mboxrd quoting where the copy came from an mbox.
 // Failure: none; pure functions.
 using System.Security.Cryptography;
 using System.Text;
@@ -13,6 +14,10 @@ internal static class SoakMessage
     private static readonly string[] Words = ["mail", "bridge", "spool", "store", "lock", "fsync", "queue", "relay", "mbox", "inode"];
     private static readonly string[] Specials = ["From the start of a line", ">From a quoted line", ">>From twice quoted", ".", "..", ". a dot line",
         "Grüße aus Köln — façade, naïve, 日本語", "From: looks like a header", ""];
+
+    /// <summary>The header fields Build writes (each on one line), compared in every delivered copy.</summary>
+    private static readonly string[] SentFields = ["From: ", "To: ", "Subject: ", "Message-Id: ", "X-Soak: ", "MIME-Version: ", "Content-Type: ",
+        "Content-Transfer-Encoding: "];
 
     /// <summary>The size of the next message: mostly small, sometimes large, rarely up to 5 MB.</summary>
     public static int Size(Random random) => random.Next(100) switch
@@ -59,6 +64,10 @@ internal static class SoakMessage
         var text = Encoding.UTF8.GetString(message).Replace("\r\n", "\n", StringComparison.Ordinal);
         var start = text.IndexOf("\n\n", StringComparison.Ordinal);
         var body = start < 0 ? "" : text[(start + 2)..];
+        // The client's own header fields, in their order (delivery adds others: Received, Return-Path, Delivered-To,
+        // X-Original-To, Postfix's Date, Dovecot's Status and X-UID; those are left out, never these).
+        var head = string.Join('\n', (start < 0 ? text : text[..start]).Split('\n')
+            .Where(l => SentFields.Any(f => l.StartsWith(f, StringComparison.OrdinalIgnoreCase))));
         if (fromMboxrd)
         {
             var lines = body.Split('\n');
@@ -72,7 +81,7 @@ internal static class SoakMessage
             }
             body = string.Join('\n', lines);
         }
-        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(body.TrimEnd('\n'))));
+        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(head + "\n\n" + body.TrimEnd('\n'))));
     }
 
     /// <summary>The X-Soak id of a delivered copy, or null.</summary>
