@@ -54,9 +54,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
     internal async Task RoundAsync(SettingsSnapshot snapshot, CancellationToken cancellationToken)
     {
         var options = snapshot.Options;
-        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
-        bool Collectable(string name) => snapshot.Routing.Resolve(name, domain).Recipient is { } user && user.User.ShortName == name &&
-            user.User.ModeIn(options.Mode) == BridgeMode.Legacy;
+        bool Collectable(string name) => SpoolDrain.OwnerOf(snapshot, name)?.ModeIn(options.Mode) == BridgeMode.Legacy;
 
         // A collection that stopped part-way (a login's time limit, a cut that failed) and will not go on, since its
         // user is in Spool mode now: what it moved to the store is cut from the spool now, never left in both places.

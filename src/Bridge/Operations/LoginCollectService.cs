@@ -27,6 +27,13 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
 
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>The most requests answered at once (each is one login waiting): more are closed at once, and those
+    /// logins go on without collection; a flood of connections cannot use up the daemon's descriptors.</summary>
+    public const int MaxConcurrentRequests = 64;
+
+    private static readonly TimeSpan AcceptRetry = TimeSpan.FromMilliseconds(200);
+
+    private readonly SemaphoreSlim _slots = new(MaxConcurrentRequests);
     private readonly ConcurrentDictionary<string, Task<CollectResult>> _running = new(StringComparer.Ordinal);
     private Socket? _listener;
     private OwnedSocketFile? _file;
@@ -118,13 +125,6 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
             }, CancellationToken.None);
         }
     }
-
-    /// <summary>The most requests answered at once (each is one login waiting): more are closed at once, and those
-    /// logins go on without collection; a flood of connections cannot use up the daemon's descriptors.</summary>
-    public const int MaxConcurrentRequests = 64;
-
-    private static readonly TimeSpan AcceptRetry = TimeSpan.FromMilliseconds(200);
-    private readonly SemaphoreSlim _slots = new(MaxConcurrentRequests);
 
     private async Task AnswerAsync(Socket client, CancellationToken stoppingToken)
     {

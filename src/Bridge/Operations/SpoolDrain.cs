@@ -25,11 +25,10 @@ public static class SpoolDrain
             await output.WriteLineAsync("drain: set Bridge:Legacy:Host (and Port, Protocol): drain delivers to the mail store").ConfigureAwait(false);
             return 78;
         }
-        var domain = options.LocalDomains.FirstOrDefault() ?? "localhost";
         var names = user is not null
             ? [user.ToLowerInvariant()]
             : Directory.GetFiles(options.Spool.Directory).Select(Path.GetFileName).OfType<string>().Where(ShortName.IsSafeFileName)
-                .Where(n => AddressReport.Route(snapshot, $"{n}@{domain}").Recipient?.User.ShortName == n) // users' mailboxes only
+                .Where(n => OwnerOf(snapshot, n) is not null) // users' mailboxes only
                 .Order().ToList();
         var journal = new AppendJournal(options.Spool.JournalDirectory);
         var locks = new InProcessMailboxLocks();
@@ -46,6 +45,14 @@ public static class SpoolDrain
 
     /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
     /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
+    /// <summary>The user whose own mailbox the spool file <paramref name="name"/> is (the file of their first short name,
+    /// not an alias's or a secondary name's), or null: the one rule for which spool files drain and the collectors move.</summary>
+    internal static LocalUser? OwnerOf(SettingsSnapshot snapshot, string name)
+    {
+        var route = snapshot.Routing.Resolve(name, snapshot.Options.LocalDomains.FirstOrDefault() ?? "localhost");
+        return route.Recipient is { } routed && routed.User.ShortName == name && route.Recipients.Count == 1 ? routed.User : null;
+    }
+
     /// <param name="until">Past this time no further message is begun (collect at login); null: no limit.</param>
     /// <param name="continues">The caller takes the next batch soon (the daemon's collector): when messages are left,
     /// the delivered ones stay in place behind the cursor instead of being cut out now; they are cut once, at the end.</param>
@@ -64,13 +71,12 @@ public static class SpoolDrain
         // account); not checked for a name Bridge does not route (a mailbox of another program's).
         // Only a user's own mailbox (the file named by its first short name, owned by it): a file someone planted under
         // another name (an alias, a secondary short name) is not relayed with Bridge's standing at the store.
-        var route = AddressReport.Route(snapshot, $"{name}@{domain}");
-        if (route.Recipient is not { } routed || routed.User.ShortName != name || route.Recipients.Count != 1)
+        if (OwnerOf(snapshot, name) is not { } user)
         {
             await output.WriteLineAsync($"drain {name}: left alone: no user of Bridge's has {name} as first short name").ConfigureAwait(false);
             return (false, 0, false, false);
         }
-        uint? owner = routed.User.Uid ?? Native.Libc.Geteuid();
+        uint? owner = user.Uid ?? Native.Libc.Geteuid();
         var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
         foreach (var note in notes)
         {
