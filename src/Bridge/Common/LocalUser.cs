@@ -1,7 +1,7 @@
 // Job: the resolved identity of a local recipient: the first short name (names the spool file), the owner
 // the mailbox must have, and an optional per-user delivery mode.
 // Failure: none; values only.
-using Bridge.Common;
+using Bridge.Native;
 
 namespace Bridge.Common;
 
@@ -20,6 +20,10 @@ public sealed record LocalUser(string ShortName, uint? Uid, uint? Gid, BridgeMod
     /// <summary>The mode in force for this user: their own Bridge:Users[i]:Mode, else <paramref name="defaultMode"/>
     /// (Bridge:Mode). The one place this rule is written.</summary>
     public BridgeMode ModeIn(BridgeMode defaultMode) => ModeOverride ?? defaultMode;
+
+    /// <summary>The uid the user's mailbox must belong to: the passwd database's, else (a user only configured in
+    /// Bridge:Users) Bridge's own effective uid. The one place this rule is written.</summary>
+    public uint MailboxOwner => Uid ?? Libc.Geteuid();
 }
 
 /// <param name="Address">The recipient exactly as the client gave it in RCPT (X-Original-To).</param>

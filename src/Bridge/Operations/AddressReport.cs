@@ -22,7 +22,7 @@ public static class AddressReport
         var at = address.LastIndexOf('@');
         return at <= 0 || at == address.Length - 1
             ? RouteResult.Refuse(new DeliveryStatus(500, "5.5.2", "Syntax error: an address needs a local part and a domain (RFC 5321)"))
-            : snapshot.Routing.Resolve(Unquote(address[..at]), address[(at + 1)..]);
+            : snapshot.Routing.Resolve(EnvelopeAddress.Unquote(address[..at]), address[(at + 1)..]);
     }
 
     public static (IReadOnlyList<string> Lines, bool Accepted) Explain(SettingsSnapshot snapshot, string address)
@@ -53,7 +53,7 @@ public static class AddressReport
         {
             $"  user:    {user.ShortName}, first short name {user.ShortName} ({(user.Configured ? "configured in Bridge:Users" : "a login of the passwd database")}" +
                 $"{(user.Uid is { } uid ? $", uid {uid.ToString(CultureInfo.InvariantCulture)}" : ", no system account: its mailbox belongs to Bridge's uid")})",
-            $"  mailbox: {Mailbox(Path.Combine(options.Spool.Directory, user.ShortName), user.Uid ?? Libc.Geteuid())}",
+            $"  mailbox: {Mailbox(Path.Combine(options.Spool.Directory, user.ShortName), user.MailboxOwner)}",
             $"  mode:    {mode} ({(user.ModeOverride is null ? "Bridge:Mode" : "the user's own Mode in Bridge:Users")})",
             $"  target:  {(mode == BridgeMode.Spool ? $"spool:{options.Spool.Directory}" : snapshot.Store.Endpoint.ToString())}" +
                 $"{(mode == BridgeMode.Legacy && options.Legacy.FallbackToSpool ? $", falling back to spool:{options.Spool.Directory}" : "")}",
@@ -72,24 +72,5 @@ public static class AddressReport
         return MailboxSafety.Problem(stat, expectedUid) is { } problem
             ? $"{path} ({state}: {problem.Text}: Bridge defers its mail 450 4.2.0)"
             : $"{path} ({state}, {stat.Size} bytes)";
-    }
-
-    /// <summary>"john doe" (a quoted local part as typed on the command line) to john doe.</summary>
-    private static string Unquote(string localPart)
-    {
-        if (localPart.Length < 2 || localPart[0] != '"' || localPart[^1] != '"')
-        {
-            return localPart;
-        }
-        var builder = new System.Text.StringBuilder(localPart.Length);
-        for (var i = 1; i < localPart.Length - 1; i++)
-        {
-            if (localPart[i] == '\\' && i + 1 < localPart.Length - 1)
-            {
-                i++;
-            }
-            builder.Append(localPart[i]);
-        }
-        return builder.ToString();
     }
 }

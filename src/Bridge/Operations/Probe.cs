@@ -119,7 +119,7 @@ public static partial class Probe
             return 0;
         }
         var journal = new AppendJournal(options.Spool.JournalDirectory);
-        var (locked, status, _) = await LockedMailbox.OpenExistingAsync(route.User.ShortName, route.User.Uid ?? Native.Libc.Geteuid(), snapshot.Spool, new InProcessMailboxLocks(),
+        var (locked, status, _) = await LockedMailbox.OpenExistingAsync(route.User.ShortName, route.User.MailboxOwner, snapshot.Spool, new InProcessMailboxLocks(),
             journal, cancellationToken).ConfigureAwait(false);
         if (locked is null)
         {

@@ -76,7 +76,7 @@ public static class SpoolDrain
             await output.WriteLineAsync($"drain {name}: left alone: no user of Bridge's has {name} as first short name").ConfigureAwait(false);
             return (false, 0, false, false);
         }
-        uint? owner = user.Uid ?? Native.Libc.Geteuid();
+        uint? owner = user.MailboxOwner;
         var (mailbox, status, notes) = await LockedMailbox.OpenExistingAsync(name, owner, snapshot.Spool, locks, journal, cancellationToken).ConfigureAwait(false);
         foreach (var note in notes)
         {

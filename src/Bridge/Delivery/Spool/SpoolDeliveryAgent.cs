@@ -72,7 +72,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         {
             var only = targets[0];
             var record = new MboxRecord(request.Sender, only.OriginalRecipient, only.DeliveredTo, now, request.ReceivedHeader, request.Message, current.Format);
-            var result = await committer.AppendAsync(only.User.ShortName, only.User.Uid ?? Native.Libc.Geteuid(), request.QueueId, record, current,
+            var result = await committer.AppendAsync(only.User.ShortName, only.User.MailboxOwner, request.QueueId, record, current,
                 cancellationToken).ConfigureAwait(false);
             statuses[only.User.ShortName] = result.ToStatus(request.QueueId, current.DeferWhenFull);
         }
@@ -102,7 +102,7 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
             for (var i = 0; i < targets.Count; i++)
             {
                 var target = targets[i];
-                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.Uid ?? Native.Libc.Geteuid(), current,
+                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.MailboxOwner, current,
                     locks, journal, cancellationToken).ConfigureAwait(false);
                 foreach (var note in open.Notes)
                 {
