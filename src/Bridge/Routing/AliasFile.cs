@@ -196,7 +196,9 @@ public static class AliasFile
                     : value.StartsWith('/') ? AliasTargetKind.File
                     : value.Contains('@', StringComparison.Ordinal) ? AliasTargetKind.Address
                     : AliasTargetKind.Name;
-                targets.Add(new AliasTarget(kind, kind is AliasTargetKind.Name or AliasTargetKind.Address ? value.ToLowerInvariant() : value, source));
+                // "john doe"@afp548.com names the local part RCPT "john doe"@afp548.com routes: john doe
+                var target = kind == AliasTargetKind.Address ? EnvelopeAddress.UnquoteAddress(value) : value;
+                targets.Add(new AliasTarget(kind, kind is AliasTargetKind.Name or AliasTargetKind.Address ? target.ToLowerInvariant() : target, source));
                 return;
             }
             var path = value[":include:".Length..].Trim();
@@ -363,8 +365,8 @@ public static class AliasFile
         }
     }
 
-    private static string Unquote(string value) =>
-        value.Length >= 2 && value[0] == '"' && value[^1] == '"' ? value[1..^1] : value;
+    /// <summary>A name or a whole target in double quotes ("|command arg", "john doe"), read as an RFC 5321 quoted string.</summary>
+    private static string Unquote(string value) => EnvelopeAddress.Unquote(value);
 
     private static string Shorten(string text) => text.Length <= 60 ? text : text[..60] + "...";
 }

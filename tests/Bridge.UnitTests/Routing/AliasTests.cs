@@ -90,6 +90,27 @@ public sealed class AliasTests : IDisposable
         Assert.Equal(3, table.Resolve("all+x", "afp548.com").Recipients.Count);
     }
 
+    [Fact]
+    public void Quoted_local_parts_in_an_alias_file_are_read_as_rcpt_reads_them()
+    {
+        // A quoted name and quoted targets, with quoted-pairs: the file's "ge\orge"@afp548.com is the address a client
+        // sends as RCPT "ge\orge"@afp548.com, which routes as george (RFC 5321 4.1.2).
+        var content = AliasFile.Read([Write("aliases", """
+            "st\aff": "ann", "ge\orge"@afp548.com, "bob"@AFP548.com
+            "jo\hn": "john doe"@afp548.com
+            """)]);
+
+        Assert.Empty(content.Problems);
+        Assert.Equal(["staff", "john"], content.Entries.Keys);
+        Assert.Equal(["ann", "george@afp548.com", "bob@afp548.com"], content.Entries["staff"].Targets.Select(t => t.Value));
+        Assert.Equal(["john doe@afp548.com"], content.Entries["john"].Targets.Select(t => t.Value));
+
+        var table = Table(Aliases("staff: \"ann\", \"ge\\orge\"@afp548.com, \"bob\"@afp548.com\n"));
+        var staff = table.Resolve("staff", "afp548.com");
+        Assert.True(staff.IsAccepted, staff.Refusal.ToString());
+        Assert.Equal(["ann", "george", "bob"], staff.Recipients.Select(r => r.User.ShortName));
+    }
+
     [Theory]
     [InlineData("a: b\nb: a\n", "a", "554 5.4.6 <a@afp548.com>: alias a loops: a -> b -> a")]
     [InlineData("pipe: ann, \"|/bin/cat\"\n", "pipe", "550 5.3.5 <pipe@afp548.com>: alias pipe expands to a command (")]
