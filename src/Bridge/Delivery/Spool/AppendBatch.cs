@@ -58,7 +58,7 @@ internal sealed partial class AppendBatch(AppendJournal journal, ILogger logger,
             var rc = journal.Record(group.Mailbox.Name, group.Entry!);
             if (rc != 0)
             {
-                var failure = SpoolResult.Journal(rc, group.Mailbox.Name, journal.Directory);
+                var failure = SpoolErrno.Classify(rc, SpoolStep.Journal, group.Mailbox.Name, journal.Directory);
                 if (allOrNone)
                 {
                     return Fail(groups, failure, results);

@@ -210,13 +210,7 @@ internal sealed class LockedMailbox : IDisposable
         return SpoolResult.Failed(Name, $"cannot open mailbox {Name}: it keeps appearing and disappearing");
     }
 
-    private SpoolResult OpenError(int errno) => errno switch
-    {
-        Libc.ENOSPC => SpoolResult.FromErrno(errno, Name, "open"),
-        Libc.EACCES or Libc.EPERM => SpoolResult.Failed(Name,
-            $"cannot open mailbox {Name} in the spool directory: {Libc.Describe(errno)}; check its permissions (1777, or 2775 group mail)", errno),
-        _ => SpoolResult.Unusable(Name, Libc.Describe(errno), errno),
-    };
+    private SpoolResult OpenError(int errno) => SpoolErrno.Classify(errno, SpoolStep.MailboxOpen, Name, Path);
 
     private SpoolResult CheckOpened(uint? ownerUid)
     {
@@ -247,13 +241,7 @@ internal sealed class LockedMailbox : IDisposable
             }
             if (dot == DotlockResult.Failed)
             {
-                return errno switch
-                {
-                    Libc.ENOSPC or Libc.EDQUOT => SpoolResult.FromErrno(Libc.ENOSPC, Name, "dotlock"),
-                    Libc.EACCES or Libc.EPERM or Libc.EROFS => SpoolResult.Failed(Name,
-                        $"cannot create dotlock {_dotlock.Path}: {Libc.Describe(errno)}; the spool directory must let Bridge create files (1777, or 2775 group mail)", errno),
-                    _ => SpoolResult.Failed(Name, $"cannot create dotlock {_dotlock.Path}: {Libc.Describe(errno)}", errno),
-                };
+                return SpoolErrno.Classify(errno, SpoolStep.Dotlock, Name, _dotlock.Path);
             }
             if (dot == DotlockResult.Acquired)
             {
@@ -310,11 +298,11 @@ internal sealed class LockedMailbox : IDisposable
             rc = sink.Flush();
         }
         End = sink.Position;
-        return rc == 0 ? SpoolResult.Ok : SpoolResult.FromErrno(rc, Name, "write to");
+        return rc == 0 ? SpoolResult.Ok : SpoolErrno.Classify(rc, SpoolStep.MailboxData, Name, "write to");
     }
 
     public SpoolResult Sync() =>
-        Libc.Fsync(_fd) == 0 ? SpoolResult.Ok : SpoolResult.FromErrno(Libc.LastError, Name, "fsync");
+        Libc.Fsync(_fd) == 0 ? SpoolResult.Ok : SpoolErrno.Classify(Libc.LastError, SpoolStep.MailboxData, Name, "fsync");
 
     /// <summary>Cuts the file back to <paramref name="size"/> (and fsyncs when asked).</summary>
     public SpoolResult TruncateTo(long size, bool sync)

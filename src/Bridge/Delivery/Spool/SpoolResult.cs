@@ -2,7 +2,7 @@
 // went wrong as a kind, the mailbox, the errno when a system call failed, and the detail. The reply an MTA gets is
 // made from it in exactly one place, ToStatus, called at the agent's boundary (SpoolDeliveryAgent) and by the
 // verbs that report it (drain, probe).
-// Failure: none; values only. An unknown errno is a temporary local error, so mail is retried, never bounced by surprise.
+// Failure: none; values only. Which errno becomes which kind is SpoolErrno's table.
 using Bridge.Common;
 using Bridge.Native;
 
@@ -51,21 +51,6 @@ internal readonly record struct SpoolResult(SpoolProblem Problem, string Mailbox
     public static SpoolResult Failed(string mailbox, string detail, int errno = 0) => new(SpoolProblem.Failed, mailbox, errno, detail);
 
     public static SpoolResult Retry(string mailbox, string why) => new(SpoolProblem.Retry, mailbox, 0, why);
-
-    /// <summary>A system call on the mailbox failed: out of space, over quota or size limit, or a local error.</summary>
-    public static SpoolResult FromErrno(int errno, string mailbox, string operation) => errno switch
-    {
-        Libc.ENOSPC => new(SpoolProblem.NoSpace, mailbox, errno, ""),
-        Libc.EFBIG or Libc.EDQUOT => Full(mailbox, errno),
-        _ => Failed(mailbox, $"{operation} {mailbox}: {Libc.Describe(errno)}", errno),
-    };
-
-    /// <summary>The journal entry that must precede an append could not be written.</summary>
-    public static SpoolResult Journal(int errno, string mailbox, string directory) => errno switch
-    {
-        Libc.ENOSPC or Libc.EDQUOT => new(SpoolProblem.NoSpace, mailbox, errno, ""),
-        _ => Failed(mailbox, $"cannot write the append journal in {directory}: {Libc.Describe(errno)}", errno),
-    };
 
     /// <summary>The reply for this result: the only place a spool outcome becomes SMTP. <paramref name="deferWhenFull"/>:
     /// Bridge:Spool:QuotaExceeded = Defer (a full mailbox is 452 4.2.2, not 552 5.2.2).</summary>
