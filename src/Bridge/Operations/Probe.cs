@@ -150,8 +150,7 @@ public static partial class Probe
                 var text = Encoding.Latin1.GetString(record.Message);
                 if (text.Contains($"Message-Id: {messageId}", StringComparison.OrdinalIgnoreCase))
                 {
-                    var bridgeId = Regex.Match(text, $@"by {Regex.Escape(serverName)} \(Bridge\) with E?SMTP id ([0-9A-F]+)", RegexOptions.None, TimeSpan.FromSeconds(1));
-                    return (start, record.End, bridgeId.Success ? bridgeId.Groups[1].Value : null);
+                    return (start, record.End, ReceivedHeader.TryReadQueueId(text, serverName, out var bridgeId) ? bridgeId : null);
                 }
                 start = record.End;
             }

@@ -2,13 +2,16 @@
 //   Received: from mta.example ([127.0.0.1])
 //           by bridge.localhost (Bridge) with ESMTP id 0B1C2D3E4F5A6B7C
 //           for <george@example.com>; Tue, 24 Nov 2026 19:57:21 +0000
-// Failure: none; client-supplied text (HELO name) is reduced to printable ASCII without spaces.
+// Intake writes it (Build); `mailbridge probe` reads Bridge's queue id back out of a delivered copy (TryReadQueueId):
+// the one type that knows the field's shape, in Delivery because both Intake and Operations use it.
+// Failure: none; client-supplied text (HELO name) is reduced to printable ASCII without spaces; a message without
+// Bridge's field (or a field of another server name) reads as no id.
 using System.Text;
-using Bridge.Delivery;
+using System.Text.RegularExpressions;
 
-namespace Bridge.Intake;
+namespace Bridge.Delivery;
 
-internal static class ReceivedHeader
+internal static partial class ReceivedHeader
 {
     /// <param name="clientAddress">Null on the LMTP Unix socket (written "local socket").</param>
     /// <param name="protocol">SMTP, ESMTP or LMTP (RFC 3848's "with" keywords).</param>
@@ -26,6 +29,16 @@ internal static class ReceivedHeader
         }
         builder.Append("; ").Append(MailDate.Format(now)).Append("\r\n");
         return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    /// <summary>The queue id in the Received field this Bridge (<paramref name="serverName"/>) wrote, anywhere in
+    /// <paramref name="message"/> (a whole message's text, its header folded as Build folds it).</summary>
+    public static bool TryReadQueueId(string message, string serverName, out string queueId)
+    {
+        var match = Regex.Match(message, $@"\bby {Regex.Escape(serverName)} \(Bridge\) with (?:E?SMTP|LMTP) id ([0-9A-F]+)", RegexOptions.None,
+            TimeSpan.FromSeconds(1));
+        queueId = match.Success ? match.Groups[1].Value : "";
+        return match.Success;
     }
 
     private static string Printable(string value)
