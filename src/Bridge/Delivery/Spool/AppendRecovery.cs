@@ -224,30 +224,18 @@ internal static class AppendRecovery
         return verified;
     }
 
-    /// <summary>Where another writer's record starts at <paramref name="at"/>: "From " right there (a writer that
-    /// appended to Bridge's cut-off line) or after one or two newlines (a writer that ended that line first, as
-    /// Dovecot does); -1 when the bytes there are not a record start.</summary>
+    /// <summary>Where another writer's record starts at <paramref name="at"/> (MboxRecords.RecordStartAt: the mbox
+    /// reader's rule); -1 when the bytes there are not a record start.</summary>
     private static long ForeignRecordAt(int reader, long at, long size)
     {
-        Span<byte> head = stackalloc byte[7];
+        Span<byte> head = stackalloc byte[MboxRecords.RecordStartWindow];
         var n = Libc.ReadAt(reader, head[..(int)Math.Min(head.Length, size - at)], at);
         if (n <= 0)
         {
             return -1;
         }
-        var bytes = head[..n];
-        for (var skip = 0; skip <= 2 && skip < bytes.Length; skip++)
-        {
-            if (bytes[skip..].StartsWith("From "u8))
-            {
-                return at + skip;
-            }
-            if (bytes[skip] != (byte)'\n')
-            {
-                break;
-            }
-        }
-        return -1;
+        var skip = MboxRecords.RecordStartAt(head[..n]);
+        return skip < 0 ? -1 : at + skip;
     }
 
     private static RecoveryResult Keep(AppendJournal journal, string name, string why, bool critical)

@@ -4,12 +4,14 @@
 // Return-Path, X-Original-To and Delivered-To lines that spool delivery (Bridge's, or Postfix local(8)'s) put first,
 // and without the empty line that ends the record; and the byte offset where the next record starts. Memory holds
 // one message, never the mailbox.
+// It also says where a record starts (RecordStartAt), for crash recovery's test of what follows an interrupted append:
+// the one place a From_ line is recognised when reading. It lives beside the writer (MboxRecord): drain, collect and
+// probe read with it, recovery asks it.
 // Failure: a file that does not start with a From_ line yields no records (drain then moves nothing).
 using System.Buffers;
 using System.Text;
-using Bridge.Delivery.Spool;
 
-namespace Bridge.Operations;
+namespace Bridge.Delivery.Spool;
 
 /// <param name="Start">Offset of the record's From_ line in the file.</param>
 /// <param name="End">Offset where the next record starts (or the end of the file).</param>
@@ -101,7 +103,29 @@ public static class MboxRecords
         message.Write(line);
     }
 
-    private static bool IsFromLine(byte[] line) => line.AsSpan().StartsWith("From "u8);
+    private static bool IsFromLine(ReadOnlySpan<byte> line) => line.StartsWith("From "u8);
+
+    /// <summary>The bytes needed to see a record start with RecordStartAt: two newlines and "From ".</summary>
+    public const int RecordStartWindow = 7;
+
+    /// <summary>Where a record starts in <paramref name="bytes"/> (read at some offset of a mailbox): its From_ line right
+    /// there (a writer that appended to a cut-off line), or after one or two newlines (a writer that ended that line
+    /// first, as Dovecot does, and the empty line before a record); -1 when the bytes there are no record start.</summary>
+    public static int RecordStartAt(ReadOnlySpan<byte> bytes)
+    {
+        for (var skip = 0; skip <= 2 && skip < bytes.Length; skip++)
+        {
+            if (IsFromLine(bytes[skip..]))
+            {
+                return skip;
+            }
+            if (bytes[skip] != (byte)'\n')
+            {
+                break;
+            }
+        }
+        return -1;
+    }
 
     /// <summary>"From sender  date" -> sender; MAILER-DAEMON (the null sender) -> "".</summary>
     private static string SenderOf(byte[] line)

@@ -3,7 +3,7 @@ using System.Text;
 using Bridge.Delivery.Spool;
 using Bridge.Operations;
 
-namespace Bridge.UnitTests.Operations;
+namespace Bridge.UnitTests.Delivery.Spool;
 
 /// <summary>Pure logic: what drain reads back from a record is the message that was delivered into it, byte for byte.</summary>
 public class MboxRecordsTests
@@ -64,4 +64,17 @@ public class MboxRecordsTests
         Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME", ["SMTPUTF8"] = "" }, SpoolDrain.MailParameters(records[0]));
         Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME" }, SpoolDrain.MailParameters(records[1]));
     }
+
+    [Theory]
+    [InlineData("From a@x Tue", 0)]
+    [InlineData("\nFrom a@x", 1)]
+    [InlineData("\n\nFrom a", 2)]
+    [InlineData("\n\n\nFrom", -1)] // three newlines are no record start a writer makes
+    [InlineData("xFrom a", -1)]
+    [InlineData(">From a", -1)]
+    [InlineData("From", -1)]
+    [InlineData("", -1)]
+    [InlineData("\nfrom a", -1)]
+    public void A_record_starts_with_a_from_line_right_there_or_after_one_or_two_newlines(string text, int expected) =>
+        Assert.Equal(expected, MboxRecords.RecordStartAt(Encoding.ASCII.GetBytes(text)));
 }
