@@ -3,6 +3,7 @@
 // Failure: Build returns the problem that stops the daemon (invalid configuration naming its key, port not
 // bindable naming the setting) as a StartupError carrying its exit code, instead of throwing.
 using System.Net;
+using Bridge.Collection;
 using Bridge.Configuration;
 using Bridge.Delivery;
 using Bridge.Delivery.Bounces;
@@ -129,10 +130,13 @@ public static class BridgeHost
         builder.Services.AddSingleton<StoreConnectionPool>();
         builder.Services.AddSingleton(sp =>
         {
+            // One relay client for delivery and the collectors: one pool, one breaker. Its log category keeps the name it
+            // had when the agent did the relaying: log lines are an interface.
             var live = sp.GetRequiredService<LiveSettings>();
-            return new StoreDeliveryAgent(() => live.Current.Store, sp.GetRequiredService<StoreConnectionPool>(),
-                sp.GetRequiredService<BridgeMetrics>(), sp.GetRequiredService<ILogger<StoreDeliveryAgent>>());
+            return new StoreClient(() => live.Current.Store, sp.GetRequiredService<StoreConnectionPool>(),
+                sp.GetRequiredService<BridgeMetrics>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bridge.Delivery.Store.StoreDeliveryAgent"));
         });
+        builder.Services.AddSingleton<StoreDeliveryAgent>();
         builder.Services.AddSingleton(sp =>
         {
             var live = sp.GetRequiredService<LiveSettings>();
@@ -143,8 +147,13 @@ public static class BridgeHost
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
         builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
-        builder.Services.AddHostedService<FallbackCollector>();
-        builder.Services.AddHostedService<LoginCollectService>();
+        // The collectors' log categories keep the names they had before they moved to Collection/.
+        builder.Services.AddHostedService(sp => new FallbackCollector(sp.GetRequiredService<LiveSettings>(), sp.GetRequiredService<StoreClient>(),
+            sp.GetRequiredService<InProcessMailboxLocks>(), sp.GetRequiredService<AppendJournal>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bridge.Operations.FallbackCollector")));
+        builder.Services.AddHostedService(sp => new LoginCollectService(sp.GetRequiredService<LiveSettings>(), sp.GetRequiredService<StoreClient>(),
+            sp.GetRequiredService<InProcessMailboxLocks>(), sp.GetRequiredService<AppendJournal>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("Bridge.Operations.LoginCollectService")));
         builder.Services.AddHostedService<SmtpListenerService>();
         return (builder.Build(), null);
     }

@@ -3,12 +3,15 @@
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
 using System.Reflection;
+using Bridge.Collection;
 using Bridge.Configuration;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Bridge.Operations;
 using Bridge.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Bridge.Hosting;
 
@@ -187,8 +190,10 @@ public static class CommandLine
         {
             return 0;
         }
-        var result = await LoginCollect.RunAsync(snapshot, login, new InProcessMailboxLocks(), new AppendJournal(snapshot.Options.Spool.JournalDirectory),
-            CancellationToken.None).ConfigureAwait(false);
+        await using var pool = new StoreConnectionPool();
+        var store = new StoreClient(() => snapshot.Store, pool, null, NullLogger.Instance);
+        var result = await LoginCollect.RunAsync(snapshot, store, login, new InProcessMailboxLocks(),
+            new AppendJournal(snapshot.Options.Spool.JournalDirectory), CancellationToken.None).ConfigureAwait(false);
         foreach (var line in result.Lines)
         {
             await Console.Out.WriteLineAsync(line).ConfigureAwait(false);

@@ -16,8 +16,9 @@ public partial class DependencyDirectionTests
         ["Delivery"] = ["Common", "Native", "Observability"],
         ["Configuration"] = ["Common", "Native", "Routing", "Delivery"],
         ["Intake"] = ["Common", "Native", "Observability", "Routing", "Delivery", "Configuration"],
-        ["Operations"] = ["Common", "Native", "Routing", "Delivery", "Configuration"],
-        ["Hosting"] = ["Common", "Native", "Observability", "Routing", "Delivery", "Configuration", "Intake", "Operations"],
+        ["Collection"] = ["Common", "Native", "Routing", "Delivery", "Configuration"],
+        ["Operations"] = ["Common", "Native", "Routing", "Delivery", "Configuration", "Collection"],
+        ["Hosting"] = ["Common", "Native", "Observability", "Routing", "Delivery", "Configuration", "Intake", "Collection", "Operations"],
     };
 
     [GeneratedRegex(@"^using (?:static )?Bridge\.([A-Za-z]+)[.;]", RegexOptions.Multiline)]

@@ -52,29 +52,13 @@ public sealed class AppendJournal(string directory)
     {
         var service = Libc.GetPasswdEntry(ServiceAccount);
         const string key = "Bridge:Spool:JournalDirectory";
-        if (Libc.Lstat(directory, out var stat) != 0 && Libc.LastError == Libc.ENOENT)
+        if (Libc.Lstat(directory, out _) != 0 && Libc.LastError == Libc.ENOENT && MakeDirectory(service) is { } error)
         {
-            try
-            {
-                System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                return $"cannot create {key} '{directory}': {ex.Message}";
-            }
-            if (Libc.Geteuid() == 0 && service is { } account)
-            {
-                var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
-                if (fd >= 0)
-                {
-                    _ = Libc.Fchown(fd, account.Uid, account.Gid);
-                    Libc.Close(fd);
-                }
-            }
+            return $"cannot create {key} '{directory}': {error}";
         }
         foreach (var path in new[] { directory, System.IO.Path.Combine(directory, KeptFolder) })
         {
-            if (Libc.Lstat(path, out stat) != 0)
+            if (Libc.Lstat(path, out var stat) != 0)
             {
                 if (Libc.LastError == Libc.ENOENT && path != directory)
                 {
@@ -91,6 +75,30 @@ public sealed class AppendJournal(string directory)
             {
                 return $"{key} '{path}' is owned by uid {stat.Uid} with mode {Convert.ToString(stat.Permissions, 8)}: only root or Bridge (uid {owner}) " +
                     $"may write it, or another user could forge what crash recovery acts on; fix: chown {owner} '{path}' && chmod 700 '{path}'";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Makes the missing journal directory (and its parents), 0700, given to the service account when root makes it (so the
+    /// daemon can use what a verb made): the one place it is made. Null, or why not.</summary>
+    private string? MakeDirectory((uint Uid, uint Gid)? service)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ex.Message;
+        }
+        if (Libc.Geteuid() == 0 && service is { } account)
+        {
+            var fd = Libc.Open(directory, Libc.O_RDONLY | Libc.O_DIRECTORY | Libc.O_NOFOLLOW | Libc.O_CLOEXEC, 0);
+            if (fd >= 0)
+            {
+                _ = Libc.Fchown(fd, account.Uid, account.Gid);
+                Libc.Close(fd);
             }
         }
         return null;
@@ -238,7 +246,7 @@ public sealed class AppendJournal(string directory)
         var temporary = path + ".tmp";
         var flags = Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC;
         var fd = Libc.Open(temporary, flags, 0x180);
-        if (fd < 0 && Libc.LastError == Libc.ENOENT && Libc.MkdirAt(-100 /* AT_FDCWD */, directory, 0x1C0) == 0)
+        if (fd < 0 && Libc.LastError == Libc.ENOENT && MakeDirectory(Libc.GetPasswdEntry(ServiceAccount)) is null)
         {
             fd = Libc.Open(temporary, flags, 0x180); // a verb run before the daemon ever made the journal directory
         }

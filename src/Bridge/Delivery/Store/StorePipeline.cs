@@ -1,8 +1,9 @@
 // Job: build the Polly pipeline for store attempts from Bridge:Retry: a total Budget timeout around a circuit
 // breaker around exponential retry with jitter around a per-attempt timeout. Transient = connection-level
-// failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried.
+// failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a
+// relay StoreClient was asked to make once (a collection).
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
-// the last transient exception; StoreDeliveryAgent turns each into 451 4.4.1.
+// the last transient exception; StoreClient turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
 using Polly;
 using Polly.CircuitBreaker;
@@ -21,6 +22,7 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
         var shouldHandle = new PredicateBuilder<AttemptResult>()
             .Handle<Exception>(NetworkFailure.IsTransient)
             .HandleResult(r => r.StillTransient > 0);
+        Func<RetryPredicateArguments<AttemptResult>, ValueTask<bool>> retryHandle = shouldHandle;
         var breaker = new CircuitBreakerStateProvider();
         var pipeline = new ResiliencePipelineBuilder<AttemptResult>()
             .AddTimeout(options.Budget)
@@ -42,7 +44,9 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
                 UseJitter = true,
                 Delay = options.BaseDelay,
                 MaxDelay = options.MaxDelay,
-                ShouldHandle = options.MaxAttempts > 1 ? shouldHandle : _ => ValueTask.FromResult(false),
+                ShouldHandle = options.MaxAttempts > 1
+                    ? args => StoreClient.MayRetry(args.Context) ? retryHandle(args) : ValueTask.FromResult(false)
+                    : _ => ValueTask.FromResult(false),
             })
             .AddTimeout(options.AttemptTimeout)
             .Build();

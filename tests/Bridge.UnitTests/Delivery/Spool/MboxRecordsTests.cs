@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Text;
 using Bridge.Delivery.Spool;
-using Bridge.Operations;
 
 namespace Bridge.UnitTests.Delivery.Spool;
 
@@ -61,8 +60,8 @@ public class MboxRecordsTests
     {
         var records = MboxRecords.Read(new MemoryStream(Spool(MboxFormat.Mboxrd, "", Tricky, "Subject: plain\r\n\r\nbody \u00e9"))).ToList();
         Assert.Equal("", records[0].Sender);
-        Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME", ["SMTPUTF8"] = "" }, SpoolDrain.MailParameters(records[0]));
-        Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME" }, SpoolDrain.MailParameters(records[1]));
+        Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME", ["SMTPUTF8"] = "" }, Bridge.Collection.SpoolCollector.MailParameters(records[0]));
+        Assert.Equal(new Dictionary<string, string> { ["BODY"] = "8BITMIME" }, Bridge.Collection.SpoolCollector.MailParameters(records[1]));
     }
 
     [Theory]

@@ -13,13 +13,14 @@ using System.Net.Sockets;
 using System.Text;
 using Bridge.Configuration;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Bridge.Native;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Bridge.Operations;
+namespace Bridge.Collection;
 
-public sealed partial class LoginCollectService(LiveSettings settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<LoginCollectService> logger)
+public sealed partial class LoginCollectService(LiveSettings settings, StoreClient store, InProcessMailboxLocks locks, AppendJournal journal, ILogger logger)
     : BackgroundService
 {
     /// <summary>The longest request line: "COLLECT " and a login.</summary>
@@ -205,7 +206,7 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
         var (name, _) = LoginCollect.Target(snapshot, login);
         if (name is null)
         {
-            return LoginCollect.RunAsync(snapshot, login, locks, journal, stoppingToken); // says why, at once
+            return LoginCollect.RunAsync(snapshot, store, login, locks, journal, stoppingToken); // says why, at once
         }
         while (true)
         {
@@ -226,7 +227,7 @@ public sealed partial class LoginCollectService(LiveSettings settings, InProcess
     {
         try
         {
-            done.SetResult(await LoginCollect.RunAsync(snapshot, login, locks, journal, stoppingToken).ConfigureAwait(false));
+            done.SetResult(await LoginCollect.RunAsync(snapshot, store, login, locks, journal, stoppingToken).ConfigureAwait(false));
         }
 #pragma warning disable CA1031 // handed to every waiting login as its answer
         catch (Exception ex)

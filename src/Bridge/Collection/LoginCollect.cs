@@ -9,8 +9,9 @@
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 
-namespace Bridge.Operations;
+namespace Bridge.Collection;
 
 /// <param name="Moved">Messages now in the store.</param>
 /// <param name="More">Mail was left (time up, locked, the store refused or is down): the next login takes it.</param>
@@ -39,8 +40,8 @@ public static class LoginCollect
         return user.ModeIn(snapshot.Options.Mode) == BridgeMode.Legacy ? (user.ShortName, "") : (null, "");
     }
 
-    public static async Task<CollectResult> RunAsync(SettingsSnapshot snapshot, string login, InProcessMailboxLocks locks, AppendJournal journal,
-        CancellationToken cancellationToken)
+    public static async Task<CollectResult> RunAsync(SettingsSnapshot snapshot, StoreClient store, string login, InProcessMailboxLocks locks,
+        AppendJournal journal, CancellationToken cancellationToken)
     {
         var (name, why) = Target(snapshot, login);
         if (name is null)
@@ -61,7 +62,7 @@ public static class LoginCollect
         int relayed;
         try
         {
-            (ok, relayed, more, _) = await SpoolDrain.DrainMailboxAsync(quick, name, locks, journal, dryRun: false, int.MaxValue, output,
+            (ok, relayed, more, _) = await SpoolCollector.DrainMailboxAsync(quick, store, name, locks, journal, dryRun: false, int.MaxValue, output,
                 DateTime.UtcNow + limit, hardStop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

@@ -1,6 +1,6 @@
 // Job: after a store outage, move the mail that Bridge:Legacy:FallbackToSpool wrote to the spool on to the store, by
 // itself (Bridge:Legacy:CollectAfterFallback, on by default with FallbackToSpool): every few seconds, each spool
-// mailbox of a user whose mail goes to the store is drained (SpoolDrain: in arrival order, under the same locks as
+// mailbox of a user whose mail goes to the store is collected (SpoolCollector: in arrival order, under the same locks as
 // deliveries, each message given back as received, only what the store accepted removed), in batches of a few
 // messages so deliveries to that mailbox never wait long for its locks. A store that is still down ends the round.
 // How far the store got is in the journal after every message it accepts (CollectCursor): the next batch, the next
@@ -14,12 +14,13 @@
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery.Spool;
+using Bridge.Delivery.Store;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Bridge.Operations;
+namespace Bridge.Collection;
 
-public sealed partial class FallbackCollector(LiveSettings settings, InProcessMailboxLocks locks, AppendJournal journal, ILogger<FallbackCollector> logger)
+public sealed partial class FallbackCollector(LiveSettings settings, StoreClient store, InProcessMailboxLocks locks, AppendJournal journal, ILogger logger)
     : BackgroundService
 {
     /// <summary>How often the spool is looked at while collection is on.</summary>
@@ -54,7 +55,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
     internal async Task RoundAsync(SettingsSnapshot snapshot, CancellationToken cancellationToken)
     {
         var options = snapshot.Options;
-        bool Collectable(string name) => SpoolDrain.OwnerOf(snapshot, name)?.ModeIn(options.Mode) == BridgeMode.Legacy;
+        bool Collectable(string name) => SpoolCollector.OwnerOf(snapshot, name)?.ModeIn(options.Mode) == BridgeMode.Legacy;
 
         // A collection that stopped part-way (a login's time limit, a cut that failed) and will not go on, since its
         // user is in Spool mode now: what it moved to the store is cut from the spool now, never left in both places.
@@ -78,7 +79,7 @@ public sealed partial class FallbackCollector(LiveSettings settings, InProcessMa
             while (!cancellationToken.IsCancellationRequested)
             {
                 using var output = new StringWriter();
-                var (ok, relayed, more, storeDown) = await SpoolDrain.DrainMailboxAsync(snapshot, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken,
+                var (ok, relayed, more, storeDown) = await SpoolCollector.DrainMailboxAsync(snapshot, store, name, locks, journal, dryRun: false, Batch, output, null, cancellationToken,
                     continues: true).ConfigureAwait(false);
                 if (relayed > 0 || !ok)
                 {
