@@ -3,7 +3,6 @@
 // on a CPU of its own, then the latency, mailbox-size and memory measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
 // Failure: any run that fails or loses a message stops the benchmark with a message; nothing half is written.
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Bridge.Bench;
 using Bridge.Tests.Support;
 
@@ -24,6 +23,8 @@ if (options.LoginsOnly)
     return 0;
 }
 
+// --serve: SIGINT and SIGTERM stop every peer, also when they come while the peers start or are being stopped.
+using var serveStop = options.Serve ? new StopSignal() : null;
 await using var spool = await BridgeTarget.StartSpoolAsync();
 await using var postfix = await PostfixLocalTarget.StartAsync();
 await using var legacy = await BridgeTarget.StartLegacyAsync();
@@ -32,7 +33,7 @@ await using var sink = await SmtpSinkTarget.StartAsync();
 var spoolLmtp = new BridgeLmtpTarget(spool);
 Target[] targets = [spool, postfix, legacy, dovecot, sink, spoolLmtp];
 await using var chains = await Chains.StartAsync(spool, legacy, sink);
-if (options.Serve)
+if (serveStop is not null)
 {
     // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.
     Console.WriteLine($"Bridge spool: port {spool.Port} pid {spool.Pid}; Bridge legacy: port {legacy.Port} pid {legacy.Pid}; " +
@@ -41,11 +42,8 @@ if (options.Serve)
     {
         Console.WriteLine($"chain {chain.Name}: Postfix port {chain.Port}, master pid {chain.Watched[0].Pid}");
     }
-    var stop = new TaskCompletionSource();
-    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, e => { e.Cancel = true; stop.TrySetResult(); });
-    using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, e => { e.Cancel = true; stop.TrySetResult(); });
-    await stop.Task;
-    return 0;
+    await serveStop.WaitAsync();
+    return 0; // the peers are stopped by their disposals, in the reverse order of their start; serveStop last
 }
 
 LoadShape[] shapes =
