@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds dist/bridge_<version>-<revision>_<arch>.deb from this checkout with dpkg-deb: a self-contained, trimmed,
 # ReadyToRun publish in /usr/lib/bridge (no .NET SDK or Microsoft package source needed on the target; why this
-# form: bench/README.md, "Package"), the command /usr/sbin/$COMMAND, the conffile /etc/bridge/appsettings.json, the
-# systemd unit, $COMMAND(8) and bridge.json(5) rendered from README.md (deploy/man/render.py), the MTA and Dovecot
-# snippets as examples, copyright, lintian overrides.
-# COMMAND is mailbridge: Debian's iproute2 (priority important, on every system) owns /usr/sbin/bridge (/sbin/bridge
-# with merged /usr) and bridge(8), the Linux bridge tool; dpkg refuses to overwrite them, and diverting them would
-# take that tool away from the machine.
-# Environment: ARCH (amd64, arm64; default: this machine's), REVISION (default 1), OUT (default dist), COMMAND,
+# form: bench/README.md, "Package"), the command /usr/sbin/mailbridge, the conffile /etc/bridge/appsettings.json, the
+# systemd unit, mailbridge(8) and mailbridge.json(5) rendered from README.md (deploy/man/render.py), the MTA and
+# Dovecot snippets as examples, copyright, lintian overrides.
+# The command is mailbridge, the name the build gives the executable: Debian's iproute2 (priority important, on every
+# system) owns /usr/sbin/bridge (/sbin/bridge with merged /usr) and bridge(8), the Linux bridge tool; dpkg refuses to
+# overwrite them, and diverting them would take that tool away from the machine. The package, its directories and
+# the unit keep the name bridge.
+# Environment: ARCH (amd64, arm64; default: this machine's), REVISION (default 1), OUT (default dist),
 # PUBLISH_DIR (reuse an earlier publish of the same architecture instead of publishing again).
 # Failure: exits non-zero with the failing step's message; nothing is installed.
 set -euo pipefail
@@ -20,7 +21,7 @@ case "$arch" in
   *) echo "package.sh: unsupported architecture $arch (amd64 or arm64)" >&2; exit 64 ;;
 esac
 revision=${REVISION:-1}
-command=${COMMAND:-mailbridge}
+command=mailbridge
 out=${OUT:-dist}
 upstream=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' src/Bridge/Bridge.csproj)
 version="$upstream-$revision"
@@ -29,7 +30,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 publish=${PUBLISH_DIR:-$stage/publish}
-if [ ! -x "$publish/bridge" ]; then
+if [ ! -x "$publish/$command" ]; then
   dotnet publish src/Bridge -c Release -r "$rid" --self-contained true -p:PublishTrimmed=true -p:PublishReadyToRun=true \
     -o "$publish" -nologo -v q
 fi
@@ -42,7 +43,7 @@ install -d -m 0755 "$root/DEBIAN" "$root/usr/lib/bridge" "$root/usr/sbin" "$root
 (cd "$publish" && find . -type f ! -name '*.pdb' ! -name '*.dbg' -print0) | while IFS= read -r -d '' file; do
   install -D -m 0644 "$publish/$file" "$root/usr/lib/bridge/$file"
 done
-chmod 0755 "$root/usr/lib/bridge/bridge"
+chmod 0755 "$root/usr/lib/bridge/$command"
 # strip for the package's architecture: the native one, or the cross binutils (binutils-aarch64-linux-gnu).
 case "$arch" in
   "$(dpkg --print-architecture)") strip=strip ;;
@@ -53,7 +54,7 @@ if command -v "$strip" >/dev/null 2>&1; then
 else
   echo "package.sh: $strip not found: the runtime's native libraries stay unstripped (apt-get install binutils-aarch64-linux-gnu)" >&2
 fi
-ln -s ../lib/bridge/bridge "$root/usr/sbin/$command"
+ln -s "../lib/bridge/$command" "$root/usr/sbin/$command"
 
 install -m 0644 appsettings.json "$root/etc/bridge/appsettings.json"
 sed -e "s#^ExecStart=.*#ExecStart=/usr/sbin/$command#" -e 's#(installed by deploy/install.sh)#(installed by the bridge package)#' \
@@ -62,7 +63,7 @@ chmod 0644 "$root/lib/systemd/system/bridge.service"
 
 python3 deploy/man/render.py README.md "$stage" "$upstream" "$(date -u +%Y-%m-%d -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")" "$command"
 gzip -9n -c "$stage/$command.8" > "$root/usr/share/man/man8/$command.8.gz"
-gzip -9n -c "$stage/bridge.json.5" > "$root/usr/share/man/man5/bridge.json.5.gz"
+gzip -9n -c "$stage/$command.json.5" > "$root/usr/share/man/man5/$command.json.5.gz"
 
 for dir in postfix exim dovecot; do
   install -d -m 0755 "$root/usr/share/doc/bridge/examples/$dir"

@@ -32,7 +32,7 @@ internal static class LoginCollectBench
     private static readonly string[] MaildirFolders = ["new", "cur"];
 
     /// <summary>The package's build of the daemon (bench/run.sh publishes it as deploy/package.sh does).</summary>
-    public static string PackageBuild => Path.Combine(Repository.Root, ".artifacts", "package-publish", "bridge");
+    public static string PackageBuild => Path.Combine(Repository.Root, ".artifacts", "package-publish", "mailbridge");
 
     private sealed class Variant(string name, DovecotServer store, string? spool)
     {
@@ -232,7 +232,7 @@ internal static class LoginCollectBench
         {
             if (File.Exists(Socket) || System.IO.Directory.Exists(Socket))
             {
-                throw new InvalidOperationException($"{Socket} exists: stop the installed mailbridge (systemctl stop mailbridge) for the collect-at-login benchmark, " +
+                throw new InvalidOperationException($"{Socket} exists: stop the installed daemon (systemctl stop bridge) for the collect-at-login benchmark, " +
                     "which runs the shipped client against its default socket");
             }
             var made = !System.IO.Directory.Exists(Directory);

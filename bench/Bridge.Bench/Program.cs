@@ -1,9 +1,8 @@
 // Job: the benchmark's one entry point (bench/run.sh): starts every system under test once, runs smtp-source
 // against each, run after run interleaved (so drift hits all alike), then legacy vs Dovecot again with the store
-// on a CPU of its own, then the latency, mailbox-size and memory measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
+// on a CPU of its own, then the latency (each target's, and what Bridge adds per message), mailbox-size and memory measurements, and writes the table with medians, ratios and targets to RESULTS.md (and stdout).
 // Failure: any run that fails or loses a message stops the benchmark with a message; nothing half is written.
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Bridge.Bench;
 using Bridge.Tests.Support;
 
@@ -24,6 +23,8 @@ if (options.LoginsOnly)
     return 0;
 }
 
+// --serve: SIGINT and SIGTERM stop every peer, also when they come while the peers start or are being stopped.
+using var serveStop = options.Serve ? new StopSignal() : null;
 await using var spool = await BridgeTarget.StartSpoolAsync();
 await using var postfix = await PostfixLocalTarget.StartAsync();
 await using var legacy = await BridgeTarget.StartLegacyAsync();
@@ -32,7 +33,7 @@ await using var sink = await SmtpSinkTarget.StartAsync();
 var spoolLmtp = new BridgeLmtpTarget(spool);
 Target[] targets = [spool, postfix, legacy, dovecot, sink, spoolLmtp];
 await using var chains = await Chains.StartAsync(spool, legacy, sink);
-if (options.Serve)
+if (serveStop is not null)
 {
     // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.
     Console.WriteLine($"Bridge spool: port {spool.Port} pid {spool.Pid}; Bridge legacy: port {legacy.Port} pid {legacy.Pid}; " +
@@ -41,11 +42,8 @@ if (options.Serve)
     {
         Console.WriteLine($"chain {chain.Name}: Postfix port {chain.Port}, master pid {chain.Watched[0].Pid}");
     }
-    var stop = new TaskCompletionSource();
-    using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, e => { e.Cancel = true; stop.TrySetResult(); });
-    using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, e => { e.Cancel = true; stop.TrySetResult(); });
-    await stop.Task;
-    return 0;
+    await serveStop.WaitAsync();
+    return 0; // the peers are stopped by their disposals, in the reverse order of their start; serveStop last
 }
 
 LoadShape[] shapes =
@@ -94,6 +92,17 @@ foreach (var target in targets.Where(t => t != spoolLmtp)) // the latency probe 
     latency[target.Name] = await FixedRateLatency.RunAsync(target, 100, options.LatencyDuration);
     Console.WriteLine($"latency at 100 msg/s  {target.Name,-18} p50 {latency[target.Name].P50Milliseconds:0.00} ms  p99 {latency[target.Name].P99Milliseconds:0.00} ms");
 }
+// What Bridge adds, per message: each message through Bridge paired with the same message straight to the baseline
+// (spool: smtp-sink, the bare SMTP reply; legacy: the very Dovecot LMTP Bridge relays to).
+var added = new Dictionary<string, LatencyResult>
+{
+    [spool.Name] = await AddedLatency.RunAsync(spool, new Baseline(sink.Port, false, sink.Recipient), 100, options.LatencyDuration),
+    [legacy.Name] = await AddedLatency.RunAsync(legacy, new Baseline(legacy.Store!.LmtpPort, true, TestAccounts.Alice), 100, options.LatencyDuration),
+};
+foreach (var (name, result) in added)
+{
+    Console.WriteLine($"added at 100 msg/s    {name,-18} p50 {result.P50Milliseconds:0.00} ms  p99 {result.P99Milliseconds:0.00} ms (per message, paired)");
+}
 
 var mailboxSize = await MailboxSizeLatency.RunAsync(spool, options.Messages / 10, options.LargeMailboxBytes);
 Console.WriteLine($"append latency: empty mbox p50 {mailboxSize.Empty.P50Milliseconds:0.00} ms, {options.LargeMailboxBytes >> 20} MiB mbox p50 {mailboxSize.Large.P50Milliseconds:0.00} ms");
@@ -105,7 +114,7 @@ Console.WriteLine($"RSS: 16 sessions peak {loadMemory.PeakBytes >> 20} MiB; one 
 var loginCollect = await LoginCollectBench.RunAsync(options.LoginRounds);
 
 var machine = await Machine.DescribeAsync(Path.GetTempPath());
-await PublishAsync(Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, mailboxSize, loadMemory, largeMemory,
+await PublishAsync(Report.Render(new ReportData(started, options, machine, shapes, throughput, storeOwnCore, latency, added, mailboxSize, loadMemory, largeMemory,
     chainShapes, chainRuns)) + "\n" + LoginCollectBench.Render(loginCollect));
 return 0;
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Renders bridge(8) and bridge.json(5) from their templates (deploy/man/*.in) and README.md, the one source of
+"""Renders mailbridge(8) and mailbridge.json(5) from their templates (deploy/man/*.in) and README.md, the one source of
 the key table ("## Configuration") and the reply table ("## Replies and what they mean"): the man pages are made
 from the very rows the README shows, so the two cannot drift. Usage: render.py README.md OUTDIR VERSION DATE COMMAND
-(COMMAND: the name the program has on PATH; the daemon's page is COMMAND.8).
+(COMMAND: the name the program has on PATH, mailbridge; the daemon's page is COMMAND.8, the configuration's COMMAND.json.5).
 Failure: exits non-zero naming a section or table it cannot find (the package build stops)."""
 import re
 import sys
@@ -61,7 +61,7 @@ def main():
     values = {'@VERSION@': version, '@DATE@': date, '@KEYS@': keys.rstrip('\n'), '@REPLIES@': replies.rstrip('\n'),
               '@CONFIGURATION@': paragraph(configuration), '@COMMAND@': command, '@COMMANDUPPER@': command.upper()}
     here = sys.argv[0].rsplit('/', 1)[0] if '/' in sys.argv[0] else '.'
-    for name, target in (('bridge.8', f'{command}.8'), ('bridge.json.5', 'bridge.json.5')):
+    for name, target in (('mailbridge.8', f'{command}.8'), ('mailbridge.json.5', f'{command}.json.5')):
         text = open(f'{here}/{name}.in', encoding='utf-8').read()
         for placeholder, value in values.items():
             text = text.replace(placeholder, value)

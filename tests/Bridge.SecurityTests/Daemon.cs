@@ -1,4 +1,4 @@
-// Job: the daemon under attack, as its own process (the built bridge.dll, as an administrator runs it), on a free
+// Job: the daemon under attack, as its own process (the built mailbridge.dll, as an administrator runs it), on a free
 // loopback port with a 1777 spool (any local user can create names there, as in Mac OS X Server's /var/mail): as root,
 // or as the systemd unit runs it (user bridge, group mail, exactly the unit's ambient capabilities).
 // Failure: a daemon that does not start fails the test with its output.

@@ -1,4 +1,4 @@
-// Job: the verbs of the bridge executable: the daemon (default), `check`, `drain`, `resolve`, `probe`, `--version`, `--help`.
+// Job: the verbs of the mailbridge executable: the daemon (default), `check`, `drain`, `resolve`, `probe`, `--version`, `--help`.
 // Settings work the same for every verb: appsettings.json in the working directory (else /etc/bridge), environment,
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).
@@ -18,9 +18,9 @@ namespace Bridge.Hosting;
 public static class CommandLine
 {
     private const string Usage = """
-        Usage: bridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | collect --user LOGIN | resolve ADDRESS... | probe ADDRESS [--via HOST:PORT] [--keep] [--wait S]]
+        Usage: mailbridge [check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] | drain [--user NAME] [--dry-run] | collect --user LOGIN | resolve ADDRESS... | probe ADDRESS [--via HOST:PORT] [--keep] [--wait S]]
                [--Bridge:Key=value ...]
-               bridge --version | --help
+               mailbridge --version | --help
 
           (no command)  run the daemon: the SMTP listener that takes mail from your MTA (see README.md)
           check         check the configuration and this machine (port, spool permissions, mailboxes, store, and
@@ -54,38 +54,38 @@ public static class CommandLine
             case null:
                 return await RunDaemonAsync(args).ConfigureAwait(false);
             case "--version":
-                Console.WriteLine($"bridge {Version}");
+                Console.WriteLine($"mailbridge {Version}");
                 return 0;
             case "--help" or "-h" or "help":
                 Console.WriteLine(Usage);
                 return 0;
             case "check" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] [--Bridge:Key=value ...]\n  Checks the configuration, this machine, and Postfix (postconf; MAIL_CONFIG), Exim (exim -bP) and Dovecot (doveconf) where installed; exit code 1 when any finding is FAIL.");
+                Console.WriteLine("Usage: mailbridge check [--dovecot-config FILE] [--exim BINARY] [--exim-config FILE] [--Bridge:Key=value ...]\n  Checks the configuration, this machine, and Postfix (postconf; MAIL_CONFIG), Exim (exim -bP) and Dovecot (doveconf) where installed; exit code 1 when any finding is FAIL.");
                 return 0;
             case "check":
                 return await CheckAsync(args[1..]).ConfigureAwait(false);
             case "drain" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge drain [--user NAME] [--dry-run] [--Bridge:Key=value ...]\n  Delivers spooled mail to the mail store; exit code 1 when a mailbox could not be drained completely.");
+                Console.WriteLine("Usage: mailbridge drain [--user NAME] [--dry-run] [--Bridge:Key=value ...]\n  Delivers spooled mail to the mail store; exit code 1 when a mailbox could not be drained completely.");
                 return 0;
             case "drain":
                 return await DrainAsync(args[1..]).ConfigureAwait(false);
             case "probe" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]\n  Sends one test message (through the MTA at 127.0.0.1:25 unless --via) and follows it; exit code 0 only when it arrived.");
+                Console.WriteLine("Usage: mailbridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]\n  Sends one test message (through the MTA at 127.0.0.1:25 unless --via) and follows it; exit code 0 only when it arrived.");
                 return 0;
             case "probe":
                 return await ProbeAsync(args[1..]).ConfigureAwait(false);
             case "resolve" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]\n  Explains, for each address, Bridge's reply at RCPT and where the mail would go; exit code 1 when any is refused.");
+                Console.WriteLine("Usage: mailbridge resolve ADDRESS... [--Bridge:Key=value ...]\n  Explains, for each address, Bridge's reply at RCPT and where the mail would go; exit code 1 when any is refused.");
                 return 0;
             case "resolve":
                 return await ResolveAsync(args[1..]).ConfigureAwait(false);
             case "collect" when args.Skip(1).Any(a => a is "--help" or "-h"):
-                Console.WriteLine("Usage: bridge collect --user LOGIN [--Bridge:Key=value ...]\n  Moves LOGIN's spooled mail into the store within Bridge:Legacy:LoginCollectTimeout; exit code 0 (a login must not fail for it).");
+                Console.WriteLine("Usage: mailbridge collect --user LOGIN [--Bridge:Key=value ...]\n  Moves LOGIN's spooled mail into the store within Bridge:Legacy:LoginCollectTimeout; exit code 0 (a login must not fail for it).");
                 return 0;
             case "collect":
                 return await CollectAsync(args[1..]).ConfigureAwait(false);
             default:
-                await Console.Error.WriteLineAsync($"bridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
+                await Console.Error.WriteLineAsync($"mailbridge: unknown command '{verb}'\n{Usage}").ConfigureAwait(false);
                 return 64;
         }
     }
@@ -146,7 +146,7 @@ public static class CommandLine
         var addresses = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
         if (addresses.Count != 1 || (waitText is not null && !int.TryParse(waitText, System.Globalization.CultureInfo.InvariantCulture, out _)))
         {
-            await Console.Error.WriteLineAsync("Usage: bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("Usage: mailbridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS] [--Bridge:Key=value ...]").ConfigureAwait(false);
             return 64;
         }
         var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
@@ -182,7 +182,7 @@ public static class CommandLine
         var login = TakeOption(ref args, "--user");
         if (string.IsNullOrEmpty(login))
         {
-            await Console.Error.WriteLineAsync("Usage: bridge collect --user LOGIN [--Bridge:Key=value ...]").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("Usage: mailbridge collect --user LOGIN [--Bridge:Key=value ...]").ConfigureAwait(false);
             return 0;
         }
         var snapshot = await LoadSnapshotAsync(args).ConfigureAwait(false);
@@ -206,7 +206,7 @@ public static class CommandLine
         var addresses = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToList();
         if (addresses.Count == 0)
         {
-            await Console.Error.WriteLineAsync("Usage: bridge resolve ADDRESS... [--Bridge:Key=value ...]").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("Usage: mailbridge resolve ADDRESS... [--Bridge:Key=value ...]").ConfigureAwait(false);
             return 64;
         }
         var snapshot = await LoadSnapshotAsync([.. args.Where(a => a.StartsWith("--", StringComparison.Ordinal))]).ConfigureAwait(false);
@@ -235,7 +235,7 @@ public static class CommandLine
         {
             return false;
         }
-        await Console.Error.WriteLineAsync($"bridge: {problem}").ConfigureAwait(false);
+        await Console.Error.WriteLineAsync($"mailbridge: {problem}").ConfigureAwait(false);
         return true;
     }
 
@@ -246,7 +246,7 @@ public static class CommandLine
         var (snapshot, errors) = configuration is null ? (null, [loadError!]) : SettingsSnapshot.Load(configuration, new SystemPasswdDatabase());
         if (snapshot is null)
         {
-            await Console.Error.WriteLineAsync("bridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
+            await Console.Error.WriteLineAsync("mailbridge: invalid configuration: " + string.Join("; ", errors)).ConfigureAwait(false);
         }
         return snapshot;
     }

@@ -1,4 +1,4 @@
-// Job: Bridge as its own OS process, started the way an admin starts it (dotnet bridge.dll in a working
+// Job: Bridge as its own OS process, started the way an admin starts it (dotnet mailbridge.dll in a working
 // directory holding appsettings.json), for what needs a real process: signals, exit codes, privileges.
 // Failure: a daemon that does not report "listening" within 30 s fails the test with its output.
 using System.Collections.Concurrent;
@@ -26,12 +26,12 @@ public sealed class BridgeProcess : IAsyncDisposable
         foreach (var file in Directory.GetFiles(AppContext.BaseDirectory))
         {
             var name = Path.GetFileName(file);
-            if (name.StartsWith("bridge", StringComparison.Ordinal) || name.EndsWith(".dll", StringComparison.Ordinal))
+            if (name.StartsWith("mailbridge", StringComparison.Ordinal) || name.EndsWith(".dll", StringComparison.Ordinal))
             {
                 File.Copy(file, dir[name]);
             }
         }
-        return dir["bridge.dll"];
+        return dir["mailbridge.dll"];
     }
 
     /// <summary>Runs the executable to its end in <paramref name="workingDirectory"/> (e.g. `check`, or a start that must fail).</summary>
@@ -43,7 +43,7 @@ public sealed class BridgeProcess : IAsyncDisposable
         // BRIDGE_EXECUTABLE (see StartUnderAsync) runs the verbs of another build too, e.g. to show a test fails before a fix.
         var command = Environment.GetEnvironmentVariable("BRIDGE_EXECUTABLE") is { Length: > 0 } other
             ? Proc.Quote(other)
-            : "dotnet " + Proc.Quote(File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory));
+            : "dotnet " + Proc.Quote(File.Exists(workingDirectory["mailbridge.dll"]) ? workingDirectory["mailbridge.dll"] : CopyDaemon(workingDirectory));
         return Proc.RunAsync("/bin/sh", ["-c", $"cd {Proc.Quote(workingDirectory.Path)} && exec {command} {string.Join(' ', args.Select(Proc.Quote))}"],
             timeout: TimeSpan.FromSeconds(30), environment: environment);
     }
@@ -51,7 +51,7 @@ public sealed class BridgeProcess : IAsyncDisposable
     /// <summary>Runs the executable to its end as the unprivileged user nobody.</summary>
     public static Task<ProcResult> RunAsNobodyAsync(TempDir workingDirectory, params string[] args)
     {
-        var dll = File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory);
+        var dll = File.Exists(workingDirectory["mailbridge.dll"]) ? workingDirectory["mailbridge.dll"] : CopyDaemon(workingDirectory);
         var dotnet = Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal) ? Environment.ProcessPath : "/usr/bin/dotnet";
         return Proc.RunAsync("setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups",
             "env", $"HOME={workingDirectory.Path}", "DOTNET_CLI_TELEMETRY_OPTOUT=1", dotnet, dll, .. args], timeout: TimeSpan.FromSeconds(30));
@@ -64,9 +64,9 @@ public sealed class BridgeProcess : IAsyncDisposable
     public static async Task<BridgeProcess> StartUnderAsync(string[] wrapper, TempDir workingDirectory,
         IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        // BRIDGE_EXECUTABLE=/usr/lib/bridge/bridge runs another build (e.g. the package's self-contained one) instead.
+        // BRIDGE_EXECUTABLE=/usr/lib/bridge/mailbridge runs another build (e.g. the package's self-contained one) instead.
         var executable = Environment.GetEnvironmentVariable("BRIDGE_EXECUTABLE") is { Length: > 0 } other ? other : null;
-        var dll = executable ?? (File.Exists(workingDirectory["bridge.dll"]) ? workingDirectory["bridge.dll"] : CopyDaemon(workingDirectory));
+        var dll = executable ?? (File.Exists(workingDirectory["mailbridge.dll"]) ? workingDirectory["mailbridge.dll"] : CopyDaemon(workingDirectory));
         var host = executable ?? "dotnet";
         var info = new ProcessStartInfo(wrapper.Length > 0 ? wrapper[0] : host)
         {

@@ -95,6 +95,9 @@ public sealed class PostfixServer : IAsyncDisposable
         StartAsync("local.test", ["relayhost=", $"mydestination={domain}", $"mail_spool_directory={spoolDirectory}",
             "home_mailbox=", "mailbox_command=", "local_transport=local"], 0);
 
+    /// <summary>master.cf as the postfix package ships it, whatever the host's /etc/postfix/master.cf says.</summary>
+    private const string StockMasterCf = "/usr/share/postfix/master.cf.dist";
+
     private static async Task<PostfixServer> StartAsync(string hostName, string[] roleSettings, int port)
     {
         Peers.RequireRoot();
@@ -106,8 +109,14 @@ public sealed class PostfixServer : IAsyncDisposable
         await Proc.RunAsync("chown", ["postfix", data]);
         File.Copy("/usr/share/postfix/main.cf.debian", Path.Combine(conf, "main.cf"));
         port = port == 0 ? FreePort.Next() : port;
-        var master = await File.ReadAllTextAsync("/etc/postfix/master.cf");
-        master = master.Replace("\nsmtp      inet", $"\n{port}      inet", StringComparison.Ordinal);
+        // The package's pristine master.cf, not the host's /etc/postfix/master.cf (which may run postscreen on port 25
+        // or be edited otherwise): its stock "smtp inet ... smtpd" line becomes smtpd on this instance's port.
+        var stock = await File.ReadAllTextAsync(StockMasterCf);
+        var master = stock.Replace("\nsmtp      inet", $"\n{port}      inet", StringComparison.Ordinal);
+        if (master == stock)
+        {
+            throw new InvalidOperationException($"{StockMasterCf} has no \"smtp      inet\" line to give this Postfix its port {port}");
+        }
         await File.WriteAllTextAsync(Path.Combine(conf, "master.cf"), master);
         string[] settings =
         [

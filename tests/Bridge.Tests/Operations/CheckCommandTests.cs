@@ -2,7 +2,7 @@ using Bridge.Tests.Support;
 
 namespace Bridge.Tests.Operations;
 
-/// <summary>`bridge check`, `--version` and `--help`, run as the executable an admin runs.</summary>
+/// <summary>`mailbridge check`, `--version` and `--help`, run as the executable an admin runs.</summary>
 public class CheckCommandTests
 {
     private static string[] Settings(TempDir spool, TempDir dir, int port) =>
@@ -120,9 +120,9 @@ public class CheckCommandTests
         var checkHelp = await BridgeProcess.RunToExitAsync(dir, "check", "--help");
         var unknown = await BridgeProcess.RunToExitAsync(dir, "frobnicate");
 
-        Assert.Matches(@"^bridge \d+\.\d+\.\d+\n$", version.Stdout);
+        Assert.Matches(@"^mailbridge \d+\.\d+\.\d+\n$", version.Stdout);
         Assert.Contains("check         check the configuration and this machine", help.Stdout, StringComparison.Ordinal);
-        Assert.StartsWith("Usage: bridge check", checkHelp.Stdout, StringComparison.Ordinal);
+        Assert.StartsWith("Usage: mailbridge check", checkHelp.Stdout, StringComparison.Ordinal);
         Assert.Equal(64, unknown.ExitCode);
         Assert.Contains("unknown command 'frobnicate'", unknown.Stderr, StringComparison.Ordinal);
     }

@@ -33,7 +33,7 @@ public class DeployTests
         var port = FreePort.Privileged();
         const string caps = "+net_bind_service,+chown,+dac_override,+fowner,+setuid,+setgid";
         var run = Proc.RunAsync("setpriv", ["--reuid=bridge", "--regid=mail", "--init-groups", $"--inh-caps={caps}", $"--ambient-caps={caps}",
-            "--", target["lib/bridge"], $"--Bridge:Listen:Port={port}", $"--Bridge:Spool:Directory={spool.Path}",
+            "--", target["lib/mailbridge"], $"--Bridge:Listen:Port={port}", $"--Bridge:Spool:Directory={spool.Path}",
             $"--Bridge:Spool:JournalDirectory={state["journal"]}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"],
             timeout: TimeSpan.FromSeconds(60), environment: new Dictionary<string, string> { ["HOME"] = state.Path });
         try

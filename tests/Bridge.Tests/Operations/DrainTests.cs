@@ -151,7 +151,7 @@ public class DrainTests
         }
         BridgeProcess.CopyDaemon(dir);
 
-        var result = await Proc.RunAsync("/usr/bin/time", ["-f", "maxrss=%M", "dotnet", dir["bridge.dll"], "drain", "--dry-run",
+        var result = await Proc.RunAsync("/usr/bin/time", ["-f", "maxrss=%M", "dotnet", dir["mailbridge.dll"], "drain", "--dry-run",
             "--user", TestAccounts.Alice, $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={dir["journal"]}",
             "--Bridge:Legacy:Host=127.0.0.1"], timeout: TimeSpan.FromMinutes(3));
 

@@ -42,8 +42,8 @@ public partial class PackageTests
         var lint = await Proc.RunAsync(lintian, ["--tag-display-limit", "0", first], timeout: TimeSpan.FromMinutes(3));
         Assert.DoesNotContain(lint.Output.Split('\n'), l => l.StartsWith("E:", StringComparison.Ordinal));
         var contents = (await Proc.RunAsync("dpkg-deb", ["-c", first])).Stdout;
-        foreach (var path in (string[])["./usr/sbin/mailbridge -> ../lib/bridge/bridge", "./usr/lib/bridge/bridge", "./etc/bridge/appsettings.json",
-                     "./lib/systemd/system/bridge.service", "./usr/share/man/man8/mailbridge.8.gz", "./usr/share/man/man5/bridge.json.5.gz",
+        foreach (var path in (string[])["./usr/sbin/mailbridge -> ../lib/bridge/mailbridge", "./usr/lib/bridge/mailbridge", "./etc/bridge/appsettings.json",
+                     "./lib/systemd/system/bridge.service", "./usr/share/man/man8/mailbridge.8.gz", "./usr/share/man/man5/mailbridge.json.5.gz",
                      "./usr/share/doc/bridge/copyright", "./usr/share/doc/bridge/examples/postfix/main.cf.snippet",
                      "./usr/share/doc/bridge/examples/exim/router-bridge.conf", "./usr/share/doc/bridge/examples/dovecot/10-bridge-spool.conf",
                      "./usr/lib/bridge/dovecot-collect", "./usr/share/doc/bridge/examples/dovecot/30-bridge-collect.conf"])
@@ -57,10 +57,10 @@ public partial class PackageTests
         try
         {
             await AptAsync("install", "-y", first);
-            Assert.Equal("bridge 0.1.0", (await Proc.RunAsync(Command, ["--version"])).Stdout.Trim());
+            Assert.Equal("mailbridge 0.1.0", (await Proc.RunAsync(Command, ["--version"])).Stdout.Trim());
             Assert.Equal("/usr/share/man/man8/mailbridge.8.gz", (await Proc.RunAsync("man", ["-w", "mailbridge"])).Stdout.Trim());
-            Assert.Equal("/usr/share/man/man5/bridge.json.5.gz", (await Proc.RunAsync("man", ["-w", "5", "bridge.json"])).Stdout.Trim());
-            var page = (await Proc.RunAsync("man", ["-P", "cat", "5", "bridge.json"], environment: new Dictionary<string, string> { ["MANWIDTH"] = "200" })).Stdout;
+            Assert.Equal("/usr/share/man/man5/mailbridge.json.5.gz", (await Proc.RunAsync("man", ["-w", "5", "mailbridge.json"])).Stdout.Trim());
+            var page = (await Proc.RunAsync("man", ["-P", "cat", "5", "mailbridge.json"], environment: new Dictionary<string, string> { ["MANWIDTH"] = "200" })).Stdout;
             foreach (var key in (string[])["Bridge:MaxBytesInFlight", "Bridge:Spool:JournalDirectory", "Bridge:Legacy:FallbackToSpool", "Bridge:Metrics:PrometheusPort"])
             {
                 Assert.Contains(key, page, StringComparison.Ordinal);

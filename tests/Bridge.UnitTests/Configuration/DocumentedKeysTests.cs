@@ -7,7 +7,7 @@ using Bridge.Tests.Support;
 namespace Bridge.UnitTests.Configuration;
 
 /// <summary>Pure logic: every configuration key Bridge binds is a row of README's key table, the one source the man
-/// page bridge.json(5) is rendered from (deploy/man/render.py), and every row names a key that exists.</summary>
+/// page mailbridge.json(5) is rendered from (deploy/man/render.py), and every row names a key that exists.</summary>
 public partial class DocumentedKeysTests
 {
     [GeneratedRegex(@"`(Bridge:[A-Za-z:]+)`")]
