@@ -76,7 +76,7 @@ public static class BridgeHost
         var journalDirectory = snapshot.Options.Spool.JournalDirectory;
         if (new AppendJournal(journalDirectory).Prepare() is { } journalProblem)
         {
-            return (null, StartupError.Unavailable($"bridge: {journalProblem}"));
+            return (null, StartupError.Unavailable($"mailbridge: {journalProblem}"));
         }
 
         var listener = new BoundListener();

@@ -1,6 +1,6 @@
 // Job: where Bridge's appsettings.json is read from, for the daemon and every verb alike: the working directory
 // when it holds one (a checkout, the tests, `sudo dotnet run`), else /etc/bridge (the package's conffile and
-// deploy/install.sh), so that `bridge check` typed in any directory checks the installed configuration.
+// deploy/install.sh), so that `mailbridge check` typed in any directory checks the installed configuration.
 // Failure: none; with neither file, the working directory (defaults, environment and command line still apply).
 namespace Bridge.Hosting;
 

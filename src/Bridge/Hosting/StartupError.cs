@@ -10,7 +10,7 @@ public sealed record StartupError(int ExitCode, string Message)
 
     public const int UnavailableExitCode = 69;
 
-    public static StartupError InvalidConfiguration(string problems) => new(ConfigExitCode, $"bridge: invalid configuration: {problems}");
+    public static StartupError InvalidConfiguration(string problems) => new(ConfigExitCode, $"mailbridge: invalid configuration: {problems}");
 
     public static StartupError Unavailable(string message) => new(UnavailableExitCode, message);
 

@@ -153,7 +153,7 @@ internal static unsafe partial class ThreadIdentity
             var capsBack = !capsChanged || Syscall(SysCapset, (long)&header, (long)back) == 0;
             if ((uint)SetFsuid(uint.MaxValue) != savedFsuid || (uint)SetFsgid(uint.MaxValue) != savedFsgid || !groupsBack || !capsBack)
             {
-                Environment.FailFast($"bridge: could not give this thread its own identity back after opening {path} as {rights}");
+                Environment.FailFast($"mailbridge: could not give this thread its own identity back after opening {path} as {rights}");
             }
             return fd;
         }

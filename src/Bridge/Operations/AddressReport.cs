@@ -1,4 +1,4 @@
-// Job: `bridge resolve ADDRESS...`: for each address, what Bridge would answer at RCPT and, when it accepts it, why
+// Job: `mailbridge resolve ADDRESS...`: for each address, what Bridge would answer at RCPT and, when it accepts it, why
 // and where the mail would go: the user and how it was found, the first short name, the mailbox (path, whether it
 // exists, owner, mode, whether Bridge would write it), the delivery mode and where it comes from, and the target.
 // Nothing is sent or written.

@@ -1,4 +1,4 @@
-// Job: run another program's configuration tool (postconf, postmap, doveconf) for `bridge check`: find it where
+// Job: run another program's configuration tool (postconf, postmap, doveconf) for `mailbridge check`: find it where
 // Debian installs it, run it with a time limit, return its output.
 // Failure: none thrown; a missing program is null from Find, a failing or hanging one is (false, its message).
 using System.Diagnostics;

@@ -1,4 +1,4 @@
-// Job: the Dovecot part of `bridge check`, read with doveconf(1) (/etc/dovecot/dovecot.conf, or the file given with
+// Job: the Dovecot part of `mailbridge check`, read with doveconf(1) (/etc/dovecot/dovecot.conf, or the file given with
 // `check --dovecot-config`). Where users read the spool (anyone in Spool mode): INBOX must be Bridge's spool
 // directory with the user's name (mail_location INBOX=<Bridge:Spool:Directory>/%u or %n), Dovecot must be able to
 // create dotlocks there (a 1777 spool, or mail_privileged_group = the spool directory's group with write), and its

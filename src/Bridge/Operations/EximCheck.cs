@@ -1,4 +1,4 @@
-// Job: the Exim part of `bridge check`, read with `exim -bP` (the binary on PATH, or `check --exim BINARY`; its own
+// Job: the Exim part of `mailbridge check`, read with `exim -bP` (the binary on PATH, or `check --exim BINARY`; its own
 // configuration, or `check --exim-config FILE`): a manualroute router sends mail to Bridge's listener
 // (route_list ... 127.0.0.1::<Bridge:Listen:Port>), it comes first (a router before it may deliver mail for Bridge's
 // domains itself), its transport sends one recipient per transaction (max_rcpt = 1), and message_size_limit is not

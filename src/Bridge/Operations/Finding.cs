@@ -1,4 +1,4 @@
-// Job: one line of `bridge check`: a level, what was checked, what was found, and the fix when there is one.
+// Job: one line of `mailbridge check`: a level, what was checked, what was found, and the fix when there is one.
 // Failure: none; values only.
 namespace Bridge.Operations;
 

@@ -1,4 +1,4 @@
-// Job: the sockets part of `bridge check` (Bridge:Lmtp:Socket; Bridge:Collect:Socket for Dovecot's logins): the socket
+// Job: the sockets part of `mailbridge check` (Bridge:Lmtp:Socket; Bridge:Collect:Socket for Dovecot's logins): the socket
 // exists and is a socket (Bridge creates it at start), has the configured mode and group, who besides root can write
 // its directory, and each user that connects to it (Postfix's mail_owner, Exim's Debian-exim; dovecot) may connect:
 // search permission on every directory above it and write permission on the socket, by owner, group membership or

@@ -1,4 +1,4 @@
-// Job: the Postfix part of `bridge check`: read the MTA's own configuration with postconf(1) (the main.cf of
+// Job: the Postfix part of `mailbridge check`: read the MTA's own configuration with postconf(1) (the main.cf of
 // $MAIL_CONFIG, else /etc/postfix, as postconf itself does) and report, naming the setting to change, whether mail
 // for Bridge:LocalDomains reaches Bridge's listener (relayhost, or a transport_maps entry, checked with postmap -q),
 // whether Postfix delivers a local domain itself (mydestination, virtual_mailbox_domains: Bridge never sees that

@@ -1,4 +1,4 @@
-// Job: `bridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS]`: send one real, recognisable message
+// Job: `mailbridge probe ADDRESS [--via HOST:PORT] [--keep] [--wait SECONDS]`: send one real, recognisable message
 // (Message-Id <bridge-probe-...>, null sender, so it never bounces to anyone) through the MTA (default
 // 127.0.0.1:25) or straight to Bridge, and follow it hop by hop, each with its time: the MTA's reply and queue id;
 // for a spool recipient the record in the mailbox with Bridge's own queue id from its Received header (then the
@@ -47,7 +47,7 @@ public static partial class Probe
         var id = $"bridge-probe-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
         var messageId = $"<{id}@{options.ServerName}>";
         var message = Encoding.ASCII.GetBytes($"From: Bridge probe <MAILER-DAEMON@{options.ServerName}>\r\nTo: <{route.Address}>\r\n" +
-            $"Subject: Bridge probe {id}\r\nMessage-Id: {messageId}\r\nX-Bridge-Probe: {id}\r\n\r\nA test message sent by `bridge probe`; it is removed again unless --keep was given.");
+            $"Subject: Bridge probe {id}\r\nMessage-Id: {messageId}\r\nX-Bridge-Probe: {id}\r\n\r\nA test message sent by `mailbridge probe`; it is removed again unless --keep was given.");
 
         // Hop 1: the MTA (or Bridge itself) takes the message.
         var first = direct ? $"bridge [{host}]:{port}" : $"mta [{host}]:{port}";

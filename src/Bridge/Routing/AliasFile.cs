@@ -12,7 +12,7 @@
 // Failure: never throws. A file of Bridge:AliasFiles that cannot be read makes the reading incomplete (Unreadable);
 // an include that cannot be used is a target of kind Unusable, which makes its alias undeliverable (refused at RCPT).
 // No problem text carries a byte of what a file holds: each names the file and line (and the alias); what the line
-// holds is kept apart (Detail) for `bridge check`, which the administrator runs.
+// holds is kept apart (Detail) for `mailbridge check`, which the administrator runs.
 using System.Text;
 using Bridge.Native;
 
@@ -53,12 +53,12 @@ public sealed record AliasTarget(AliasTargetKind Kind, string Value, string Sour
 public sealed record AliasEntry(string Name, IReadOnlyList<AliasTarget> Targets, string Source);
 
 /// <param name="Text">What is wrong, naming the alias but no byte of what a file holds (for logs and replies).</param>
-/// <param name="Detail">What the line holds, for `bridge check` only.</param>
+/// <param name="Detail">What the line holds, for `mailbridge check` only.</param>
 public sealed record AliasProblem(string Source, string Text, string? Detail = null)
 {
     public override string ToString() => $"{Source}: {Text}";
 
-    /// <summary>With what the line holds (`bridge check`).</summary>
+    /// <summary>With what the line holds (`mailbridge check`).</summary>
     public string Described => Detail is null ? ToString() : $"{this}: {Detail}";
 }
 

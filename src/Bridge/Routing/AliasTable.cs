@@ -9,7 +9,7 @@
 // file of Bridge:AliasFiles unread keeps the last good table in force (logged) and is tried again at the next change;
 // when there is no good table yet (the first reading failed), every lookup answers "not available" and Routing defers.
 // Failure: never throws; what the files say wrong is reported (Report, e.g. the log) at each reading, with file and
-// line and no byte of any file's content, and listed in Problems for `bridge check`.
+// line and no byte of any file's content, and listed in Problems for `mailbridge check`.
 namespace Bridge.Routing;
 
 /// <param name="Names">The local names the alias ends at (not yet checked as users), in order, each once.</param>

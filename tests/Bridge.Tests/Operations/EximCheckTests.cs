@@ -9,7 +9,7 @@ public class EximCheckTests
     private const string Exim = "/var/cache/bridge-test-peers/exim/usr/sbin/exim4";
 
     /// <summary>An Exim configuration with deploy/exim's router (Bridge's port put in) and transport, as an admin
-    /// includes them, changed by <paramref name="edit"/>; then `bridge check` on it.</summary>
+    /// includes them, changed by <paramref name="edit"/>; then `mailbridge check` on it.</summary>
     private static async Task<(string[] Lines, int ExitCode)> CheckAsync(Func<string, string> edit, params string[] settings)
     {
         Peers.RequireRoot();

@@ -2,7 +2,7 @@ using Bridge.Tests.Support;
 
 namespace Bridge.Tests.Operations;
 
-/// <summary>`bridge check` with Bridge:Lmtp:Socket: a real Postfix configuration (deploy/postfix/main.cf.lmtp, read
+/// <summary>`mailbridge check` with Bridge:Lmtp:Socket: a real Postfix configuration (deploy/postfix/main.cf.lmtp, read
 /// with postconf through MAIL_CONFIG) routing a domain to the socket, the socket's mode and group, and whether
 /// Postfix's user may connect to it.</summary>
 public class LmtpCheckTests
@@ -47,7 +47,7 @@ public class LmtpCheckTests
             l.Contains("postfix (the MTA's delivery agent) cannot connect: it may not write the socket (mode 600", StringComparison.Ordinal));
     }
 
-    /// <summary>The lines of `bridge check` about Postfix and the LMTP socket.</summary>
+    /// <summary>The lines of `mailbridge check` about Postfix and the LMTP socket.</summary>
     private static async Task<List<string>> CheckAsync(TempDir dir, string conf, SpoolScenario s, string[] lmtp)
     {
         var result = await BridgeProcess.RunToExitAsync(dir, new Dictionary<string, string> { ["MAIL_CONFIG"] = conf },

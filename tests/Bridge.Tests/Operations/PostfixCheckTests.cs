@@ -2,7 +2,7 @@ using Bridge.Tests.Support;
 
 namespace Bridge.Tests.Operations;
 
-/// <summary>`bridge check` reading a real Postfix configuration with postconf (a private main.cf made from Debian's,
+/// <summary>`mailbridge check` reading a real Postfix configuration with postconf (a private main.cf made from Debian's,
 /// selected with MAIL_CONFIG as postconf itself does): configured well, and with each mistake that keeps mail from
 /// Bridge or bounces it, each with the setting to change.</summary>
 public class PostfixCheckTests

@@ -145,7 +145,7 @@ public sealed class AliasTests : IDisposable
         var problems = table.Problems;
         Assert.Equal(2, problems.Count);
         Assert.EndsWith("aliases:2: alias pipe: a target is a command, which Bridge cannot deliver; mail to pipe is refused at RCPT", problems[0].ToString(), StringComparison.Ordinal);
-        Assert.Equal("|/bin/cat", problems[0].Detail); // for `bridge check`, which the administrator runs
+        Assert.Equal("|/bin/cat", problems[0].Detail); // for `mailbridge check`, which the administrator runs
         Assert.EndsWith("aliases:3: alias far: a target is a remote address, which Bridge cannot deliver; mail to far is refused at RCPT", problems[1].ToString(), StringComparison.Ordinal);
     }
 

@@ -4,7 +4,7 @@
 // mailbox locks before the first byte is appended, removed after the append is fsync'ed or rolled back. An entry
 // found later means Bridge died mid-append: AppendRecovery proves, page by page, which bytes are Bridge's own.
 // An entry that cannot be parsed (torn by ENOSPC, garbled by a disk error, written by an older version) is moved
-// to <journal>/kept/ with a note saying why, so it never stops a delivery or the start; `bridge check` lists it.
+// to <journal>/kept/ with a note saying why, so it never stops a delivery or the start; `mailbridge check` lists it.
 // Failure: Record returns the errno (the delivery is then deferred: no append without its journal entry); Find
 // never throws: an unreadable entry is a Problem value.
 using System.Globalization;
@@ -389,7 +389,7 @@ public sealed class AppendJournal(string directory)
         }
     }
 
-    /// <summary>Entries moved aside by Keep (for `bridge check`).</summary>
+    /// <summary>Entries moved aside by Keep (for `mailbridge check`).</summary>
     public IReadOnlyList<KeptJournalEntry> KeptEntries()
     {
         var kept = System.IO.Path.Combine(directory, KeptFolder);

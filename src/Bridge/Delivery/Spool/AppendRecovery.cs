@@ -7,7 +7,7 @@
 //   that opened the mailbox before still writes into the file everyone reads), so no reader merges the other
 //   writer's message into a half one, and not one of the other writer's bytes is lost.
 // - anything else (bytes Bridge cannot attribute, a mailbox it cannot read): everything is kept, the entry is moved
-//   to the journal's kept/ folder with the reason, and a critical note says so (`bridge check` reports it).
+//   to the journal's kept/ folder with the reason, and a critical note says so (`mailbridge check` reports it).
 // Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
 // recovery runs again before the next delivery.
 using Bridge.Common;
@@ -242,6 +242,6 @@ internal static class AppendRecovery
     {
         var kept = journal.Keep(name, why, critical);
         var where = kept is null ? "the entry was removed (it could not be moved aside)" : $"the entry is kept in {kept}";
-        return new RecoveryResult(new RecoveryNote(critical, $"{name}: {why}; {where}; `bridge check` reports it until it is removed"));
+        return new RecoveryResult(new RecoveryNote(critical, $"{name}: {why}; {where}; `mailbridge check` reports it until it is removed"));
     }
 }

@@ -409,6 +409,6 @@ internal static class MailboxCut
         {
             _ = journal.KeepEntry(name, DataKind, why); // the staged bytes go with it: they may be all that is left of them
         }
-        return new RecoveryNote(true, $"{name}: {why}; {(kept is null ? "the entry was removed" : $"the entry is kept in {kept}")}; `bridge check` reports it until it is removed");
+        return new RecoveryNote(true, $"{name}: {why}; {(kept is null ? "the entry was removed" : $"the entry is kept in {kept}")}; `mailbridge check` reports it until it is removed");
     }
 }

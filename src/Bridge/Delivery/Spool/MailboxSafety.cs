@@ -1,7 +1,7 @@
 // Job: the one definition of a mailbox Bridge may write: a regular file (never a symbolic link, FIFO or device),
 // with exactly one link (no hard link planted by another user), owned by the user whose mail it holds, and not
-// readable by others. Delivery (LockedMailbox) refuses a mailbox that breaks the first three rules; `bridge check`
-// and `bridge resolve` report all four, with the fix.
+// readable by others. Delivery (LockedMailbox) refuses a mailbox that breaks the first three rules; `mailbridge check`
+// and `mailbridge resolve` report all four, with the fix.
 // Failure: none; a problem is a value (what is wrong, and the fix an administrator applies).
 using Bridge.Native;
 

@@ -78,7 +78,7 @@ public class CrashRecoveryTests
     private static Task<BridgeServer> StartAsync(TempDir spool, TempDir root) => BridgeServer.StartAsync(spool.Path, root.Path,
         $"Bridge:LocalDomains:0={SpoolScenario.Domain}", $"Bridge:Users:0:ShortNames:0={TestAccounts.Alice}");
 
-    /// <summary>`bridge check` on the spool and journal of the test, as an administrator runs it.</summary>
+    /// <summary>`mailbridge check` on the spool and journal of the test, as an administrator runs it.</summary>
     private static Task<ProcResult> CheckAsync(TempDir spool, TempDir root) => BridgeProcess.RunToExitAsync(root, ["check",
         $"--Bridge:Spool:Directory={spool.Path}", $"--Bridge:Spool:JournalDirectory={root["journal"]}",
         $"--Bridge:Listen:Port={FreePort.Next()}", $"--Bridge:LocalDomains:0={SpoolScenario.Domain}"]);
