@@ -142,6 +142,8 @@ public static class BridgeHost
         builder.Services.AddSingleton<SessionGate>();
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
+        builder.Services.AddSingleton<MailboxFilterAdapter>();
+        builder.Services.AddSingleton<MessageStoreAdapter>();
         builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
         builder.Services.AddHostedService<FallbackCollector>();
         builder.Services.AddHostedService<LoginCollectService>();

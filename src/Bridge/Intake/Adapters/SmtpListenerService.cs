@@ -14,7 +14,7 @@ using SmtpServer.ComponentModel;
 namespace Bridge.Intake.Adapters;
 
 internal sealed partial class SmtpListenerService(
-    BoundListener listener, LiveSettings settings, SessionGate gate, RecipientFilter filter, MessageIntake intake,
+    BoundListener listener, LiveSettings settings, SessionGate gate, MailboxFilterAdapter filter, MessageStoreAdapter intake,
     ILoggerFactory loggers) : IHostedService
 {
     // The category keeps the name it had before the adapters moved into Intake/Adapters: log lines are an interface.
@@ -34,8 +34,7 @@ internal sealed partial class SmtpListenerService(
             .MaxMessageSize(options.MaxMessageBytes, MaxMessageSizeHandling.Ignore)
             .MaxRetryCount(options.MaxErrorsPerSession)
             .CommandWaitTimeout(options.CommandTimeout + CommandWaitBackstop)
-            .CustomSmtpGreeting(context =>
-                $"220 {context.ServerOptions.ServerName} {(SessionState.Of(context).Lmtp ? "LMTP" : "ESMTP")} Bridge");
+            .CustomSmtpGreeting(context => Replies.Greeting(context.ServerOptions.ServerName, SessionWire.Of(context).State.Lmtp));
         foreach (var bound in listener.Endpoints)
         {
             builder = builder.Endpoint(e => e.Endpoint(bound).SessionTimeout(TimeSpan.FromDays(1)));
@@ -50,7 +49,7 @@ internal sealed partial class SmtpListenerService(
         services.Add(intake);
 
         _server = new SmtpServer.SmtpServer(serverOptions, services);
-        _server.SessionCreated += (_, args) => SessionState.Of(args.Context); // attached by the listener already
+        _server.SessionCreated += (_, args) => SessionWire.Of(args.Context); // attached by the listener already
         _server.SessionFaulted += (_, args) => LogSessionFaulted(args.Exception.GetType().Name, args.Exception.Message);
         _running = _server.StartAsync(CancellationToken.None);
         LogListening(endpoint, options.Mode, options.ServerName);
