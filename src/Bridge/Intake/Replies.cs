@@ -1,8 +1,7 @@
 // Job: the one home of every reply text Bridge composes for its SMTP and LMTP clients (what the session logic
 // decides, what the input guard says before it closes, and what the library's own texts become, ReplyTextStream's
 // table): one place to read what a client can be told, and to change it.
-// The parameter refusals of one MAIL/RCPT line stay beside the RFC rules that pick them (Adapters/CommandScreen);
-// a store's or a file's own text reaches a client only through SmtpReplies (an enhanced code, clean ASCII).
+// A store's or a file's own text reaches a client only through SmtpReplies (an enhanced code, clean ASCII).
 // Failure: none; constants and pure functions.
 using System.Net;
 using Bridge.Common;
@@ -26,6 +25,41 @@ internal static class Replies
     public const string StreamTooLong = "552 5.3.4 Message size exceeds fixed limit, closing connection";
     public const string BudgetSpent = "452 4.3.1 Too much mail in transit (Bridge:MaxBytesInFlight), try again later";
 
+    // The parameters and address bytes of one MAIL/RCPT line (Adapters/CommandScreen; RFC 1870, 3461, 5321, 6152, 6531).
+    public static DeliveryStatus UnreadableAddress(string enhanced, string role, bool smtputf8) => new(553, enhanced, smtputf8
+        ? $"Bad {role} address syntax: it is not valid UTF-8 (RFC 6531)"
+        : $"Bad {role} address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)");
+
+    public static DeliveryStatus DuplicateParameter(string verb, string keyword) => ParameterSyntax($"Duplicate {verb} parameter {keyword}");
+
+    public static DeliveryStatus BadSize => ParameterSyntax("Bad SIZE parameter: 1 to 20 digits expected (RFC 1870)");
+
+    public static DeliveryStatus BadBody => ParameterSyntax("Bad BODY parameter: 7BIT or 8BITMIME expected (RFC 6152)");
+
+    public static DeliveryStatus Smtputf8WithValue => ParameterSyntax("SMTPUTF8 takes no value (RFC 6531)");
+
+    public static DeliveryStatus BadRet => ParameterSyntax("Bad RET parameter: FULL or HDRS expected (RFC 3461)");
+
+    public static DeliveryStatus BadEnvid => ParameterSyntax("Bad ENVID parameter: up to 100 characters of xtext expected (RFC 3461)");
+
+    public static DeliveryStatus BadNotify => ParameterSyntax("Bad NOTIFY parameter: NEVER, or SUCCESS, FAILURE, DELAY separated by commas (RFC 3461)");
+
+    public static DeliveryStatus BadOrcpt => ParameterSyntax("Bad ORCPT parameter: addr-type;xtext expected, e.g. rfc822;user@example.org (RFC 3461)");
+
+    public static DeliveryStatus ParameterTooLong(int max) => ParameterSyntax($"Parameter longer than {max} bytes");
+
+    public static DeliveryStatus BadKeyword => ParameterSyntax("Bad parameter keyword");
+
+    public static DeliveryStatus BadValue(string keyword) => ParameterSyntax($"Bad value of parameter {keyword}");
+
+    public static DeliveryStatus BinaryMime => Unsupported("BODY=BINARYMIME (it needs CHUNKING, which is not offered)");
+
+    public static DeliveryStatus UnsupportedParameter(string verb, string keyword) => Unsupported($"{verb} parameter {keyword}");
+
+    private static DeliveryStatus ParameterSyntax(string text) => new(501, "5.5.4", text);
+
+    private static DeliveryStatus Unsupported(string what) => new(555, "5.5.4", $"Unsupported {what}");
+
     // MAIL and RCPT (RecipientFilter).
     public static DeliveryStatus ShuttingDown => new(421, "4.3.2", "Service shutting down, try again later");
 
@@ -34,7 +68,7 @@ internal static class Replies
     public static DeliveryStatus UnwritableAddress(string enhanced, string role) =>
         new(553, enhanced, $"Bad {role} address syntax: a control character in the local part");
 
-    // The message (MessageIntake).
+    // The message (MessageIntake; TooBig also for a MAIL's SIZE, CommandScreen).
     public static DeliveryStatus TooBig(long max) => new(552, "5.3.4", $"Message size exceeds fixed limit of {max} bytes");
 
     public static DeliveryStatus BareLineFeed => new(550, "5.5.2", "Bare <LF> received: SMTP requires <CR><LF> line ends");

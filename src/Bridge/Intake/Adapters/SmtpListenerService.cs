@@ -1,6 +1,7 @@
-// Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store and command factory.
+// Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store (the adapters in front of
+// RecipientFilter and MessageIntake) and command factory.
 // SessionTimeout is not used as a cap (an MTA sends many messages over one connection); the idle limit,
-// Bridge:CommandTimeout (RFC 5321: five minutes), belongs to InputGuardStream, on every read. SmtpServer's own
+// Bridge:CommandTimeout (RFC 5321: five minutes), belongs to IdleLimit (in InputGuardStream), on every read. SmtpServer's own
 // command timeout is only a backstop a little later: at the same moment the two raced, and the client got
 // whichever 421 was written first.
 // Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
