@@ -138,14 +138,12 @@ internal sealed class CommandFraming(long maxMessageBytes, SessionWire? session,
         ReadOnlySpan<byte> output = line;
         if (session is not null)
         {
-            session.PendingRefusal = null;
             var verdict = CommandScreen.Screen(line, maxMessageBytes, session.Smtputf8);
             if (verdict.Smtputf8 is { } utf8)
             {
                 session.Smtputf8 = utf8; // a MAIL line: its transaction's addresses may be UTF-8 when it asked SMTPUTF8
             }
-            session.PendingRefusal = verdict.Refusal;
-            session.PendingRcptParameters = verdict.RcptParameters;
+            session.ScreenedLine = verdict;
             if (verdict.Replacement is not null)
             {
                 output = verdict.Replacement;

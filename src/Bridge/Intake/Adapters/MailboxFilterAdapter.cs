@@ -16,17 +16,15 @@ internal sealed class MailboxFilterAdapter(RecipientFilter filter) : IMailboxFil
     public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
     {
         var wire = SessionWire.Of(context);
-        var verdict = filter.CheckSender(wire.State, new SenderRequest(Envelope(from), size, wire.PendingRefusal));
-        wire.PendingRefusal = null; // answered with this command
+        var verdict = filter.CheckSender(wire.State, new SenderRequest(Envelope(from), size, wire.TakeScreenedLine().Refusal));
         return Task.FromResult(Answer(wire, verdict));
     }
 
     public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
     {
         var wire = SessionWire.Of(context);
-        var request = new RecipientRequest(to, Envelope(to), wire.PendingRefusal, wire.PendingRcptParameters);
-        wire.PendingRcptParameters = null;
-        wire.PendingRefusal = null;
+        var line = wire.TakeScreenedLine();
+        var request = new RecipientRequest(to, Envelope(to), line.Refusal, line.RcptParameters);
         return Answer(wire, await filter.CheckRecipientAsync(wire.State, request).ConfigureAwait(false));
     }
 

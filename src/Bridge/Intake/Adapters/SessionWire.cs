@@ -1,15 +1,14 @@
 // Job: one session as the adapters see it, kept in the library's per-session property bag: Bridge's SessionState
 // (fed from the commands the library executes: HELO/EHLO/LHLO, MAIL, RSET) and what the adapters pass each other
 // between a line read, the library's callback for it, and the reply written for it:
-// - from the input side (CommandScreen, LmtpDialect) to the filter adapter: the refusal and the DSN parameters found
-//   for the MAIL/RCPT line in hand, and whether the transaction's MAIL asked SMTPUTF8;
+// - from the input side (CommandScreen) to the filter adapter: the screen's verdict on the MAIL/RCPT line in hand (its
+//   refusal, its DSN parameters), and for the screen itself whether the transaction's MAIL asked SMTPUTF8;
 // - to the output side (ReplyTextStream): the reply that replaces the next "250" (a refused HELO/EHLO on LMTP), the
 //   next "550 mailbox unavailable" (a recipient declined without an error), and the message's reply (LMTP: one per
 //   recipient).
 // Corrects: the library hands its callbacks only its own objects, and its replies are fixed texts.
 // Failure: none.
 using System.Net;
-using Bridge.Common;
 using SmtpServer;
 using SmtpServer.Net;
 using SmtpServer.Protocol;
@@ -25,12 +24,18 @@ internal sealed class SessionWire
     /// <summary>The current transaction's MAIL asked SMTPUTF8 (set by the input side as it screens MAIL lines).</summary>
     public bool Smtputf8 { get; set; }
 
-    /// <summary>Set by CommandScreen for the MAIL/RCPT line being handed to the library: the filter adapter answers it.</summary>
-    public DeliveryStatus? PendingRefusal { get; set; }
+    /// <summary>CommandScreen's verdict on the line being handed to the library: for a MAIL/RCPT line, the refusal to
+    /// answer in place of the library's reply and an RCPT's DSN parameters (NOTIFY, ORCPT), which the library drops.
+    /// The filter adapter takes it (TakeScreenedLine).</summary>
+    public CommandScreen.Verdict ScreenedLine { get; set; }
 
-    /// <summary>Set by CommandScreen for an RCPT line with DSN parameters (NOTIFY, ORCPT), which the library drops:
-    /// the filter adapter gives them to RecipientFilter.</summary>
-    public IReadOnlyDictionary<string, string>? PendingRcptParameters { get; set; }
+    /// <summary>The screen's verdict on the MAIL/RCPT line in hand, answered now: it is not seen again.</summary>
+    public CommandScreen.Verdict TakeScreenedLine()
+    {
+        var line = ScreenedLine;
+        ScreenedLine = default;
+        return line;
+    }
 
     /// <summary>Replaces the next "250" reply: set by the input side when it handed the library a NOOP in place of a
     /// command it must refuse itself (HELO/EHLO on an LMTP session).</summary>

@@ -72,9 +72,9 @@ public class InputGuardPartsTests
         Feed(framing, "LHLO client\r\nMAIL FROM:<a@b> SIZE=abc\r\nHELO x\r\n");
         var lines = Drain(framing, stopAfter: 2);
         Assert.Equal(["EHLO client\r\n", "MAIL FROM:<a@b>\r\n"], lines);
-        Assert.Equal(Replies.BadSize, wire.PendingRefusal);
+        Assert.Equal(Replies.BadSize, wire.ScreenedLine.Refusal);
         Assert.Equal(["NOOP\r\n"], Drain(framing));
-        Assert.Null(wire.PendingRefusal);
+        Assert.Null(wire.ScreenedLine.Refusal);
         Assert.Equal(Replies.UseLhlo, wire.NextReplyOverride);
     }
 
