@@ -146,6 +146,8 @@ public static class BridgeHost
         builder.Services.AddSingleton<SessionGate>();
         builder.Services.AddSingleton<RecipientFilter>();
         builder.Services.AddSingleton<MessageIntake>();
+        builder.Services.AddSingleton<MailboxFilterAdapter>();
+        builder.Services.AddSingleton<MessageStoreAdapter>();
         builder.Services.AddHostedService<SpoolRecoveryService>(); // before the listener: hosted services start in order
         // The collectors' log categories keep the names they had before they moved to Collection/.
         builder.Services.AddHostedService(sp => new FallbackCollector(sp.GetRequiredService<LiveSettings>(), sp.GetRequiredService<StoreClient>(),

@@ -1,8 +1,9 @@
-// Job: SmtpServer's message store: the end of DATA. Checks size, bare LFs and the Received count (loops), prepends Received,
+// Job: the end of DATA. Checks size, bare LFs and the Received count (loops), prepends Received,
 // hands the message to Delivery and turns the returned DeliveryStatus into the one reply the client gets; on an LMTP
 // session (RFC 2033) into one reply per accepted recipient, in RCPT order, each recipient delivered on its own.
-// Logs one line per recipient with the outcome.
-// Failure: never throws into SmtpServer (a thrown exception becomes a 2xx timeout or a bare 554 there):
+// Logs one line per recipient with the outcome. It speaks Bridge's types only (Envelope.cs); Adapters/MessageStoreAdapter
+// is the library's message store that calls it.
+// Failure: never throws (in the library a thrown exception becomes a 2xx timeout or a bare 554):
 // anything unexpected is logged and answered 451 4.3.0, so the MTA keeps the message queued.
 using System.Buffers;
 using System.Diagnostics;
@@ -12,48 +13,39 @@ using Bridge.Delivery;
 using Bridge.Observability;
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;
-using SmtpServer;
-using SmtpServer.Mail;
-using SmtpServer.Protocol;
-using SmtpServer.Storage;
-
-using Bridge.Intake.Adapters;
 
 namespace Bridge.Intake;
 
 internal sealed partial class MessageIntake(
-    LiveSettings settings, DeliveryDispatcher dispatcher, SessionGate gate, BridgeMetrics metrics, ILogger<MessageIntake> logger) : IMessageStore
+    LiveSettings settings, DeliveryDispatcher dispatcher, SessionGate gate, BridgeMetrics metrics, ILogger<MessageIntake> logger)
 {
-    public async Task<SmtpResponse> SaveAsync(ISessionContext context, IMessageTransaction transaction,
-        ReadOnlySequence<byte> buffer, CancellationToken cancellationToken)
+    /// <summary>The reply to <paramref name="message"/>; on an LMTP session also one status per accepted recipient,
+    /// in RCPT order.</summary>
+    public async Task<MessageVerdict> ReceiveAsync(SessionState session, IncomingMessage message, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var session = SessionState.Of(context);
-        var (status, perRecipient) = await DeliverAsync(session, transaction, buffer, started, cancellationToken).ConfigureAwait(false);
+        var (status, perRecipient) = await DeliverAsync(session, message, started, cancellationToken).ConfigureAwait(false);
         metrics.Transaction(status.Code, status.Enhanced, Stopwatch.GetElapsedTime(started).TotalSeconds);
-        if (session.Lmtp)
-        {
-            // One reply per recipient SmtpServer accepted, in RCPT order: ReplyTextStream writes them for this one.
-            session.RecipientReplies = string.Join("\r\n",
-                Enumerable.Range(0, transaction.To.Count).Select(i => SmtpReplies.Line(perRecipient is null ? status : perRecipient[i])));
-        }
-        return SmtpReplies.From(status);
+        return new MessageVerdict(status, session.Lmtp
+            ? [.. Enumerable.Range(0, message.Recipients.Count).Select(i => perRecipient is null ? status : perRecipient[i])]
+            : null);
     }
 
     /// <summary>The transaction's reply and, on an LMTP session whose recipients were delivered, each one's status in
     /// RCPT order (null when the message was refused as a whole, or for SMTP).</summary>
     private async Task<(DeliveryStatus Status, IReadOnlyList<DeliveryStatus>? PerRecipient)> DeliverAsync(SessionState session,
-        IMessageTransaction transaction, ReadOnlySequence<byte> buffer, long started, CancellationToken cancellationToken)
+        IncomingMessage message, long started, CancellationToken cancellationToken)
     {
         var queueId = QueueId.Next();
-        session.DeliveryStarted(gate.DeliveryStarted()); // counted until ReplyTextStream wrote the reply
+        session.DeliveryStarted(gate.DeliveryStarted()); // counted until the reply was written (ReplyTextStream)
         try
         {
             var snapshot = settings.Current;
-            var sender = transaction.From is { } from ? EnvelopeAddress.Format(from.User ?? "", from.Host ?? "") : "";
+            var buffer = message.Content;
+            var sender = message.Sender is { } from ? EnvelopeAddress.Format(from.User, from.Host) : "";
             if (buffer.Length > snapshot.Options.MaxMessageBytes)
             {
-                var tooBig = new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {snapshot.Options.MaxMessageBytes} bytes");
+                var tooBig = Replies.TooBig(snapshot.Options.MaxMessageBytes);
                 LogRejected(queueId, sender, tooBig);
                 return (tooBig, null);
             }
@@ -61,7 +53,7 @@ internal sealed partial class MessageIntake(
             if (HasBareLineFeed(buffer))
             {
                 // Relayed unchanged, "\n.\n" could end the message early at a lenient store (SMTP smuggling).
-                var bareLf = new DeliveryStatus(550, "5.5.2", "Bare <LF> received: SMTP requires <CR><LF> line ends");
+                var bareLf = Replies.BareLineFeed;
                 LogRejected(queueId, sender, bareLf);
                 return (bareLf, null);
             }
@@ -69,20 +61,20 @@ internal sealed partial class MessageIntake(
             var headers = HeaderSummaryReader.Read(buffer);
             if (headers.ReceivedCount > snapshot.Options.MaxReceivedHeaders)
             {
-                var loop = new DeliveryStatus(554, "5.4.6", $"Too many Received headers ({headers.ReceivedCount}): mail forwarding loop");
+                var loop = Replies.Loop(headers.ReceivedCount);
                 LogRejected(queueId, sender, loop);
                 return (loop, null);
             }
 
-            var perRcpt = new List<IReadOnlyList<RoutedRecipient>>(transaction.To.Count); // what each RCPT reached, in RCPT order
-            foreach (var to in transaction.To)
+            var perRcpt = new List<IReadOnlyList<RoutedRecipient>>(message.Recipients.Count); // what each RCPT reached, in RCPT order
+            foreach (var (key, to) in message.Recipients)
             {
-                if (!session.Routes.TryGetValue(to, out var routed))
+                if (!session.Routes.TryGetValue(key, out var routed))
                 {
-                    var route = snapshot.Routing.Resolve(to.User ?? "", to.Host ?? "");
+                    var route = snapshot.Routing.Resolve(to.User, to.Host);
                     if (!route.IsAccepted)
                     {
-                        return (DeliveryStatus.Deferred($"<{to.AsAddress()}> could not be routed again"), null);
+                        return (Replies.NotRoutedAgain(to.AsText()), null);
                     }
                     routed = route.Recipients;
                 }
@@ -92,9 +84,9 @@ internal sealed partial class MessageIntake(
 
             var received = ReceivedHeader.Build(session.HeloName, session.Client?.Address.ToString(),
                 snapshot.Options.ServerName, session.Lmtp ? "LMTP" : session.Esmtp ? "ESMTP" : "SMTP", queueId,
-                transaction.To.Select(t => EnvelopeAddress.Format(t.User ?? "", t.Host ?? "")).ToList(), DateTimeOffset.Now);
+                message.Recipients.Select(t => EnvelopeAddress.Format(t.Address.User, t.Address.Host)).ToList(), DateTimeOffset.Now);
             var request = new DeliveryRequest(queueId, sender, recipients, received, buffer, headers,
-                transaction.Parameters ?? new Dictionary<string, string>(), PerRecipient: session.Lmtp);
+                message.Parameters, PerRecipient: session.Lmtp);
 
             var result = await DeliverWithinLimitAsync(request, snapshot.Options, cancellationToken).ConfigureAwait(false);
             var delay = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -114,7 +106,7 @@ internal sealed partial class MessageIntake(
 #pragma warning restore CA1031
         {
             LogUnexpected(ex, queueId);
-            return (DeliveryStatus.LocalError("unexpected error, see the Bridge log"), null);
+            return (Replies.Unexpected, null);
         }
     }
 
@@ -127,8 +119,7 @@ internal sealed partial class MessageIntake(
         using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timer.CancelAfter(limit);
         var delivering = dispatcher.DeliverAsync(request, options.Mode, options.Legacy.FallbackToSpool, timer.Token);
-        var timedOut = new DeliveryStatus(451, "4.3.0",
-            $"Delivery did not finish within Bridge:DeliveryTimeout ({limit.TotalSeconds:0} s), try again later");
+        var timedOut = Replies.DeliveryTimedOut(limit);
         DeliveryResult result;
         try
         {

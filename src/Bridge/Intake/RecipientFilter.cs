@@ -3,59 +3,56 @@
 // Bridge:MaxRecipients per message (452 4.5.3, not counted as a client error), each recipient through Routing,
 // remembering the result for DATA, and for spool delivery its mailbox's quota with the announced SIZE (MailboxQuota:
 // 552 5.2.2, or 452 4.2.2 with Bridge:Spool:QuotaExceeded = Defer).
-// Failure: a refusal is answered with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...).
+// It speaks Bridge's types only (Envelope.cs); Adapters/MailboxFilterAdapter turns its verdicts into the library's.
+// Failure: a refusal is a verdict with its precise reply (554 5.7.1 relay, 550 5.1.1 unknown, ...); nothing is thrown.
 using Bridge.Common;
 using Bridge.Configuration;
-using Bridge.Delivery;
 using Bridge.Delivery.Spool;
 using Bridge.Observability;
 using Bridge.Routing;
-using SmtpServer;
-using SmtpServer.Mail;
-using SmtpServer.Protocol;
-using SmtpServer.Storage;
-
-using Bridge.Intake.Adapters;
 
 namespace Bridge.Intake;
 
-internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, BridgeMetrics metrics) : IMailboxFilter
+internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, BridgeMetrics metrics)
 {
-    public Task<bool> CanAcceptFromAsync(ISessionContext context, IMailbox from, int size, CancellationToken cancellationToken)
+    public CommandVerdict CheckSender(SessionState session, SenderRequest mail)
     {
         if (gate.Draining)
         {
-            throw new SmtpResponseException(new SmtpResponse(SmtpReplyCode.ServiceUnavailable, "4.3.2 Service shutting down, try again later"), true);
+            return CommandVerdict.RefuseAndClose(Replies.ShuttingDown);
         }
-        var session = SessionState.Of(context);
-        RefuseWhatTheLineCannotCarry(session, from, "5.1.7", "sender");
-        session.AnnouncedSize = size;
-        return Task.FromResult(true);
+        if (WhatTheLineCannotCarry(mail.LineRefusal, mail.Address, "5.1.7", "sender") is { } refusal)
+        {
+            return CommandVerdict.Refuse(refusal);
+        }
+        session.AnnouncedSize = mail.AnnouncedSize;
+        return CommandVerdict.Accept;
     }
 
-    public async Task<bool> CanDeliverToAsync(ISessionContext context, IMailbox to, IMailbox from, CancellationToken cancellationToken)
+    public async Task<CommandVerdict> CheckRecipientAsync(SessionState session, RecipientRequest rcpt)
     {
-        var session = SessionState.Of(context);
-        var dsn = session.PendingRcptParameters; // this RCPT line's NOTIFY/ORCPT (SmtpServer drops them)
-        session.PendingRcptParameters = null;
-        RefuseWhatTheLineCannotCarry(session, to, "5.1.3", "recipient");
+        var dsn = rcpt.Dsn; // this RCPT line's NOTIFY/ORCPT (the library drops them)
+        if (WhatTheLineCannotCarry(rcpt.LineRefusal, rcpt.Address, "5.1.3", "recipient") is { } refusal)
+        {
+            return CommandVerdict.Refuse(refusal);
+        }
         var max = settings.Current.Options.MaxRecipients;
         if (session.Routes.Count >= max)
         {
             // Not a client error (RFC 5321 4.5.3.1.10: the client sends the rest in another transaction), so it must not
-            // count towards MaxErrorsPerSession: declined without an exception, with this reply in place of SmtpServer's.
+            // count towards MaxErrorsPerSession.
             metrics.RecipientRefused("4.5.3");
-            session.MailboxUnavailableReply = $"452 4.5.3 Too many recipients (at most {max} per message)";
-            return false;
+            return CommandVerdict.Decline(Replies.TooManyRecipients(max));
         }
         var routing = settings.Current.Routing;
+        var (user, host) = (rcpt.Address.User, rcpt.Address.Host);
         // getpwnam may ask a directory server (NSS): never on a socket event thread (Hosting/SocketThreads.cs).
-        var route = routing.ResolveWithoutBlocking(to.User ?? "", to.Host ?? "")
-            ?? await Task.Run(() => routing.Resolve(to.User ?? "", to.Host ?? ""), CancellationToken.None).ConfigureAwait(false);
+        var route = routing.ResolveWithoutBlocking(user, host)
+            ?? await Task.Run(() => routing.Resolve(user, host), CancellationToken.None).ConfigureAwait(false);
         if (!route.IsAccepted)
         {
             metrics.RecipientRefused(route.Refusal.Enhanced);
-            throw SmtpReplies.Refusal(route.Refusal);
+            return CommandVerdict.Refuse(route.Refusal);
         }
         // Refused for its quota when every mailbox it reaches is full (an alias with room in one mailbox is accepted:
         // the others are answered after DATA).
@@ -68,10 +65,10 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         if (full.All(f => f is not null))
         {
             metrics.RecipientRefused(full[0]!.Value.Enhanced);
-            throw SmtpReplies.Refusal(full[0]!.Value);
+            return CommandVerdict.Refuse(full[0]!.Value);
         }
-        session.Routes[to] = dsn is null ? route.Recipients : WithDsn(route.Recipients, dsn);
-        return true;
+        session.Routes[rcpt.Key] = dsn is null ? route.Recipients : WithDsn(route.Recipients, dsn);
+        return CommandVerdict.Accept;
     }
 
     /// <summary>The RCPT's NOTIFY and ORCPT given to the recipients it reached. An alias of several users reports itself
@@ -90,18 +87,8 @@ internal sealed class RecipientFilter(LiveSettings settings, SessionGate gate, B
         return [.. recipients.Select(r => r with { Notify = notify, Orcpt = orcpt, ExpansionNotice = expands })];
     }
 
-    /// <summary>The parameter refusal CommandScreen left for this MAIL/RCPT line, or an address that cannot be written
-    /// back in RFC 5321 syntax (553): thrown as the reply.</summary>
-    private static void RefuseWhatTheLineCannotCarry(SessionState session, IMailbox address, string enhanced, string role)
-    {
-        if (session.PendingRefusal is { } refusal)
-        {
-            session.PendingRefusal = null;
-            throw SmtpReplies.Refusal(refusal);
-        }
-        if (!EnvelopeAddress.TryFormat(address.User ?? "", address.Host ?? "", out _))
-        {
-            throw SmtpReplies.Refusal(new DeliveryStatus(553, enhanced, $"Bad {role} address syntax: a control character in the local part"));
-        }
-    }
+    /// <summary>The parameter refusal CommandScreen found for this MAIL/RCPT line, or an address that cannot be written
+    /// back in RFC 5321 syntax (553); null when neither.</summary>
+    private static DeliveryStatus? WhatTheLineCannotCarry(DeliveryStatus? lineRefusal, EnvelopeMailbox address, string enhanced, string role) =>
+        lineRefusal ?? (EnvelopeAddress.TryFormat(address.User, address.Host, out _) ? null : Replies.UnwritableAddress(enhanced, role));
 }

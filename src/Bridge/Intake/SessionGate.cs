@@ -10,13 +10,11 @@ using Bridge.Configuration;
 using Bridge.Observability;
 using Microsoft.Extensions.Logging;
 
-using Bridge.Intake.Adapters;
-
 namespace Bridge.Intake;
 
 public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics metrics, ILogger<SessionGate> logger)
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<InputGuardStream, byte> _sessions = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ISessionSlot, byte> _sessions = new();
     private long _bytesInFlight;
     private int _open;
     private int _inFlight;
@@ -45,7 +43,7 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
         {
             LogRefusedClient(client);
             metrics.ConnectionRefused("not-allowed");
-            return $"554 5.7.1 {client} is not allowed to connect (Bridge:AllowedClients)";
+            return Replies.NotAllowed(client);
         }
         if (Interlocked.Increment(ref _open) > options.MaxConnections)
         {
@@ -60,15 +58,15 @@ public sealed partial class SessionGate(LiveSettings settings, BridgeMetrics met
             Interlocked.Decrement(ref _open);
             LogTooMany(client, options.MaxConnections);
             metrics.ConnectionRefused("too-many");
-            return "421 4.7.0 Too many connections, try again later";
+            return Replies.TooManyConnections;
         }
         metrics.SessionOpened();
         return null;
     }
 
-    internal void Register(InputGuardStream session) => _sessions.TryAdd(session, 0);
+    internal void Register(ISessionSlot session) => _sessions.TryAdd(session, 0);
 
-    internal void Unregister(InputGuardStream session) => _sessions.TryRemove(session, out _);
+    internal void Unregister(ISessionSlot session) => _sessions.TryRemove(session, out _);
 
     /// <summary>Charges bytes held unanswered to Bridge:MaxBytesInFlight; false (nothing charged) when it is spent.</summary>
     public bool TryCharge(long bytes)

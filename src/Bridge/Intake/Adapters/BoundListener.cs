@@ -7,7 +7,7 @@
 // Corrects: the library binds only when it starts, inside the host, where a bind failure is an unhandled exception;
 // it knows TCP only and accepts every client it is offered. Each accepted client passes the SessionGate first (a TCP
 // client also Bridge:AllowedClients; on the Unix socket the file system decided); an LMTP session is marked so in its
-// SessionState. StopAccepting closes the sockets (an MTA then sees "connection refused" and queues).
+// SessionState (through its SessionWire). StopAccepting closes the sockets (an MTA then sees "connection refused" and queues).
 // Failure: Bind* throw ListenerBindException with the message to print; a refused client gets its reply line.
 using System.Net;
 using System.Net.Sockets;
@@ -150,8 +150,8 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
                     context.Properties[EndpointListener.RemoteEndPointKey] = remote;
                 }
                 context.Properties[EndpointListener.LocalEndPointKey] = bound.Key;
-                var session = SessionState.Of(context);
-                session.Lmtp = bound.Lmtp;
+                var session = SessionWire.Of(context);
+                session.State.Lmtp = bound.Lmtp;
                 return new SessionPipe(client, gate, session);
             }
         }

@@ -1,7 +1,7 @@
 // Job: check the ESMTP parameters of a MAIL or RCPT command line before SmtpServer parses it. SmtpServer throws on
 // a repeated parameter (MAIL FROM:<> SIZE=1 SIZE=2, a second SMTPUTF8) or a very long one and closes the connection
 // without a reply; it takes SIZE=abc, SIZE=-1, an overflowing SIZE and BODY=FOO as if they were fine; and it drops
-// RCPT parameters unseen. Here each gets its RFC reply instead:
+// RCPT parameters unseen. Here each gets its RFC reply instead (the texts: Intake/Replies):
 //   501 5.5.4  syntax: malformed keyword or value, a parameter over 1000 bytes, a repeated keyword, SIZE that is not
 //              1 to 20 digits (RFC 1870), BODY other than 7BIT/8BITMIME (RFC 6152), SMTPUTF8 with a value, DSN's
 //              (RFC 3461) RET other than FULL/HDRS, ENVID or ORCPT that is not xtext (or ORCPT without addr-type),
@@ -97,9 +97,7 @@ internal static class CommandScreen
             return null;
         }
         var (enhanced, role) = mail ? ("5.1.7", "sender") : ("5.1.3", "recipient");
-        return new DeliveryStatus(553, enhanced, smtputf8
-            ? $"Bad {role} address syntax: it is not valid UTF-8 (RFC 6531)"
-            : $"Bad {role} address syntax: 8-bit characters need SMTPUTF8 (RFC 6531)");
+        return Replies.UnreadableAddress(enhanced, role, smtputf8);
     }
 
     /// <summary>Index of the '>' that closes the path starting at <paramref name="open"/> ('"' quoting and '\' escapes
@@ -141,51 +139,51 @@ internal static class CommandScreen
             }
             if (!seen.Add(keyword))
             {
-                return Syntax($"Duplicate MAIL parameter {keyword}");
+                return Replies.DuplicateParameter("MAIL", keyword);
             }
             switch (keyword.ToUpperInvariant())
             {
                 case "SIZE":
                     if (value is null || value.Length is 0 or > 20 || !value.All(char.IsAsciiDigit))
                     {
-                        return Syntax("Bad SIZE parameter: 1 to 20 digits expected (RFC 1870)");
+                        return Replies.BadSize;
                     }
                     if (!long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size) ||
                         size > maxMessageBytes)
                     {
-                        return new DeliveryStatus(552, "5.3.4", $"Message size exceeds fixed limit of {maxMessageBytes} bytes");
+                        return Replies.TooBig(maxMessageBytes);
                     }
                     break;
                 case "BODY":
                     if (value is not null && value.Equals("BINARYMIME", StringComparison.OrdinalIgnoreCase))
                     {
-                        return Unsupported("BODY=BINARYMIME (it needs CHUNKING, which is not offered)");
+                        return Replies.BinaryMime;
                     }
                     if (value is null || !(value.Equals("7BIT", StringComparison.OrdinalIgnoreCase) || value.Equals("8BITMIME", StringComparison.OrdinalIgnoreCase)))
                     {
-                        return Syntax("Bad BODY parameter: 7BIT or 8BITMIME expected (RFC 6152)");
+                        return Replies.BadBody;
                     }
                     break;
                 case "SMTPUTF8":
                     if (value is not null)
                     {
-                        return Syntax("SMTPUTF8 takes no value (RFC 6531)");
+                        return Replies.Smtputf8WithValue;
                     }
                     break;
                 case "RET":
                     if (value is null || !(value.Equals("FULL", StringComparison.OrdinalIgnoreCase) || value.Equals("HDRS", StringComparison.OrdinalIgnoreCase)))
                     {
-                        return Syntax("Bad RET parameter: FULL or HDRS expected (RFC 3461)");
+                        return Replies.BadRet;
                     }
                     break;
                 case "ENVID":
                     if (value is null || value.Length > 100 || !Xtext.IsValid(value))
                     {
-                        return Syntax("Bad ENVID parameter: up to 100 characters of xtext expected (RFC 3461)");
+                        return Replies.BadEnvid;
                     }
                     break;
                 default:
-                    return Unsupported($"MAIL parameter {keyword}");
+                    return Replies.UnsupportedParameter("MAIL", keyword);
             }
         }
         return null;
@@ -204,7 +202,7 @@ internal static class CommandScreen
             }
             if (accepted.ContainsKey(keyword))
             {
-                return Syntax($"Duplicate RCPT parameter {keyword}");
+                return Replies.DuplicateParameter("RCPT", keyword);
             }
             switch (keyword.ToUpperInvariant())
             {
@@ -214,7 +212,7 @@ internal static class CommandScreen
                         (words.Length > 0 && words.All(NotifyWords.Contains) && words.Distinct().Count() == words.Length);
                     if (!valid)
                     {
-                        return Syntax("Bad NOTIFY parameter: NEVER, or SUCCESS, FAILURE, DELAY separated by commas (RFC 3461)");
+                        return Replies.BadNotify;
                     }
                     accepted["NOTIFY"] = value!.ToUpperInvariant();
                     break;
@@ -223,12 +221,12 @@ internal static class CommandScreen
                     if (value is null || semicolon <= 0 || !value[..semicolon].All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ||
                         value.Length - semicolon - 1 is 0 or > 500 || !Xtext.IsValid(value[(semicolon + 1)..]))
                     {
-                        return Syntax("Bad ORCPT parameter: addr-type;xtext expected, e.g. rfc822;user@example.org (RFC 3461)");
+                        return Replies.BadOrcpt;
                     }
                     accepted["ORCPT"] = value;
                     break;
                 default:
-                    return Unsupported($"RCPT parameter {keyword}");
+                    return Replies.UnsupportedParameter("RCPT", keyword);
             }
         }
         return null;
@@ -243,7 +241,7 @@ internal static class CommandScreen
         {
             if (parameter.Length > MaxParameterBytes)
             {
-                syntax = Syntax($"Parameter longer than {MaxParameterBytes} bytes");
+                syntax = Replies.ParameterTooLong(MaxParameterBytes);
                 return [("", null)];
             }
             var equals = parameter.IndexOf('=', StringComparison.Ordinal);
@@ -251,22 +249,18 @@ internal static class CommandScreen
             var value = equals < 0 ? null : parameter[(equals + 1)..];
             if (keyword.Length == 0 || !char.IsAsciiLetterOrDigit(keyword[0]) || !keyword.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
             {
-                syntax = Syntax("Bad parameter keyword");
+                syntax = Replies.BadKeyword;
                 return [("", null)];
             }
             if (value is not null && (value.Length == 0 || value.Any(c => c is < '!' or > '~' or '=')))
             {
-                syntax = Syntax($"Bad value of parameter {keyword}");
+                syntax = Replies.BadValue(keyword);
                 return [("", null)];
             }
             list.Add((keyword, value));
         }
         return list;
     }
-
-    private static DeliveryStatus Syntax(string text) => new(501, "5.5.4", text);
-
-    private static DeliveryStatus Unsupported(string what) => new(555, "5.5.4", $"Unsupported {what}");
 
     private static bool StartsWithIgnoreCase(ReadOnlySpan<byte> line, ReadOnlySpan<byte> prefix)
     {

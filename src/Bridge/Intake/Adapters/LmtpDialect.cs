@@ -1,7 +1,7 @@
 // Job: make SmtpServer speak LMTP (RFC 2033) on an LMTP socket, at the level of command lines: LHLO reaches it as EHLO
 // (same syntax, same reply); HELO and EHLO, which an LMTP server must not accept, reach it as NOOP and their reply is
-// replaced by "500 5.5.1" (SessionState.NextReplyOverride). The other half, one reply per recipient after the message,
-// is MessageIntake's (SessionState.RecipientReplies, written by ReplyTextStream).
+// replaced by "500 5.5.1" (Replies.UseLhlo, through SessionWire.NextReplyOverride). The other half, one reply per recipient after the message,
+// is MessageIntake's (SessionWire.RecipientReplies, written by ReplyTextStream).
 // Corrects: the library has no LHLO command and no way to add one (SmtpCommand.ExecuteAsync is internal).
 // Failure: none; pure.
 using System.Text;
@@ -10,8 +10,6 @@ namespace Bridge.Intake.Adapters;
 
 internal static class LmtpDialect
 {
-    public const string UseLhlo = "500 5.5.1 This is LMTP (RFC 2033): say LHLO, not HELO or EHLO";
-
     private static readonly byte[] Noop = "NOOP\r\n"u8.ToArray();
 
     /// <summary>The line SmtpServer is to see for <paramref name="line"/> (null: unchanged), and the reply that must
@@ -26,7 +24,7 @@ internal static class LmtpDialect
         }
         if (Verb(line, "HELO"u8) || Verb(line, "EHLO"u8))
         {
-            return (Noop, UseLhlo);
+            return (Noop, Replies.UseLhlo);
         }
         return (null, null);
     }

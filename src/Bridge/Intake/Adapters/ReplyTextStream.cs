@@ -6,11 +6,12 @@
 // - its "502 Unrecognized command" (also given for a malformed address) becomes "500 5.5.2";
 // - its idle timeout "221 Timeout ..." (a 2xx!) becomes "421 4.4.2", its cancellation "421 4.3.2".
 // - "550 mailbox unavailable" becomes the reply RecipientFilter chose when it declined a recipient without an error
-//   (SessionState.MailboxUnavailableReply, e.g. 452 4.5.3 too many recipients);
-// - LMTP: the reply to the message becomes one reply per recipient (SessionState.RecipientReplies), and the NOOP that
-//   stood in for a refused HELO/EHLO gets its refusal (SessionState.NextReplyOverride; see LmtpDialect);
+//   (SessionWire.MailboxUnavailableReply, e.g. 452 4.5.3 too many recipients);
+// - LMTP: the reply to the message becomes one reply per recipient (SessionWire.RecipientReplies), and the NOOP that
+//   stood in for a refused HELO/EHLO gets its refusal (SessionWire.NextReplyOverride; see LmtpDialect);
 // - it tells the input side (InputGuardStream) whether the last reply was 354, i.e. message bytes follow.
-// Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte.
+// Bridge's own replies already carry enhanced codes and pass unchanged, as does every other byte. What each library
+// text becomes is written in Intake/Replies; the library's texts themselves are pinned by LibraryReplyTextTests.
 // Replies are held until the session would wait for its client (InputGuardStream calls SendPendingAsync before it
 // reads the socket; SessionPipe sends what is left before it closes), so the replies to a pipelined group (MAIL,
 // RCPT, DATA) leave in one segment, as RFC 2920 section 3.1 allows and Postfix's smtpd does; beyond 4 KiB they go at
@@ -21,12 +22,10 @@ using System.Text.RegularExpressions;
 
 namespace Bridge.Intake.Adapters;
 
-internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWritten, SessionState? session = null) : Stream
+internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWritten, SessionWire? session = null) : Stream
 {
-    [GeneratedRegex(@", (\d+) retry\(ies\) remaining\.$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(RetrySuffixPattern, RegexOptions.CultureInvariant)]
     private static partial Regex RetrySuffix();
-
-    private const string TooManyErrors = "421 4.7.0 Too many errors, closing connection";
 
     public override bool CanRead => false;
     public override bool CanSeek => false;
@@ -116,7 +115,7 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
         }
         finally
         {
-            session?.DeliveryAnswered();
+            session?.State.DeliveryAnswered();
         }
     }
 
@@ -133,7 +132,7 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
         }
         finally
         {
-            session?.DeliveryAnswered();
+            session?.State.DeliveryAnswered();
         }
     }
 
@@ -165,29 +164,36 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
 
     public override void SetLength(long value) => throw new NotSupportedException();
 
-    private static readonly Dictionary<string, string> FixedReplies = new(StringComparer.Ordinal)
+    /// <summary>The library's fixed reply texts, word for word (its typos included), and what each becomes.</summary>
+    internal static readonly Dictionary<string, string> FixedReplies = new(StringComparer.Ordinal)
     {
-        ["250 Ok"] = "250 2.0.0 Ok",
-        ["221 bye"] = "221 2.0.0 Bye",
-        ["221 Timeout while waiting for input."] = "421 4.4.2 Timeout while waiting for input",
-        ["221 The session has be cancelled."] = "421 4.3.2 Service shutting down",
-        ["501 syntax error"] = "501 5.5.2 Syntax error",
-        ["501 "] = "501 5.5.2 Syntax error",
-        ["501 missing the TO:"] = "501 5.5.4 Syntax: RCPT TO:<address>",
-        ["501 missing the FROM:"] = "501 5.5.4 Syntax: MAIL FROM:<address>",
-        // SmtpServer's parser reports a malformed MAIL/RCPT address as an unknown command (502); RFC 5321 says 500.
-        ["502 Unrecognized command"] = "500 5.5.2 Syntax error: command unrecognized or address malformed",
-        ["503 bad sequence of commands"] = "503 5.5.1 Bad sequence of commands",
-        ["550 mailbox unavailable"] = "550 5.1.1 Mailbox unavailable",
-        ["553 mailbox name not allowed"] = "553 5.1.3 Mailbox name not allowed",
-        ["552 size limit exceeded"] = "552 5.3.4 Message size exceeds fixed limit",
-        ["552 message size exceeds fixed maximium message size"] = "552 5.3.4 Message size exceeds fixed limit",
-        ["554 no valid recipients given"] = "554 5.5.1 No valid recipients",
-        ["554 "] = "554 5.3.0 Transaction failed",
+        ["250 Ok"] = Replies.Ok,
+        ["221 bye"] = Replies.Bye,
+        ["221 Timeout while waiting for input."] = Replies.Timeout,
+        ["221 The session has be cancelled."] = Replies.Cancelled,
+        ["501 syntax error"] = Replies.SyntaxError,
+        ["501 "] = Replies.SyntaxError,
+        ["501 missing the TO:"] = Replies.RcptSyntax,
+        ["501 missing the FROM:"] = Replies.MailSyntax,
+        // The library's parser reports a malformed MAIL/RCPT address as an unknown command (502); RFC 5321 says 500.
+        ["502 Unrecognized command"] = Replies.Unrecognized,
+        ["503 bad sequence of commands"] = Replies.BadSequence,
+        ["550 mailbox unavailable"] = Replies.MailboxUnavailable,
+        ["553 mailbox name not allowed"] = Replies.MailboxNameNotAllowed,
+        ["552 size limit exceeded"] = Replies.SizeExceeded,
+        ["552 message size exceeds fixed maximium message size"] = Replies.SizeExceeded,
+        ["554 no valid recipients given"] = Replies.NoValidRecipients,
+        ["554 "] = Replies.TransactionFailed,
     };
 
+    /// <summary>The library's start of a command refused out of sequence ("501 expected MAIL/RCPT").</summary>
+    internal const string OutOfSequencePrefix = "501 expected ";
+
+    /// <summary>What the library appends to a reply raised as an exception (N: errors left before it drops the session).</summary>
+    internal const string RetrySuffixPattern = @", (\d+) retry\(ies\) remaining\.$";
+
     /// <summary>Reply chunks are whole lines (SmtpServer writes a line into one contiguous span, then flushes).</summary>
-    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk, SessionState? session = null)
+    internal static ReadOnlyMemory<byte> Clean(ReadOnlyMemory<byte> chunk, SessionWire? session = null)
     {
         var text = Encoding.Latin1.GetString(chunk.Span);
         var lines = text.Split("\r\n");
@@ -219,18 +225,18 @@ internal sealed partial class ReplyTextStream(Stream inner, Action<bool> replyWr
             {
                 line = fixedReply;
             }
-            else if (line.StartsWith("501 expected ", StringComparison.Ordinal))
+            else if (line.StartsWith(OutOfSequencePrefix, StringComparison.Ordinal))
             {
                 // SmtpServer's state machine refusing a command in the wrong place: RFC 5321 calls that 503.
-                line = "503 5.5.1 Bad sequence of commands, " + line[4..];
-                if (session?.Lmtp == true)
+                line = Replies.OutOfSequence + line[4..];
+                if (session?.State.Lmtp == true)
                 {
                     line = line.Replace("HELO/EHLO", "LHLO", StringComparison.Ordinal); // what an LMTP client may send
                 }
             }
             if (suffix.Success && suffix.Groups[1].Value == "0")
             {
-                line += "\r\n" + TooManyErrors; // SmtpServer ends the session after this reply without saying so
+                line += "\r\n" + Replies.TooManyErrors; // SmtpServer ends the session after this reply without saying so
             }
             changed |= line != lines[i];
             lines[i] = line;

@@ -4,7 +4,7 @@
 // Corrects: the library reads and writes the raw socket with no limit of time or memory and no way to see its
 // replies; this pipe is the one seam through which the other adapters reach the bytes. STARTTLS is not offered
 // (Bridge listens on loopback for the local MTA).
-// The guard is registered with the SessionGate (shared byte budget, giving way when all slots are taken).
+// The guard's slot is registered with the SessionGate (shared byte budget, giving way when all slots are taken).
 // Failure: disposing closes the socket (once), gives back the budget and tells the SessionGate; an upgrade request is refused.
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -22,14 +22,14 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
 
     private readonly InputGuardStream _guard;
 
-    public SessionPipe(Socket client, SessionGate gate, SessionState session)
+    public SessionPipe(Socket client, SessionGate gate, SessionWire session)
     {
         _client = client;
         _stream = new NetworkStream(client, ownsSocket: false);
         _gate = gate;
         _session = session;
         _guard = new InputGuardStream(_stream, gate.IdleLimit, gate.MaxMessageBytes, gate.MaxLineBytes, gate, session);
-        gate.Register(_guard);
+        gate.Register(_guard.Slot);
         _replies = new ReplyTextStream(_stream, _guard.ReplyWritten, session);
         _guard.BeforeWait = _replies.SendPendingAsync;
         Input = PipeReader.Create(_guard);
@@ -39,7 +39,7 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
     private readonly ReplyTextStream _replies;
 
     private readonly SessionGate _gate;
-    private readonly SessionState _session;
+    private readonly SessionWire _session;
 
     public PipeReader Input { get; }
 
@@ -69,8 +69,8 @@ internal sealed class SessionPipe : ISecurableDuplexPipe
         _stream.Dispose();
         _client.Dispose();
         _guard.ReleaseBudget();
-        _session.DeliveryAnswered();
-        _gate.Unregister(_guard);
+        _session.State.DeliveryAnswered();
+        _gate.Unregister(_guard.Slot);
         _gate.Release();
     }
 }

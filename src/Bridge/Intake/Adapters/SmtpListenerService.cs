@@ -1,6 +1,7 @@
-// Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store and command factory.
+// Job: run SmtpServer on the pre-bound socket with Bridge's filter, message store (the adapters in front of
+// RecipientFilter and MessageIntake) and command factory.
 // SessionTimeout is not used as a cap (an MTA sends many messages over one connection); the idle limit,
-// Bridge:CommandTimeout (RFC 5321: five minutes), belongs to InputGuardStream, on every read. SmtpServer's own
+// Bridge:CommandTimeout (RFC 5321: five minutes), belongs to IdleLimit (in InputGuardStream), on every read. SmtpServer's own
 // command timeout is only a backstop a little later: at the same moment the two raced, and the client got
 // whichever 421 was written first.
 // Failure: a faulted session is logged; the server keeps accepting. Stop is graceful (see StopAsync).
@@ -14,7 +15,7 @@ using SmtpServer.ComponentModel;
 namespace Bridge.Intake.Adapters;
 
 internal sealed partial class SmtpListenerService(
-    BoundListener listener, LiveSettings settings, SessionGate gate, RecipientFilter filter, MessageIntake intake,
+    BoundListener listener, LiveSettings settings, SessionGate gate, MailboxFilterAdapter filter, MessageStoreAdapter intake,
     ILoggerFactory loggers) : IHostedService
 {
     // The category keeps the name it had before the adapters moved into Intake/Adapters: log lines are an interface.
@@ -34,8 +35,7 @@ internal sealed partial class SmtpListenerService(
             .MaxMessageSize(options.MaxMessageBytes, MaxMessageSizeHandling.Ignore)
             .MaxRetryCount(options.MaxErrorsPerSession)
             .CommandWaitTimeout(options.CommandTimeout + CommandWaitBackstop)
-            .CustomSmtpGreeting(context =>
-                $"220 {context.ServerOptions.ServerName} {(SessionState.Of(context).Lmtp ? "LMTP" : "ESMTP")} Bridge");
+            .CustomSmtpGreeting(context => Replies.Greeting(context.ServerOptions.ServerName, SessionWire.Of(context).State.Lmtp));
         foreach (var bound in listener.Endpoints)
         {
             builder = builder.Endpoint(e => e.Endpoint(bound).SessionTimeout(TimeSpan.FromDays(1)));
@@ -50,7 +50,7 @@ internal sealed partial class SmtpListenerService(
         services.Add(intake);
 
         _server = new SmtpServer.SmtpServer(serverOptions, services);
-        _server.SessionCreated += (_, args) => SessionState.Of(args.Context); // attached by the listener already
+        _server.SessionCreated += (_, args) => SessionWire.Of(args.Context); // attached by the listener already
         _server.SessionFaulted += (_, args) => LogSessionFaulted(args.Exception.GetType().Name, args.Exception.Message);
         _running = _server.StartAsync(CancellationToken.None);
         LogListening(endpoint, options.Mode, options.ServerName);

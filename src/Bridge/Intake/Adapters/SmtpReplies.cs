@@ -27,7 +27,7 @@ internal static class SmtpReplies
 
     private static DeliveryStatus Final(DeliveryStatus status) => Bridge.Delivery.Smtp.SmtpReply.IsFinal(status)
         ? status
-        : new DeliveryStatus(451, "4.3.0", $"Local error: an unexpected reply {status.Code} {status.Text}");
+        : Replies.NotFinal(status);
 
     /// <summary>For the MAIL/RCPT stage, where SmtpServer only takes a refusal as an exception
     /// (the " N retry(ies) remaining" text it appends is removed again by ReplyTextStream).</summary>

@@ -1,4 +1,5 @@
 using System.Text;
+using Bridge.Intake;
 using Bridge.Intake.Adapters;
 
 namespace Bridge.UnitTests.Intake.Adapters;
@@ -24,7 +25,7 @@ public class LmtpDialectTests
     [InlineData("helo mta.example\r\n")]
     [InlineData("EHLO\r\n")]
     public void Helo_and_ehlo_become_a_noop_whose_reply_is_the_refusal(string line) =>
-        Assert.Equal(("NOOP\r\n", LmtpDialect.UseLhlo), Translate(line));
+        Assert.Equal(("NOOP\r\n", Replies.UseLhlo), Translate(line));
 
     [Theory]
     [InlineData("MAIL FROM:<a@b.c>\r\n")]
@@ -34,5 +35,5 @@ public class LmtpDialectTests
     public void Every_other_line_passes_unchanged(string line) => Assert.Equal((null, null), Translate(line));
 
     [Fact]
-    public void The_refusal_is_a_permanent_syntax_reply() => Assert.StartsWith("500 5.5.1 ", LmtpDialect.UseLhlo, StringComparison.Ordinal);
+    public void The_refusal_is_a_permanent_syntax_reply() => Assert.StartsWith("500 5.5.1 ", Replies.UseLhlo, StringComparison.Ordinal);
 }

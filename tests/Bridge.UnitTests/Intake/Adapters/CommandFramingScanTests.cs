@@ -5,7 +5,7 @@ using Bridge.Intake.Adapters;
 namespace Bridge.UnitTests.Intake.Adapters;
 
 /// <summary>Pure logic: finding the CRLF "." CRLF that ends a message, wherever reads split it.</summary>
-public class InputGuardScanTests
+public class CommandFramingScanTests
 {
     [Theory]
     [InlineData("body\r\n.\r\nQUIT\r\n", 2, 9)]
@@ -13,7 +13,7 @@ public class InputGuardScanTests
     [InlineData("a\r\n..\r\n.\r\n", 0, 10)] // a stuffed dot line is not the end
     [InlineData("no end here\r\n", 0, -1)]
     public void Finds_the_end_of_data_in_one_read(string text, int state, int expected) =>
-        Assert.Equal(expected, InputGuardStream.Scan(Encoding.ASCII.GetBytes(text), state, out _));
+        Assert.Equal(expected, CommandFraming.Scan(Encoding.ASCII.GetBytes(text), state, out _));
 
     [Fact]
     public void Finds_the_end_of_data_split_at_every_possible_place()
@@ -29,7 +29,7 @@ public class InputGuardScanTests
                 var offset = 0;
                 foreach (var (from, to) in new[] { (0, cut), (cut, cut2), (cut2, message.Length) })
                 {
-                    var at = InputGuardStream.Scan(message.AsSpan(from, to - from), state, out state);
+                    var at = CommandFraming.Scan(message.AsSpan(from, to - from), state, out state);
                     if (at >= 0)
                     {
                         found = offset + at;
