@@ -6,6 +6,7 @@ using System.Net;
 using Bridge.Collection;
 using Bridge.Configuration;
 using Bridge.Delivery;
+using Bridge.Delivery.Dispatch;
 using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;

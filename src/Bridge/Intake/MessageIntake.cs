@@ -10,6 +10,7 @@ using System.Diagnostics;
 using Bridge.Common;
 using Bridge.Configuration;
 using Bridge.Delivery;
+using Bridge.Delivery.Dispatch;
 using Bridge.Observability;
 using Bridge.Routing;
 using Microsoft.Extensions.Logging;

@@ -62,7 +62,7 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
                     $"this host has no such address; set {addressKey}",
                 _ => $"{ex.Message}; check {addressKey} and {portKey}",
             };
-            throw new ListenerBindException($"bridge: cannot listen{(lmtp ? " for LMTP" : "")} on {address}:{port}: {why}", ex);
+            throw new ListenerBindException($"mailbridge: cannot listen{(lmtp ? " for LMTP" : "")} on {address}:{port}: {why}", ex);
         }
         var local = (IPEndPoint)socket.LocalEndPoint!;
         _sockets.Add(new BoundSocket(socket, lmtp, local, $"{(lmtp ? "lmtp" : "smtp")}:{local}"));
@@ -78,7 +78,7 @@ public sealed class BoundListener : IEndpointListenerFactory, IDisposable
         if (owned is null)
         {
             socket.Dispose();
-            throw new ListenerBindException($"bridge: cannot listen for LMTP on {path}: {problem}; check the directory or set {key}");
+            throw new ListenerBindException($"mailbridge: cannot listen for LMTP on {path}: {problem}; check the directory or set {key}");
         }
         // SmtpServer identifies endpoints by IP address: a Unix socket gets one no client can have (0.0.0.0:index).
         _sockets.Add(new BoundSocket(socket, true, new IPEndPoint(IPAddress.Any, _sockets.Count + 1), $"lmtp:unix:{path}", owned));

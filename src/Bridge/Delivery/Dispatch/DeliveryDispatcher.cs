@@ -15,7 +15,7 @@ using Bridge.Delivery.Bounces;
 using Bridge.Delivery.Spool;
 using Bridge.Delivery.Store;
 
-namespace Bridge.Delivery;
+namespace Bridge.Delivery.Dispatch;
 
 public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store, BounceSender bounces)
 {
