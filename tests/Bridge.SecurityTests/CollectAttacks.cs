@@ -162,6 +162,30 @@ public partial class CollectAttacks
         Assert.Contains("collect socket: cannot accept a connection", daemon.Log, StringComparison.Ordinal);
     }
 
+    /// <summary>The collect socket is Dovecot's (mode 0660, group dovecot): a local user outside that group cannot even
+    /// connect, so cannot make the daemon collect anybody's spool (nor learn from its answers whose spool holds mail).</summary>
+    [Fact]
+    public async Task A_local_user_outside_the_sockets_group_cannot_connect_to_the_collect_socket()
+    {
+        var intruder = await Intruder.EnsureAsync();
+        using var run = new TempDir("bridge-collect-run", TempDir.Mode("755"));
+        var socket = run["collect"];
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, $"Bridge:Collect:Socket={socket}", "Bridge:Collect:SocketGroup=dovecot");
+        await daemon.Process.WaitForLineAsync("collect socket", TimeSpan.FromSeconds(10));
+
+        var tried = await intruder.PythonAsync($$"""
+            import socket
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect({{Quote(socket)}}); s.sendall(b'COLLECT {{Owner}}\n'); print('answered: ' + s.makefile().readline().strip())
+            except PermissionError:
+                print('refused')
+            """);
+        Assert.Equal("refused", tried.Stdout.Trim());
+        Assert.True(Answered(await AskAsync(socket, "COLLECT nosuchlogin\\n")), daemon.Log); // Dovecot's user still can
+    }
+
     private static bool Answered(string answer) => answer.StartsWith("OK ", StringComparison.Ordinal) || answer.StartsWith("NO ", StringComparison.Ordinal);
 
     /// <summary>One request on the collect socket, as Dovecot's user; the answer line, or "" when none came in time.</summary>
