@@ -55,7 +55,28 @@ internal sealed class SmtpConnection : IAsyncDisposable
         try
         {
             await client.ConnectAsync(endpoint.Host, endpoint.Port, cancellationToken).ConfigureAwait(false);
-            connection.UseTransport(client.GetStream());
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return await connection.StartAsync(client.GetStream(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A session over a transport that is already open (the unit tests' scripted store), begun as OpenAsync
+    /// begins one.</summary>
+    internal static Task<SmtpConnection> OpenAsync(Stream transport, SmtpEndpoint endpoint, CancellationToken cancellationToken) =>
+        new SmtpConnection(new TcpClient(), endpoint).StartAsync(transport, cancellationToken);
+
+    /// <summary>Greeting, EHLO/LHLO, TLS and AUTH on a connected transport; disposes the connection when any fails.</summary>
+    private async Task<SmtpConnection> StartAsync(Stream transport, CancellationToken cancellationToken)
+    {
+        var connection = this;
+        var endpoint = _endpoint;
+        try
+        {
+            connection.UseTransport(transport);
             if (endpoint.Tls == StoreTls.Implicit)
             {
                 await connection.StartTlsAsync(cancellationToken).ConfigureAwait(false);
