@@ -17,8 +17,29 @@ using Bridge.Delivery.Store;
 
 namespace Bridge.Delivery.Dispatch;
 
-public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store, BounceSender bounces)
+public sealed class DeliveryDispatcher
 {
+    private readonly IDeliveryAgent spool;
+    private readonly IDeliveryAgent store;
+    private readonly Notifier notify;
+
+    public DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAgent store, BounceSender bounces)
+        : this(spool, store, bounces.SendAsync)
+    {
+    }
+
+    /// <summary>For the unit tests: any two agents, and a stand-in for BounceSender.SendAsync.</summary>
+    internal DeliveryDispatcher(IDeliveryAgent spool, IDeliveryAgent store, Notifier notify)
+    {
+        this.spool = spool;
+        this.store = store;
+        this.notify = notify;
+    }
+
+    /// <summary>BounceSender.SendAsync's shape: true once the notification is handed on.</summary>
+    internal delegate Task<bool> Notifier(DeliveryRequest request, IReadOnlyList<RecipientOutcome> outcomes, DateTimeOffset arrival,
+        CancellationToken cancellationToken, DsnAction action = DsnAction.Failed);
+
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, BridgeMode defaultMode, bool fallbackToSpool,
         CancellationToken cancellationToken)
     {
@@ -68,13 +89,13 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
         // asked for none, so "notified" holds for it (RFC 3461).
         var wanted = outcomes.Where(o => o.Status.IsPermanent && o.Recipient.Wants("FAILURE")).ToList();
         var notified = !request.PerRecipient && DeliveryResult.NeedsNotification(outcomes) &&
-            (wanted.Count == 0 || await bounces.SendAsync(request, wanted, DateTimeOffset.Now, cancellationToken).ConfigureAwait(false));
+            (wanted.Count == 0 || await notify(request, wanted, DateTimeOffset.Now, cancellationToken).ConfigureAwait(false));
         // Where Bridge is the final delivery agent (the spool), NOTIFY=SUCCESS asks it for a delivery notice; the store
         // is given NOTIFY itself and answers for its own deliveries.
         var successes = outcomes.Where(o => o.Status.IsSuccess && o.Recipient.Wants("SUCCESS") && o.Relay.StartsWith("spool:", StringComparison.Ordinal)).ToList();
         if (successes.Count > 0)
         {
-            await bounces.SendAsync(request, successes, DateTimeOffset.Now, cancellationToken, DsnAction.Delivered).ConfigureAwait(false);
+            await notify(request, successes, DateTimeOffset.Now, cancellationToken, DsnAction.Delivered).ConfigureAwait(false);
         }
         // An alias that expanded to several users, for a RCPT that asked NOTIFY=SUCCESS: one "expanded" notice for the
         // alias itself (its members were given NOTIFY without SUCCESS), once the message is taken (RFC 3461 6.2.7.3).
@@ -87,7 +108,7 @@ public sealed class DeliveryDispatcher(SpoolDeliveryAgent spool, StoreDeliveryAg
                 .ToList();
             if (expanded.Count > 0)
             {
-                await bounces.SendAsync(request, expanded, DateTimeOffset.Now, cancellationToken, DsnAction.Expanded).ConfigureAwait(false);
+                await notify(request, expanded, DateTimeOffset.Now, cancellationToken, DsnAction.Expanded).ConfigureAwait(false);
             }
         }
         return DeliveryResult.Compose(request.QueueId, outcomes, notified);

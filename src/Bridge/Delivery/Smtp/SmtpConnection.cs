@@ -55,7 +55,28 @@ internal sealed class SmtpConnection : IAsyncDisposable
         try
         {
             await client.ConnectAsync(endpoint.Host, endpoint.Port, cancellationToken).ConfigureAwait(false);
-            connection.UseTransport(client.GetStream());
+        }
+        catch
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return await connection.StartAsync(client.GetStream(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A session over a transport that is already open (the unit tests' scripted store), begun as OpenAsync
+    /// begins one.</summary>
+    internal static Task<SmtpConnection> OpenAsync(Stream transport, SmtpEndpoint endpoint, CancellationToken cancellationToken) =>
+        new SmtpConnection(new TcpClient(), endpoint).StartAsync(transport, cancellationToken);
+
+    /// <summary>Greeting, EHLO/LHLO, TLS and AUTH on a connected transport; disposes the connection when any fails.</summary>
+    private async Task<SmtpConnection> StartAsync(Stream transport, CancellationToken cancellationToken)
+    {
+        var connection = this;
+        var endpoint = _endpoint;
+        try
+        {
+            connection.UseTransport(transport);
             if (endpoint.Tls == StoreTls.Implicit)
             {
                 await connection.StartTlsAsync(cancellationToken).ConfigureAwait(false);
@@ -160,10 +181,26 @@ internal sealed class SmtpConnection : IAsyncDisposable
         Reusable = false; // until the transaction has completed cleanly
         RepliesInTransaction = 0;
         _protocolError = false;
+        var mail = MailCommand(sender, mailParameters, prefix.Length + message.Length + 2);
+        var rcpts = RcptCommands(recipients, rcptParameters);
+
+        if (recipients.Count == 1 && _endpoint.Chunking && _extensions.Contains("CHUNKING") && _extensions.Contains("PIPELINING"))
+        {
+            return [await SendChunkedAsync(mail, rcpts[0], prefix, message, cancellationToken).ConfigureAwait(false)];
+        }
+        return _extensions.Contains("PIPELINING")
+            ? await SendPipelinedAsync(mail, rcpts, prefix, message, cancellationToken).ConfigureAwait(false)
+            : await SendStepwiseAsync(mail, rcpts, prefix, message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>MAIL FROM with the parameters the store offers: SIZE, BODY (8BITMIME or 7BIT only), SMTPUTF8, and with
+    /// DSN the sender's RET and ENVID.</summary>
+    private string MailCommand(string sender, IReadOnlyDictionary<string, string> mailParameters, long size)
+    {
         var mail = new StringBuilder($"MAIL FROM:<{sender}>");
         if (_extensions.Contains("SIZE"))
         {
-            mail.Append(" SIZE=").Append(prefix.Length + message.Length + 2);
+            mail.Append(" SIZE=").Append(size);
         }
         if (_extensions.Contains("8BITMIME") && mailParameters.TryGetValue("BODY", out var body) &&
             body.ToUpperInvariant() is "8BITMIME" or "7BIT")
@@ -174,68 +211,47 @@ internal sealed class SmtpConnection : IAsyncDisposable
         {
             mail.Append(" SMTPUTF8");
         }
-        var dsn = _extensions.Contains("DSN");
-        foreach (var keyword in dsn ? DsnMailParameters : [])
+        foreach (var keyword in _extensions.Contains("DSN") ? DsnMailParameters : [])
         {
             if (mailParameters.TryGetValue(keyword, out var value))
             {
                 mail.Append(' ').Append(keyword).Append('=').Append(value);
             }
         }
-        string Rcpt(int i) => dsn && rcptParameters is not null && i < rcptParameters.Count && rcptParameters[i] is { Length: > 0 } p
-            ? $"RCPT TO:<{recipients[i]}> {p}"
-            : $"RCPT TO:<{recipients[i]}>";
+        return mail.ToString();
+    }
 
-        if (recipients.Count == 1 && _endpoint.Chunking && _extensions.Contains("CHUNKING") && _extensions.Contains("PIPELINING"))
-        {
-            return [await SendChunkedAsync(mail.ToString(), Rcpt(0), prefix, message, cancellationToken).ConfigureAwait(false)];
-        }
+    /// <summary>One RCPT TO per recipient, with its DSN parameters when the store offers DSN.</summary>
+    private List<string> RcptCommands(IReadOnlyList<string> recipients, IReadOnlyList<string?>? rcptParameters)
+    {
+        var dsn = _extensions.Contains("DSN");
+        return [.. recipients.Select((recipient, i) => dsn && rcptParameters is not null && i < rcptParameters.Count && rcptParameters[i] is { Length: > 0 } p
+            ? $"RCPT TO:<{recipient}> {p}"
+            : $"RCPT TO:<{recipient}>")];
+    }
 
-        // With PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920: DATA may end a group): one
-        // round trip to the store before the message instead of three.
-        var pipelined = _extensions.Contains("PIPELINING");
-        var statuses = new DeliveryStatus[recipients.Count];
-        await WriteLineAsync(mail.ToString(), cancellationToken).ConfigureAwait(false);
-        if (pipelined)
+    /// <summary>With PIPELINING, MAIL, every RCPT and DATA go out in one write (RFC 2920: DATA may end a group): one
+    /// round trip to the store before the message instead of three. Then a reply is read for each of them, in order.</summary>
+    private async Task<IReadOnlyList<DeliveryStatus>> SendPipelinedAsync(string mail, List<string> rcpts, ReadOnlyMemory<byte> prefix,
+        ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    {
+        await WriteLineAsync(mail, cancellationToken).ConfigureAwait(false);
+        foreach (var rcpt in rcpts)
         {
-            for (var i = 0; i < recipients.Count; i++)
-            {
-                await WriteLineAsync(Rcpt(i), cancellationToken).ConfigureAwait(false);
-            }
-            await WriteLineAsync("DATA", cancellationToken).ConfigureAwait(false);
+            await WriteLineAsync(rcpt, cancellationToken).ConfigureAwait(false);
         }
+        await WriteLineAsync("DATA", cancellationToken).ConfigureAwait(false);
         await _out.FlushAsync(cancellationToken).ConfigureAwait(false);
 
-        // A refused MAIL FROM is every recipient's answer. Pipelined RCPTs were sent anyway: read their replies.
+        // A refused MAIL FROM is every recipient's answer. The RCPTs were sent anyway: their replies are read.
         var mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
-        for (var i = 0; i < recipients.Count; i++)
+        var statuses = new DeliveryStatus[rcpts.Count];
+        for (var i = 0; i < rcpts.Count; i++)
         {
-            if (pipelined)
-            {
-                var rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
-                statuses[i] = mailReply.IsSuccess ? rcptReply : mailReply;
-            }
-            else if (mailReply.IsSuccess)
-            {
-                await CommandAsync(Rcpt(i), cancellationToken).ConfigureAwait(false);
-                statuses[i] = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                statuses[i] = mailReply;
-            }
+            var rcptReply = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
+            statuses[i] = mailReply.IsSuccess ? rcptReply : mailReply;
         }
-
-        var accepted = Enumerable.Range(0, recipients.Count).Where(i => statuses[i].IsSuccess).ToList();
-        if (!pipelined)
-        {
-            if (accepted.Count == 0)
-            {
-                await ResetAsync(cancellationToken).ConfigureAwait(false);
-                return statuses;
-            }
-            await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
-        }
+        var accepted = Accepted(statuses);
         var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (_protocolError)
         {
@@ -250,6 +266,52 @@ internal sealed class SmtpConnection : IAsyncDisposable
             await ResetAsync(cancellationToken).ConfigureAwait(false);
             return statuses;
         }
+        return await SendDataAsync(statuses, accepted, dataReply, prefix, message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Without PIPELINING, each command waits for its reply: no RCPT after a refused MAIL, no DATA when no
+    /// recipient was accepted.</summary>
+    private async Task<IReadOnlyList<DeliveryStatus>> SendStepwiseAsync(string mail, List<string> rcpts, ReadOnlyMemory<byte> prefix,
+        ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    {
+        await CommandAsync(mail, cancellationToken).ConfigureAwait(false);
+        // A refused MAIL FROM is every recipient's answer.
+        var mailReply = await ReadMailReplyAsync(cancellationToken).ConfigureAwait(false);
+        var statuses = new DeliveryStatus[rcpts.Count];
+        for (var i = 0; i < rcpts.Count; i++)
+        {
+            if (mailReply.IsSuccess)
+            {
+                await CommandAsync(rcpts[i], cancellationToken).ConfigureAwait(false);
+                statuses[i] = await ReadFinalAsync("RCPT", cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                statuses[i] = mailReply;
+            }
+        }
+        var accepted = Accepted(statuses);
+        if (accepted.Count == 0)
+        {
+            await ResetAsync(cancellationToken).ConfigureAwait(false);
+            return statuses;
+        }
+        await CommandAsync("DATA", cancellationToken).ConfigureAwait(false);
+        var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
+        if (_protocolError)
+        {
+            return statuses; // a MAIL or RCPT reply made no sense: this session is not used any further
+        }
+        return await SendDataAsync(statuses, accepted, dataReply, prefix, message, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static List<int> Accepted(DeliveryStatus[] statuses) => [.. Enumerable.Range(0, statuses.Length).Where(i => statuses[i].IsSuccess)];
+
+    /// <summary>Both DATA paths from the reply to DATA on, with at least one recipient accepted: a refused DATA is the
+    /// accepted recipients' answer; after 354 the message, then one reply per accepted recipient (LMTP) or one for all.</summary>
+    private async Task<IReadOnlyList<DeliveryStatus>> SendDataAsync(DeliveryStatus[] statuses, List<int> accepted, DeliveryStatus dataReply,
+        ReadOnlyMemory<byte> prefix, ReadOnlySequence<byte> message, CancellationToken cancellationToken)
+    {
         if (dataReply.Code != 354)
         {
             if (!(dataReply.IsTransient || dataReply.IsPermanent))
@@ -263,8 +325,8 @@ internal sealed class SmtpConnection : IAsyncDisposable
         }
 
         await WriteMessageAsync(prefix, message, cancellationToken).ConfigureAwait(false);
-        var known = new DeliveryStatus?[recipients.Count];
-        for (var i = 0; i < recipients.Count; i++)
+        var known = new DeliveryStatus?[statuses.Length];
+        for (var i = 0; i < statuses.Length; i++)
         {
             known[i] = accepted.Contains(i) ? null : statuses[i];
         }
