@@ -2,8 +2,9 @@ using System.Buffers;
 using Bridge.Common;
 using Bridge.Delivery;
 using Bridge.Delivery.Bounces;
+using Bridge.Delivery.Dispatch;
 
-namespace Bridge.UnitTests.Delivery;
+namespace Bridge.UnitTests.Delivery.Dispatch;
 
 /// <summary>The dispatcher's choices with fake agents and a fake notification sender (pure logic, in-process): which
 /// agent each recipient goes to, what a spool failure holds back, the fallback of a store that still refuses for now
