@@ -11,6 +11,16 @@ public sealed class StoreConnectionPool : IAsyncDisposable
 {
     private static readonly TimeSpan MaxIdle = TimeSpan.FromSeconds(30);
 
+    private readonly Func<SmtpEndpoint, CancellationToken, Task<SmtpConnection>> _open;
+
+    public StoreConnectionPool()
+        : this(SmtpConnection.OpenAsync)
+    {
+    }
+
+    /// <summary>A pool whose connections <paramref name="open"/> makes (the fast tier's scripted stores).</summary>
+    internal StoreConnectionPool(Func<SmtpEndpoint, CancellationToken, Task<SmtpConnection>> open) => _open = open;
+
     private readonly Lock _gate = new();
     private SmtpEndpoint? _endpoint;
     private SemaphoreSlim _slots = new(1, 1);
@@ -55,7 +65,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
                 }
                 await idle.Connection.DisposeAsync().ConfigureAwait(false);
             }
-            var fresh = await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            var fresh = await _open(endpoint, cancellationToken).ConfigureAwait(false);
             return new Lease(this, slots, fresh, reused: false);
         }
         catch
@@ -109,7 +119,7 @@ public sealed class StoreConnectionPool : IAsyncDisposable
         {
             var endpoint = Connection.Endpoint;
             await Connection.DisposeAsync().ConfigureAwait(false);
-            Connection = await SmtpConnection.OpenAsync(endpoint, cancellationToken).ConfigureAwait(false);
+            Connection = await pool._open(endpoint, cancellationToken).ConfigureAwait(false);
             Reused = false;
         }
 

@@ -1,0 +1,179 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Text;
+using Bridge.Common;
+using Bridge.Delivery.Smtp;
+using Bridge.Delivery.Store;
+using Bridge.UnitTests.Delivery.Smtp;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Bridge.UnitTests.Delivery.Store;
+
+/// <summary>StoreClient, the one relay path, against stores scripted in-process (ScriptedStore; no socket): what is
+/// retried for a delivery and what a collection tries once, the outcome-unknown rule, one breaker for both, and each
+/// store address sent once.</summary>
+public sealed class StoreClientTests : IAsyncDisposable
+{
+    private static readonly SmtpEndpoint Endpoint = new("store.example", 24, StoreProtocol.Lmtp, StoreTls.None, null, null, null, "bridge.example", 4, Chunking: false);
+
+    private readonly List<Task> _sessions = [];
+    private int _opened;
+    private StoreConnectionPool? _pool;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_pool is not null)
+        {
+            await _pool.DisposeAsync();
+        }
+        await Task.WhenAll(_sessions).WaitAsync(ScriptedStore.Patience);
+    }
+
+    /// <summary>A client whose every new connection is a scripted store answering RCPT with <paramref name="rcpt"/> and the
+    /// final dot with <paramref name="dot"/> (null: the store hangs up without a word); <paramref name="refuse"/>: no
+    /// connection can be made at all.</summary>
+    private StoreClient Client(Func<string> rcpt, Func<string?> dot, int maxAttempts = 3, int breakAfter = 50, bool refuse = false)
+    {
+        _pool = new StoreConnectionPool((endpoint, cancellationToken) =>
+        {
+            Interlocked.Increment(ref _opened);
+            if (refuse)
+            {
+                throw new SocketException((int)SocketError.ConnectionRefused);
+            }
+            var store = new ScriptedStore();
+            lock (_sessions)
+            {
+                _sessions.Add(Task.Run(() => PlayAsync(store, rcpt, dot), CancellationToken.None));
+            }
+            return SmtpConnection.OpenAsync(store, endpoint, cancellationToken);
+        });
+        var retry = new StoreRetry(maxAttempts, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(5),
+            TimeSpan.FromSeconds(20), breakAfter, TimeSpan.FromMinutes(1));
+        return new StoreClient(() => new StoreSettings(Endpoint, retry), _pool, null, NullLogger.Instance);
+    }
+
+    /// <summary>An LMTP store without PIPELINING: one reply per command, until QUIT or a hang-up after the dot.</summary>
+    private static async Task PlayAsync(ScriptedStore store, Func<string> rcpt, Func<string?> dot)
+    {
+        await store.GreetAsync();
+        var accepted = 0;
+        while (true)
+        {
+            var line = await store.LineAsync();
+            switch (line.Split(' ')[0])
+            {
+                case "MAIL":
+                    accepted = 0;
+                    store.Reply("250 2.1.0 ok");
+                    break;
+                case "RCPT":
+                    var reply = rcpt();
+                    accepted += reply.StartsWith('2') ? 1 : 0;
+                    store.Reply(reply);
+                    break;
+                case "DATA":
+                    store.Reply("354 go ahead");
+                    await store.MessageAsync();
+                    if (dot() is not { } answer)
+                    {
+                        store.Cut();
+                        return;
+                    }
+                    store.Reply(Enumerable.Repeat(answer, accepted).ToArray()); // LMTP: one reply per accepted recipient
+                    break;
+                case "RSET":
+                    store.Reply("250 2.0.0 ok");
+                    break;
+                case "QUIT":
+                    store.Reply("221 2.0.0 bye");
+                    store.Cut();
+                    return;
+                default:
+                    store.Reply("500 5.5.1 unknown");
+                    break;
+            }
+        }
+    }
+
+    private static StoreRelay Relay(params string[] recipients) => new("Q1", "sender@example.org",
+        recipients.Select(r => new StoreRecipient(r, null)).ToList(), new Dictionary<string, string>(), default,
+        new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("Subject: hi\r\n\r\nbody")));
+
+    [Fact]
+    public async Task A_store_4xx_is_retried_for_a_delivery_and_tried_once_for_a_collection()
+    {
+        var client = Client(() => "451 4.3.0 try again", () => "250 2.0.0 ok", maxAttempts: 3);
+
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal(3, delivery.Attempts);
+        Assert.Equal((451, StoreAnswer.Replied), (delivery.Replies[0].Status.Code, delivery.Replies[0].Answer));
+
+        var collection = await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None);
+        Assert.Equal(1, collection.Attempts);
+        Assert.Equal((451, StoreAnswer.Replied), (collection.Replies[0].Status.Code, collection.Replies[0].Answer));
+    }
+
+    [Fact]
+    public async Task A_full_mailbox_and_a_5xx_are_never_retried()
+    {
+        var replies = new Queue<string>(["452 4.2.2 mailbox full", "550 5.1.1 no such user"]);
+        var client = Client(() => replies.Dequeue(), () => "250 2.0.0 ok");
+
+        var result = await client.RelayAsync(Relay("full@x", "gone@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal(1, result.Attempts);
+        Assert.Equal(["452 4.2.2", "550 5.1.1"], result.Replies.Select(r => $"{r.Status.Code} {r.Status.Enhanced}"));
+    }
+
+    [Fact]
+    public async Task A_store_that_cannot_be_reached_is_unavailable_with_the_reason_after_the_policys_attempts()
+    {
+        var client = Client(() => "250 2.1.5 ok", () => "250 2.0.0 ok", maxAttempts: 3, refuse: true);
+
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal((3, 3), (delivery.Attempts, _opened));
+        Assert.Equal((451, "4.4.1", StoreAnswer.Unavailable), (delivery.Replies[0].Status.Code, delivery.Replies[0].Status.Enhanced, delivery.Replies[0].Answer));
+        Assert.Contains("unavailable after 3 attempt(s)", delivery.Replies[0].Status.Text, StringComparison.Ordinal);
+        Assert.False(string.IsNullOrEmpty(delivery.Problem));
+
+        var collection = await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None);
+        Assert.Equal((1, 4), (collection.Attempts, _opened));
+        Assert.Equal(StoreAnswer.Unavailable, collection.Replies[0].Answer);
+    }
+
+    [Fact]
+    public async Task A_message_sent_and_not_acknowledged_is_never_sent_again()
+    {
+        var client = Client(() => "250 2.1.5 ok", () => null);
+
+        var result = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal((1, 1), (result.Attempts, _opened));
+        Assert.Equal((451, "4.4.1", StoreAnswer.OutcomeUnknown), (result.Replies[0].Status.Code, result.Replies[0].Status.Enhanced, result.Replies[0].Answer));
+        Assert.Contains("outcome unknown", result.Replies[0].Status.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Collections_and_deliveries_share_one_breaker()
+    {
+        var client = Client(() => "250 2.1.5 ok", () => "250 2.0.0 ok", maxAttempts: 1, breakAfter: 2, refuse: true);
+
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(StoreAnswer.Unavailable, (await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None)).Replies[0].Answer);
+        }
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal(2, _opened); // the breaker answered: no connection was tried
+        Assert.Contains("circuit breaker is open", delivery.Replies[0].Status.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Each_store_address_is_sent_once_and_its_reply_reaches_every_recipient_with_it()
+    {
+        var rcpts = 0;
+        var client = Client(() => { Interlocked.Increment(ref rcpts); return "250 2.1.5 ok"; }, () => "250 2.0.0 delivered");
+
+        var result = await client.RelayAsync(Relay("a@x", "A@X", "b@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal(2, rcpts);
+        Assert.All(result.Replies, r => Assert.Equal(("250 2.0.0 delivered", StoreAnswer.Replied), (r.Status.ToString(), r.Answer)));
+    }
+}
