@@ -258,7 +258,7 @@ public sealed class DeliveryDispatcherTests
 
         await Deliver(BridgeMode.Legacy, true, User("ann", notify: "SUCCESS"));
 
-        Assert.Empty(_notices); // as it is: the relay names the store first ("lmtp:..., fallback spool:..."), see the report
+        Assert.Empty(_notices); // pinned as it is: the relay names the store first ("lmtp:..., fallback spool:..."), so the spool's notice rule does not see it
     }
 
     [Fact]
