@@ -255,7 +255,7 @@ internal sealed class SmtpConnection : IAsyncDisposable
         var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (_protocolError)
         {
-            return statuses; // a MAIL or RCPT reply made no sense: this session is not used any further
+            return NotSent(statuses, accepted); // a MAIL or RCPT reply made no sense: this session is not used any further
         }
         if (accepted.Count == 0)
         {
@@ -300,9 +300,17 @@ internal sealed class SmtpConnection : IAsyncDisposable
         var dataReply = await ReadReplyAsync(cancellationToken).ConfigureAwait(false);
         if (_protocolError)
         {
-            return statuses; // a MAIL or RCPT reply made no sense: this session is not used any further
+            return NotSent(statuses, accepted); // a MAIL or RCPT reply made no sense: this session is not used any further
         }
         return await SendDataAsync(statuses, accepted, dataReply, prefix, message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>No message was sent after a protocol error: a recipient the store accepted at RCPT has nothing delivered,
+    /// so it gets the protocol error too (a 250 there would read as delivered to a caller that answers per recipient).</summary>
+    private DeliveryStatus[] NotSent(DeliveryStatus[] statuses, List<int> accepted)
+    {
+        accepted.ForEach(i => statuses[i] = _protocolErrorStatus);
+        return statuses;
     }
 
     private static List<int> Accepted(DeliveryStatus[] statuses) => [.. Enumerable.Range(0, statuses.Length).Where(i => statuses[i].IsSuccess)];
@@ -377,10 +385,14 @@ internal sealed class SmtpConnection : IAsyncDisposable
             return reply;
         }
         _protocolError = true;
-        return SmtpReply.ProtocolError(what, reply);
+        _protocolErrorStatus = SmtpReply.ProtocolError(what, reply);
+        return _protocolErrorStatus;
     }
 
     private bool _protocolError;
+
+    /// <summary>The status of the reply that made no sense (when _protocolError).</summary>
+    private DeliveryStatus _protocolErrorStatus = default!;
 
     /// <summary>True when an idle pooled connection shows input or an end of stream: the store closed it (or says
     /// something unasked); it must not carry a message.</summary>
