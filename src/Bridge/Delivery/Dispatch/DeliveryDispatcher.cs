@@ -90,9 +90,10 @@ public sealed class DeliveryDispatcher
         var wanted = outcomes.Where(o => o.Status.IsPermanent && o.Recipient.Wants("FAILURE")).ToList();
         var notified = !request.PerRecipient && DeliveryResult.NeedsNotification(outcomes) &&
             (wanted.Count == 0 || await notify(request, wanted, DateTimeOffset.Now, cancellationToken).ConfigureAwait(false));
-        // Where Bridge is the final delivery agent (the spool), NOTIFY=SUCCESS asks it for a delivery notice; the store
-        // is given NOTIFY itself and answers for its own deliveries.
-        var successes = outcomes.Where(o => o.Status.IsSuccess && o.Recipient.Wants("SUCCESS") && o.Relay.StartsWith("spool:", StringComparison.Ordinal)).ToList();
+        // Where Bridge is the final delivery agent (the spool, also when a store that refused for now fell back to it),
+        // NOTIFY=SUCCESS asks it for a delivery notice; the store is given NOTIFY itself and answers for its own deliveries.
+        var successes = outcomes.Where(o => o.Status.IsSuccess && o.Recipient.Wants("SUCCESS") &&
+            (o.Relay.StartsWith(SpoolDeliveryAgent.RelayPrefix, StringComparison.Ordinal) || o.Relay.Contains(", fallback " + SpoolDeliveryAgent.RelayPrefix, StringComparison.Ordinal))).ToList();
         if (successes.Count > 0)
         {
             await notify(request, successes, DateTimeOffset.Now, cancellationToken, DsnAction.Delivered).ConfigureAwait(false);

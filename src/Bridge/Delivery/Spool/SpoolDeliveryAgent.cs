@@ -33,11 +33,14 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
     /// <summary>Group commits so far (one lock, journal entry and fsync each).</summary>
     public long GroupCommits => committer.Batches;
 
+    /// <summary>How an outcome's Relay names the spool ("spool:/var/mail"): the dispatcher tells the spool's deliveries by it.</summary>
+    public const string RelayPrefix = "spool:";
+
     public async Task<DeliveryResult> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
     {
         var current = settings();
         var byMailbox = await DeliverAllAsync(request, current, cancellationToken).ConfigureAwait(false);
-        var relay = $"spool:{current.Directory}";
+        var relay = RelayPrefix + current.Directory;
         var outcomes = request.Recipients
             .Select(r => new RecipientOutcome(r, byMailbox[r.User.ShortName], relay, 1))
             .ToList();
