@@ -18,8 +18,6 @@ namespace Bridge.Collection;
 
 public static class SpoolCollector
 {
-    /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
-    /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
     /// <summary>The user whose own mailbox the spool file <paramref name="name"/> is (the file of their first short name,
     /// not an alias's or a secondary name's), or null: the one rule for which spool files drain and the collectors move.</summary>
     internal static LocalUser? OwnerOf(SettingsSnapshot snapshot, string name)
@@ -28,6 +26,8 @@ public static class SpoolCollector
         return route.Recipient is { } routed && routed.User.ShortName == name && route.Recipients.Count == 1 ? routed.User : null;
     }
 
+    /// <summary>One mailbox, at most <paramref name="maxMessages"/> of its messages (the daemon's collector takes it in
+    /// batches, so deliveries to it do not wait long for its locks). More: messages were left for the next batch.</summary>
     /// <param name="until">Past this time no further message is begun (collect at login); null: no limit.</param>
     /// <param name="continues">The caller takes the next batch soon (the daemon's collector): when messages are left,
     /// the delivered ones stay in place behind the cursor instead of being cut out now; they are cut once, at the end.</param>
@@ -131,8 +131,12 @@ public static class SpoolCollector
                 }
                 var relay = new StoreRelay(name, record.Sender, [new StoreRecipient(recipient, null)], MailParameters(record), default, record.Message);
                 var result = await store.RelayAsync(relay, StoreRetries.Once, cancellationToken).ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested(); // stopped (or a login's hard stop): that message is not counted
                 var (reply, answer) = result.Replies[0];
+                if (answer == StoreAnswer.Unavailable && cancellationToken.IsCancellationRequested)
+                {
+                    // Stopped (or a login's hard stop) before the store had the message: the caller says so, as it always did.
+                    throw new OperationCanceledException(cancellationToken);
+                }
                 if (answer == StoreAnswer.OutcomeUnknown)
                 {
                     await output.WriteLineAsync($"drain {name}: store {result.Endpoint}: {result.Problem}; message {relayed + 1} and the rest stay in the spool " +

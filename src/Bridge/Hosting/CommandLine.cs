@@ -1,4 +1,5 @@
-// Job: the verbs of the mailbridge executable: the daemon (default), `check`, `drain`, `resolve`, `probe`, `--version`, `--help`.
+// Job: the verbs of the mailbridge executable: the daemon (default), `check`, `drain`, `collect`, `resolve`, `probe`,
+// `--version`, `--help`.
 // Settings work the same for every verb: appsettings.json in the working directory (else /etc/bridge), environment,
 // --Bridge:Key=value.
 // Failure: an unknown verb prints the usage and exits 64 (EX_USAGE).

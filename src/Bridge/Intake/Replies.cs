@@ -1,6 +1,8 @@
-// Job: the one home of every reply text Bridge composes for its SMTP and LMTP clients (what the session logic
+// Job: the one home of every reply text Intake composes for its SMTP and LMTP clients (what the session logic
 // decides, what the input guard says before it closes, and what the library's own texts become, ReplyTextStream's
-// table): one place to read what a client can be told, and to change it.
+// table): one place to read what a session can be told, and to change it. A delivery's outcome is a DeliveryStatus made
+// by the stage that decides it (Common/DeliveryStatus's factories, Routing's refusals, SpoolResult.ToStatus, the store's
+// own reply, StoreClient's 451 4.4.1, DeliveryResult.Compose); Intake writes it as it is.
 // A store's or a file's own text reaches a client only through SmtpReplies (an enhanced code, clean ASCII).
 // Failure: none; constants and pure functions.
 using System.Net;

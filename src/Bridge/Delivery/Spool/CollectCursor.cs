@@ -88,7 +88,7 @@ internal sealed record CollectCursor(ulong Device, ulong Inode, long RecordStart
             return true;
         }
         Span<byte> head = stackalloc byte[5];
-        return Libc.ReadAt(fd, head, at) == 5 && head.SequenceEqual("From "u8);
+        return Libc.ReadAt(fd, head, at) == 5 && MboxRecords.IsFromLine(head);
     }
 
     private static ulong? HashOf(int fd, long start, long end, long seed)

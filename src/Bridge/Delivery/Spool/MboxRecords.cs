@@ -103,7 +103,8 @@ public static class MboxRecords
         message.Write(line);
     }
 
-    private static bool IsFromLine(ReadOnlySpan<byte> line) => line.StartsWith("From "u8);
+    /// <summary>A From_ line (a record's first line): the one test of it when reading.</summary>
+    public static bool IsFromLine(ReadOnlySpan<byte> line) => line.StartsWith("From "u8);
 
     /// <summary>The bytes needed to see a record start with RecordStartAt: two newlines and "From ".</summary>
     public const int RecordStartWindow = 7;

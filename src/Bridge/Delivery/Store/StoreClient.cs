@@ -7,7 +7,9 @@
 // was not acknowledged is never sent again by Bridge (RFC 1047: duplicates over loss, but not by Bridge's own hand).
 // What is retried: connection failures, attempts without an answer, and a store's 4xx for a recipient except
 // "mailbox full" (X.2.2). Never retried: a 5xx. A collection makes one attempt per message (Once): its caller
-// retries the whole collection later (the next round, the next login), and a login must not wait out a backoff.
+// retries the whole collection later (the next round, the next login), and a login must not wait out a backoff; it
+// has no time limit of Bridge:Retry's (as before: a slow store must not get the same message once per round), feeds
+// the breaker only with connection failures, and is not logged here (its caller logs its own line).
 // Failure: never throws for a store problem; each recipient's answer says whether the store gave it (Replied), the
 // store may have the message (OutcomeUnknown, 451 4.4.1), or the store could not be reached within the policy
 // (Unavailable, 451 4.4.1 with the last problem; also when the caller's token ends the relay: "Bridge is shutting
@@ -97,7 +99,7 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
                 if (deferred.Count > 0)
                 {
                     lastProblem = string.Join(", ", deferred.Select(i => $"<{recipients[i].Address}> {replies[i]!.Value.Status}"));
-                    LogAttemptFailed(relay.Id, endpoint, attempts, $"deferred by the store: {lastProblem}");
+                    LogAttemptFailed(retries, relay.Id, endpoint, attempts, $"deferred by the store: {lastProblem}");
                 }
                 return new AttemptResult(deferred.Count);
             }
@@ -113,20 +115,23 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
                         : new StoreReply(unknown, StoreAnswer.OutcomeUnknown);
                     settled[open[k]] = true;
                 }
-                LogOutcomeUnknown(relay.Id, endpoint, attempts, ex.Message);
+                if (retries == StoreRetries.AsConfigured)
+                {
+                    LogOutcomeUnknown(relay.Id, endpoint, attempts, ex.Message);
+                }
                 lastProblem = ex.Message;
                 return new AttemptResult(0);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && attemptToken.IsCancellationRequested)
             {
                 lastProblem = $"no answer within {current.Retry.AttemptTimeout.TotalSeconds:0.#} s";
-                LogAttemptFailed(relay.Id, endpoint, attempts, lastProblem);
+                LogAttemptFailed(retries, relay.Id, endpoint, attempts, lastProblem);
                 throw;
             }
             catch (Exception ex) when (NetworkFailure.IsTransient(ex) && !cancellationToken.IsCancellationRequested)
             {
                 lastProblem = ex is TimeoutRejectedException ? $"no answer within {current.Retry.AttemptTimeout.TotalSeconds:0.#} s" : ex.Message;
-                LogAttemptFailed(relay.Id, endpoint, attempts, lastProblem);
+                LogAttemptFailed(retries, relay.Id, endpoint, attempts, lastProblem);
                 throw;
             }
         }
@@ -207,6 +212,15 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
                 });
             }
             return _pipeline;
+        }
+    }
+
+    /// <summary>A delivery's failed attempt is logged here; a collection's caller writes its own line for it.</summary>
+    private void LogAttemptFailed(StoreRetries retries, string queueId, SmtpEndpoint store, int attempt, string problem)
+    {
+        if (retries == StoreRetries.AsConfigured)
+        {
+            LogAttemptFailed(queueId, store, attempt, problem);
         }
     }
 

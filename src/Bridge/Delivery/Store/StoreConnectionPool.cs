@@ -103,7 +103,8 @@ public sealed class StoreConnectionPool : IAsyncDisposable
         }
         foreach (var connection in all)
         {
-            await connection.QuitAsync(CancellationToken.None).ConfigureAwait(false);
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(5)); // a store that never answers QUIT
+            await connection.QuitAsync(patience.Token).ConfigureAwait(false);
             await connection.DisposeAsync().ConfigureAwait(false);
         }
     }

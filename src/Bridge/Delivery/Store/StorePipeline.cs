@@ -1,7 +1,8 @@
 // Job: build the Polly pipeline for store attempts from Bridge:Retry: a total Budget timeout around a circuit
 // breaker around exponential retry with jitter around a per-attempt timeout. Transient = connection-level
 // failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a
-// relay StoreClient was asked to make once (a collection).
+// relay StoreClient was asked to make once (a collection), which also has no time limit of the pipeline's and feeds
+// the breaker only with its connection failures (it obeys an open breaker like any relay).
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
 // the last transient exception; StoreClient turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
@@ -23,16 +24,20 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
             .Handle<Exception>(NetworkFailure.IsTransient)
             .HandleResult(r => r.StillTransient > 0);
         Func<RetryPredicateArguments<AttemptResult>, ValueTask<bool>> retryHandle = shouldHandle;
+        Func<CircuitBreakerPredicateArguments<AttemptResult>, ValueTask<bool>> breakerHandle = shouldHandle;
         var breaker = new CircuitBreakerStateProvider();
         var pipeline = new ResiliencePipelineBuilder<AttemptResult>()
-            .AddTimeout(options.Budget)
+            .AddTimeout(new TimeoutStrategyOptions { Timeout = options.Budget, TimeoutGenerator = args => Limit(args.Context, options.Budget) })
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions<AttemptResult>
             {
                 FailureRatio = 1.0,
                 MinimumThroughput = options.BreakAfterFailures,
                 SamplingDuration = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(30).Ticks, options.Budget.Ticks * 2)),
                 BreakDuration = options.BreakDuration,
-                ShouldHandle = shouldHandle,
+                // A collection's store 4xx is about one user's mail, not about the store: only its connection failures count.
+                ShouldHandle = args => StoreClient.MayRetry(args.Context)
+                    ? breakerHandle(args)
+                    : ValueTask.FromResult(args.Outcome.Exception is { } failure && NetworkFailure.IsTransient(failure)),
                 StateProvider = breaker,
                 OnOpened = _ => onBreakerChange(CircuitState.Open),
                 OnClosed = _ => onBreakerChange(CircuitState.Closed),
@@ -48,9 +53,15 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
                     ? args => StoreClient.MayRetry(args.Context) ? retryHandle(args) : ValueTask.FromResult(false)
                     : _ => ValueTask.FromResult(false),
             })
-            .AddTimeout(options.AttemptTimeout)
+            .AddTimeout(new TimeoutStrategyOptions { Timeout = options.AttemptTimeout, TimeoutGenerator = args => Limit(args.Context, options.AttemptTimeout) })
             .Build();
         return new StorePipeline(options, pipeline, breaker);
     }
+
+    /// <summary>A delivery's time limits; none for a collection (StoreRetries.Once), which never had any: a slow store that
+    /// takes long over one message must not see it again and again as "outcome unknown" (a copy per round), and a
+    /// login's collection is bounded by the login's own limit.</summary>
+    private static ValueTask<TimeSpan> Limit(ResilienceContext context, TimeSpan limit) =>
+        ValueTask.FromResult(StoreClient.MayRetry(context) ? limit : System.Threading.Timeout.InfiniteTimeSpan);
 
 }

@@ -32,7 +32,8 @@ public sealed class StoreClientTests : IAsyncDisposable
     /// <summary>A client whose every new connection is a scripted store answering RCPT with <paramref name="rcpt"/> and the
     /// final dot with <paramref name="dot"/> (null: the store hangs up without a word); <paramref name="refuse"/>: no
     /// connection can be made at all.</summary>
-    private StoreClient Client(Func<string> rcpt, Func<string?> dot, int maxAttempts = 3, int breakAfter = 50, bool refuse = false)
+    private StoreClient Client(Func<string> rcpt, Func<string?> dot, int maxAttempts = 3, int breakAfter = 50, bool refuse = false,
+        TimeSpan? dotDelay = null, TimeSpan? attemptTimeout = null)
     {
         _pool = new StoreConnectionPool((endpoint, cancellationToken) =>
         {
@@ -44,17 +45,17 @@ public sealed class StoreClientTests : IAsyncDisposable
             var store = new ScriptedStore();
             lock (_sessions)
             {
-                _sessions.Add(Task.Run(() => PlayAsync(store, rcpt, dot), CancellationToken.None));
+                _sessions.Add(Task.Run(() => PlayAsync(store, rcpt, dot, dotDelay ?? TimeSpan.Zero), CancellationToken.None));
             }
             return SmtpConnection.OpenAsync(store, endpoint, cancellationToken);
         });
-        var retry = new StoreRetry(maxAttempts, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(5),
+        var retry = new StoreRetry(maxAttempts, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), attemptTimeout ?? TimeSpan.FromSeconds(5),
             TimeSpan.FromSeconds(20), breakAfter, TimeSpan.FromMinutes(1));
         return new StoreClient(() => new StoreSettings(Endpoint, retry), _pool, null, NullLogger.Instance);
     }
 
     /// <summary>An LMTP store without PIPELINING: one reply per command, until QUIT or a hang-up after the dot.</summary>
-    private static async Task PlayAsync(ScriptedStore store, Func<string> rcpt, Func<string?> dot)
+    private static async Task PlayAsync(ScriptedStore store, Func<string> rcpt, Func<string?> dot, TimeSpan dotDelay)
     {
         await store.GreetAsync();
         var accepted = 0;
@@ -75,6 +76,7 @@ public sealed class StoreClientTests : IAsyncDisposable
                 case "DATA":
                     store.Reply("354 go ahead");
                     await store.MessageAsync();
+                    await Task.Delay(dotDelay);
                     if (dot() is not { } answer)
                     {
                         store.Cut();
@@ -175,5 +177,32 @@ public sealed class StoreClientTests : IAsyncDisposable
         var result = await client.RelayAsync(Relay("a@x", "A@X", "b@x"), StoreRetries.AsConfigured, CancellationToken.None);
         Assert.Equal(2, rcpts);
         Assert.All(result.Replies, r => Assert.Equal(("250 2.0.0 delivered", StoreAnswer.Replied), (r.Status.ToString(), r.Answer)));
+    }
+
+    [Fact]
+    public async Task A_collections_store_4xx_is_about_one_users_mail_and_never_opens_the_breaker()
+    {
+        var client = Client(() => "451 4.3.0 try again", () => "250 2.0.0 ok", maxAttempts: 1, breakAfter: 2);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(StoreAnswer.Replied, (await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None)).Replies[0].Answer);
+        }
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal(StoreAnswer.Replied, delivery.Replies[0].Answer); // the store was asked: the breaker stayed closed
+    }
+
+    [Fact]
+    public async Task A_slow_store_times_a_delivery_out_but_a_collection_waits_for_its_answer()
+    {
+        var client = Client(() => "250 2.1.5 ok", () => "250 2.0.0 ok", maxAttempts: 1, dotDelay: TimeSpan.FromMilliseconds(600),
+            attemptTimeout: TimeSpan.FromMilliseconds(200));
+
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.NotEqual(StoreAnswer.Replied, delivery.Replies[0].Answer); // sent, then no answer in time
+
+        // A collection never had a time limit: it must not see the same message again and again as "outcome unknown".
+        var collection = await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None);
+        Assert.Equal(("250 2.0.0 ok", StoreAnswer.Replied), (collection.Replies[0].Status.ToString(), collection.Replies[0].Answer));
     }
 }
