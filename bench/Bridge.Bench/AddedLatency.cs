@@ -30,11 +30,7 @@ internal static class AddedLatency
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < count; i++)
         {
-            var due = TimeSpan.FromSeconds((double)i / perSecond);
-            if (due > clock.Elapsed)
-            {
-                await Task.Delay(due - clock.Elapsed);
-            }
+            await FixedRateLatency.UntilDueAsync(i, perSecond, clock);
             TimeSpan viaBridge, straight;
             if (i % 2 == 0)
             {

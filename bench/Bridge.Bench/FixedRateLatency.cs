@@ -28,13 +28,20 @@ internal static class FixedRateLatency
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < count; i++)
         {
-            var due = TimeSpan.FromSeconds((double)i / perSecond);
-            if (due > clock.Elapsed)
-            {
-                await Task.Delay(due - clock.Elapsed);
-            }
+            await UntilDueAsync(i, perSecond, clock);
             samples.Add((await probe.SendAsync(target.Recipient, message)).TotalMilliseconds);
         }
         return LatencyResult.Of(samples);
+    }
+
+    /// <summary>Waits until message <paramref name="i"/> is due on a fixed schedule of <paramref name="perSecond"/>
+    /// from <paramref name="clock"/>'s start (a late message is sent at once; the schedule does not move).</summary>
+    public static async Task UntilDueAsync(int i, int perSecond, Stopwatch clock)
+    {
+        var due = TimeSpan.FromSeconds((double)i / perSecond);
+        if (due > clock.Elapsed)
+        {
+            await Task.Delay(due - clock.Elapsed);
+        }
     }
 }

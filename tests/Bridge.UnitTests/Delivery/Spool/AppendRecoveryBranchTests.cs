@@ -29,27 +29,11 @@ public sealed class AppendRecoveryBranchTests : IDisposable
 
     private SpoolSettings Settings => new(_dir, 0, TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(5), null);
 
-    private sealed class Collect : IRecordSink
-    {
-        public MemoryStream Bytes { get; } = new();
-
-        public int Write(ReadOnlySpan<byte> bytes)
-        {
-            Bytes.Write(bytes);
-            return 0;
-        }
-    }
-
     private static MboxRecord Record(int bodyBytes) => new("crashed@example.org", "alice@example.org", "alice@example.org",
         new DateTime(2026, 11, 24, 10, 0, 0, DateTimeKind.Local), ReadOnlyMemory<byte>.Empty,
         new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("Subject: crashed\r\nX-Other: header\r\n\r\n" + new string('c', bodyBytes) + "\r\n")));
 
-    private static byte[] BytesOf(MboxRecord record)
-    {
-        var sink = new Collect();
-        record.WriteTo(sink);
-        return sink.Bytes.ToArray();
-    }
+    private static byte[] BytesOf(MboxRecord record) => RecordBytes.Of(record);
 
     /// <summary>A mailbox of exactly <paramref name="length"/> bytes of earlier mail (one record, no "From " inside).</summary>
     private static byte[] Earlier(int length)

@@ -21,17 +21,6 @@ public sealed class AppendRecoveryTests : IDisposable
 
     private AppendJournal Journal => new(Path.Combine(_dir, "journal"));
 
-    private sealed class Collect : IRecordSink
-    {
-        public MemoryStream Bytes { get; } = new();
-
-        public int Write(ReadOnlySpan<byte> bytes)
-        {
-            Bytes.Write(bytes);
-            return 0;
-        }
-    }
-
     private static MboxRecord Record(int bodyBytes) => new("crashed@example.org", "alice@example.org", "alice@example.org",
         new DateTime(2026, 11, 24, 10, 0, 0, DateTimeKind.Local), ReadOnlyMemory<byte>.Empty,
         new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("Subject: crashed\r\n\r\n" + new string('c', bodyBytes) + "\r\n")));
@@ -45,9 +34,7 @@ public sealed class AppendRecoveryTests : IDisposable
         Assert.Equal(0, Libc.Lstat(Mailbox, out var before));
         var record = Record(bodyBytes);
         Assert.Equal(0, Journal.Record("alice", AppendDigest.EntryFor(before, before.Size, [record], out _)));
-        var sink = new Collect();
-        record.WriteTo(sink);
-        var bytes = sink.Bytes.ToArray();
+        var bytes = RecordBytes.Of(record);
         using (var stream = new FileStream(Mailbox, FileMode.Append))
         {
             stream.Write(bytes.AsSpan(0, Math.Min(written, bytes.Length)));

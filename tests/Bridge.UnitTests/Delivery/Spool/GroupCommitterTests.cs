@@ -231,17 +231,6 @@ public sealed class GroupCommitterTests : IDisposable
         Assert.Equal(Earlier, File.ReadAllBytes(MailboxPath));
     }
 
-    private sealed class Collect : IRecordSink
-    {
-        public MemoryStream Bytes { get; } = new();
-
-        public int Write(ReadOnlySpan<byte> bytes)
-        {
-            Bytes.Write(bytes);
-            return 0;
-        }
-    }
-
     [Fact]
     public async Task An_interrupted_append_is_settled_when_a_batch_opens_the_mailbox_and_recovery_is_told()
     {
@@ -249,7 +238,7 @@ public sealed class GroupCommitterTests : IDisposable
         Assert.Equal(0, Libc.Lstat(MailboxPath, out var before));
         var crashed = Record(0, 10_000);
         Assert.Equal(0, Journal.Record("bob", AppendDigest.EntryFor(before, before.Size, [crashed], out _)));
-        var sink = new Collect();
+        var sink = new RecordBytes();
         crashed.WriteTo(sink);
         using (var stream = new FileStream(MailboxPath, FileMode.Append))
         {
