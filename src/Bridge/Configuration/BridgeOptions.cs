@@ -238,7 +238,8 @@ public sealed class RetryOptions
     /// <summary>Total time for one message; well below an MTA's 600 s end-of-data timeout.</summary>
     public TimeSpan Budget { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Messages that failed for good (after their retries) within the sampling window before the breaker opens.</summary>
+    /// <summary>Messages for which the store could not be reached (after their retries; connection failures and timeouts,
+    /// never a store's reply) within the sampling window before the breaker opens.</summary>
     public int BreakAfterFailures { get; set; } = 5;
 
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);

@@ -3,13 +3,14 @@
 // (StoreConnectionPool, at most Bridge:Legacy:MaxConnections in all), a reused connection the store closed meanwhile
 // replaced once before anything was sent on it, each store address sent once, each attempt only to the recipients
 // without a final answer, the policies of Bridge:Retry (StorePipeline: per-attempt timeout, retries with backoff within
-// the budget, one circuit breaker for everyone who relays), and the outcome-unknown rule: a message that went out and
+// the budget, one circuit breaker for everyone who relays, fed only by relays that could not reach the store: never by a
+// store's reply), and the outcome-unknown rule: a message that went out and
 // was not acknowledged is never sent again by Bridge (RFC 1047: duplicates over loss, but not by Bridge's own hand).
 // What is retried: connection failures, attempts without an answer, and a store's 4xx for a recipient except
 // "mailbox full" (X.2.2). Never retried: a 5xx. A collection makes one attempt per message (Once): its caller
 // retries the whole collection later (the next round, the next login), and a login must not wait out a backoff; it
-// has no time limit of Bridge:Retry's (as before: a slow store must not get the same message once per round), feeds
-// the breaker only with connection failures, and is not logged here (its caller logs its own line).
+// has no time limit of Bridge:Retry's (as before: a slow store must not get the same message once per round), and is
+// not logged here (its caller logs its own line).
 // Failure: never throws for a store problem; each recipient's answer says whether the store gave it (Replied), the
 // store may have the message (OutcomeUnknown, 451 4.4.1), or the store could not be reached within the policy
 // (Unavailable, 451 4.4.1 with the last problem; also when the caller's token ends the relay: "Bridge is shutting

@@ -1,8 +1,10 @@
 // Job: build the Polly pipeline for store attempts from Bridge:Retry: a total Budget timeout around a circuit
-// breaker around exponential retry with jitter around a per-attempt timeout. Transient = connection-level
-// failures, attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a
-// relay StoreClient was asked to make once (a collection), which also has no time limit of the pipeline's and feeds
-// the breaker only with its connection failures (it obeys an open breaker like any relay).
+// breaker around exponential retry with jitter around a per-attempt timeout. Retried: connection-level failures,
+// attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a relay
+// StoreClient was asked to make once (a collection), which also has no time limit of the pipeline's. The breaker
+// counts only relays that could not reach the store or lost the conversation (connection failures, timeouts, a broken
+// conversation), never a store's reply: a 4xx for a recipient is about that user's mail (a local user can make the store
+// defer their own mail at will, and must not be able to stop everyone's by it). Every relay obeys an open breaker.
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
 // the last transient exception; StoreClient turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
@@ -24,7 +26,6 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
             .Handle<Exception>(NetworkFailure.IsTransient)
             .HandleResult(r => r.StillTransient > 0);
         Func<RetryPredicateArguments<AttemptResult>, ValueTask<bool>> retryHandle = shouldHandle;
-        Func<CircuitBreakerPredicateArguments<AttemptResult>, ValueTask<bool>> breakerHandle = shouldHandle;
         var breaker = new CircuitBreakerStateProvider();
         var pipeline = new ResiliencePipelineBuilder<AttemptResult>()
             .AddTimeout(new TimeoutStrategyOptions { Timeout = options.Budget, TimeoutGenerator = args => Limit(args.Context, options.Budget) })
@@ -34,10 +35,8 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
                 MinimumThroughput = options.BreakAfterFailures,
                 SamplingDuration = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(30).Ticks, options.Budget.Ticks * 2)),
                 BreakDuration = options.BreakDuration,
-                // A collection's store 4xx is about one user's mail, not about the store: only its connection failures count.
-                ShouldHandle = args => StoreClient.MayRetry(args.Context)
-                    ? breakerHandle(args)
-                    : ValueTask.FromResult(args.Outcome.Exception is { } failure && NetworkFailure.IsTransient(failure)),
+                // The store not reached, not a store's answer: a recipient's 4xx is about one user's mail.
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } failure && NetworkFailure.IsTransient(failure)),
                 StateProvider = breaker,
                 OnOpened = _ => onBreakerChange(CircuitState.Open),
                 OnClosed = _ => onBreakerChange(CircuitState.Closed),

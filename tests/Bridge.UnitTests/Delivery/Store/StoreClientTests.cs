@@ -193,6 +193,21 @@ public sealed class StoreClientTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task A_deliverys_store_4xx_is_about_one_users_mail_and_never_opens_the_breaker()
+    {
+        // A local user can make the store defer their own mail (a Maildir they made unreadable: Dovecot's 451 4.2.0);
+        // that must not stop everyone's Legacy delivery.
+        var client = Client(() => "451 4.2.0 temporary failure", () => "250 2.0.0 ok", maxAttempts: 2, breakAfter: 2);
+
+        for (var i = 0; i < 4; i++)
+        {
+            var deferred = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+            // The store's own answer after both attempts, each of which reached it: the breaker stayed closed.
+            Assert.Equal((StoreAnswer.Replied, "451 4.2.0 temporary failure", 2), (deferred.Replies[0].Answer, deferred.Replies[0].Status.ToString(), deferred.Attempts));
+        }
+    }
+
+    [Fact]
     public async Task A_slow_store_times_a_delivery_out_but_a_collection_waits_for_its_answer()
     {
         var client = Client(() => "250 2.1.5 ok", () => "250 2.0.0 ok", maxAttempts: 1, dotDelay: TimeSpan.FromMilliseconds(600),
