@@ -334,14 +334,26 @@ public static class AliasFile
         }
     }
 
-    /// <summary>Comma-separated targets; a comma inside double quotes belongs to the target.</summary>
+    /// <summary>Comma-separated targets; a comma inside double quotes belongs to the target, and inside them a backslash
+    /// takes the next character as itself (a quoted-pair, as Unquote reads it: \" does not end the quotes).</summary>
     private static IEnumerable<string> SplitTargets(string text)
     {
         var part = new StringBuilder();
         var quoted = false;
+        var escaped = false;
         foreach (var c in text)
         {
-            if (c == '"')
+            if (escaped)
+            {
+                escaped = false;
+                part.Append(c);
+            }
+            else if (c == '\\' && quoted)
+            {
+                escaped = true;
+                part.Append(c);
+            }
+            else if (c == '"')
             {
                 quoted = !quoted;
                 part.Append(c);

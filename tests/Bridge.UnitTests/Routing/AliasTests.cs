@@ -111,6 +111,19 @@ public sealed class AliasTests : IDisposable
         Assert.Equal(["ann", "george", "bob"], staff.Recipients.Select(r => r.User.ShortName));
     }
 
+    [Fact]
+    public void A_quoted_pair_inside_quotes_neither_ends_them_nor_splits_the_target()
+    {
+        // "a\",b"@afp548.com is one address (local part a",b), as RCPT reads it; the escaped quote must not end the
+        // quotes, or the comma after it would split the target in two.
+        var content = AliasFile.Read([Write("aliases", """
+            odd: "a\",b"@afp548.com, ann
+            """)]);
+
+        Assert.Empty(content.Problems);
+        Assert.Equal(["a\",b@afp548.com", "ann"], content.Entries["odd"].Targets.Select(t => t.Value));
+    }
+
     [Theory]
     [InlineData("a: b\nb: a\n", "a", "554 5.4.6 <a@afp548.com>: alias a loops: a -> b -> a")]
     [InlineData("pipe: ann, \"|/bin/cat\"\n", "pipe", "550 5.3.5 <pipe@afp548.com>: alias pipe expands to a command (")]
