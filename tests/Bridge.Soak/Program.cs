@@ -86,6 +86,15 @@ var drainTime = DateTimeOffset.UtcNow - drainStart;
 if (!drained)
 {
     findings.Add(new Finding("queue not empty", $"after {drainTime.TotalSeconds:0} s: SMTP front {await world.SmtpFront.QueuedAsync()}, LMTP front {await world.LmtpFront.QueuedAsync()} messages queued"));
+    // Why they wait, in the report itself (the CI log keeps nothing else): each queued message and its front's reason.
+    foreach (var (name, front) in new[] { ("SMTP front", world.SmtpFront), ("LMTP front", world.LmtpFront) })
+    {
+        var listing = (await front.QueueListingAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (listing.Length > 1)
+        {
+            findings.Add(new Finding("queue not empty", $"{name}'s queue: {string.Join(" | ", listing.Take(30).Select(l => l.Trim()))}"));
+        }
+    }
 }
 // Every entry (an append in flight, a cut, a cursor, one set aside in kept/) settles once nothing is delivered.
 string[] journal = [];
@@ -163,9 +172,28 @@ if (findings.Count == 0)
 else
 {
     Line($"**Invariant broken** (seed {seed}; replay: `{replay}`):");
+    // The CI log keeps only this report: the first message of each broken rule is followed through the logs here.
+    (string Name, string[] Lines)[] fronts = [("smtp front", ReadLines(world.SmtpFront.LogPath)), ("lmtp front", ReadLines(world.LmtpFront.LogPath))];
     foreach (var group in findings.GroupBy(f => f.Kind))
     {
         Line($"- {group.Key} ({group.Count()}): first: {group.First().Detail}");
+        foreach (var more in group.Key == "queue not empty" ? group.Skip(1) : [])
+        {
+            Line($"    {more.Detail}");
+        }
+        if (group.Key == "lost")
+        {
+            // "soak-1-c0-5 for bridgetest3 (sent ... via lmtp, ...)": by user and by way in.
+            Line($"    by user and way in: {string.Join(", ", group.Select(f => f.Detail.Split(' ')).GroupBy(w => $"{w[2]} {(w.Contains("writer)") ? "foreign" : w[Array.IndexOf(w, "via") + 1].TrimEnd(','))}").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}: {g.Count()}"))}");
+        }
+        var first = group.First().Detail.Split(' ')[0];
+        if (first.StartsWith("soak-", StringComparison.Ordinal))
+        {
+            foreach (var line in Trace.Of(first, fronts, lines))
+            {
+                Line($"    {line}");
+            }
+        }
     }
 }
 if (findings.Count > 0)
@@ -189,3 +217,5 @@ if (output is not null)
     await File.WriteAllTextAsync(output, report.ToString());
 }
 return findings.Count == 0 ? 0 : 1;
+
+static string[] ReadLines(string path) => File.Exists(path) ? File.ReadAllLines(path) : [];

@@ -151,10 +151,20 @@ public sealed class PostfixServer : IAsyncDisposable
         return result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length;
     }
 
+    /// <summary>What `postqueue -p` shows: each queued message with its recipients and why each waits.</summary>
+    public async Task<string> QueueListingAsync() => (await Proc.RunAsync("postqueue", ["-c", ConfigDirectory, "-p"])).Stdout;
+
     public Task FlushAsync() => Proc.RunAsync("postqueue", ["-c", ConfigDirectory, "-f"]);
 
+    private int _disposed;
+
+    /// <summary>Stops this Postfix and removes its folder; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
         await Proc.RunDetachedAsync("postfix", "-c", ConfigDirectory, "stop");
         await Task.Delay(500);
         _dir.Dispose();
