@@ -1,10 +1,11 @@
-// Job: the chains a site runs, each with a real Postfix in front that smtp-source talks to: Postfix -> Bridge
-// (legacy) -> Dovecot LMTP against Postfix's own lmtp(8) -> the same Dovecot, and Postfix -> Bridge (spool) ->
-// mbox against Postfix's local(8) -> the same mbox; and Postfix -> smtp-sink, an SMTP server that discards
-// everything, the ceiling of any chain with an SMTP hop after Postfix. Every front has the same main.cf (Debian's defaults, the test
-// instance's settings, default_destination_concurrency_limit 20, recipient limit 1) apart from the transport lines.
-// Runs interleave the four chains, rotating the order; each run is timed until the last message is in the final
-// mailbox and measures the CPU of every process on the way (ProcessCpu).
+// Job: the chains a site runs, each with a real Postfix in front that smtp-source talks to, each into Bridge both ways
+// a site can point Postfix at it (SMTP to its port as relayhost, LMTP to its Unix socket in Postfix's private/):
+// Postfix -> Bridge (legacy) -> Dovecot LMTP against Postfix's own lmtp(8) -> the same Dovecot, and Postfix -> Bridge
+// (spool) -> mbox against Postfix's local(8) -> the same mbox; and the ceiling of each hop: the same front into
+// smtp-sink (SMTP), or smtp-sink -L on a Unix socket (LMTP), servers that discard everything. Every front has the same
+// main.cf (Debian's defaults, the test instance's settings, default_destination_concurrency_limit 20, recipient limit
+// 1) apart from the transport lines. Runs interleave all chains, rotating the order; each run is timed until the last
+// message is in the final mailbox and measures the CPU of every process on the way (ProcessCpu).
 // Failure: a front that does not start, a run that loses a message or leaves mail queued throws (no half report).
 using System.Globalization;
 using Bridge.Tests.Support;
@@ -86,7 +87,7 @@ internal sealed class SentCounter(PostfixServer front) : Target
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
-/// <summary>The four chains, stopped together.</summary>
+/// <summary>The chains, stopped together.</summary>
 internal sealed class ChainSet(IReadOnlyList<ChainTarget> chains) : IAsyncDisposable
 {
     public IReadOnlyList<ChainTarget> All => chains;
@@ -100,26 +101,90 @@ internal sealed class ChainSet(IReadOnlyList<ChainTarget> chains) : IAsyncDispos
     }
 }
 
+/// <summary>The Postfix fronts that hand everything to an LMTP server on a Unix socket in their own private/
+/// (`default_transport = lmtp:unix:private/...`, as deploy/postfix/main.cf.lmtp names Bridge's socket): started before
+/// the servers, so that each server can put its socket where its front's chrooted lmtp(8) looks.</summary>
+internal sealed record LmtpFronts(PostfixServer ToSpool, PostfixServer ToLegacy, PostfixServer ToSink) : IAsyncDisposable
+{
+    /// <summary>Stops the three (also when the chains, which stop them too, never started).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await ToSpool.DisposeAsync();
+        await ToLegacy.DisposeAsync();
+        await ToSink.DisposeAsync();
+    }
+
+    public const string SocketName = "lmtp-hop";
+
+    public static string SocketOf(PostfixServer front) => Path.Combine(front.QueueDirectory, "private", SocketName);
+
+    public static async Task<LmtpFronts> StartAsync()
+    {
+        var started = new List<PostfixServer>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                started.Add(await PostfixServer.StartWithAsync("chain.test",
+                    [.. Chains.Common, "relayhost=", "mydestination=", $"default_transport=lmtp:unix:private/{SocketName}"]));
+            }
+            return new LmtpFronts(started[0], started[1], started[2]);
+        }
+        catch
+        {
+            foreach (var front in started)
+            {
+                await front.DisposeAsync();
+            }
+            throw;
+        }
+    }
+}
+
+/// <summary>One line of the chain table: a hop into Bridge (SMTP on its port, or LMTP on its socket) with the chains
+/// that use it and the ceiling of that hop (the same front into smtp-sink, which stores nothing).</summary>
+internal sealed record ChainHop(string Label, string LegacyVia, string SpoolVia, string Ceiling);
+
 internal static class Chains
 {
     public const string LegacyVia = "Postfix -> Bridge -> Dovecot LMTP";
+    public const string LegacyViaLmtp = "Postfix lmtp(8) -> Bridge -> Dovecot LMTP";
     public const string LegacyDirect = "Postfix lmtp(8) -> Dovecot LMTP";
     public const string SpoolVia = "Postfix -> Bridge -> mbox";
+    public const string SpoolViaLmtp = "Postfix lmtp(8) -> Bridge -> mbox";
     public const string SpoolDirect = "Postfix local(8) -> mbox";
     public const string Sink = "Postfix -> smtp-sink";
+    public const string SinkLmtp = "Postfix lmtp(8) -> smtp-sink -L";
+
+    /// <summary>The two ways into Bridge, each with its ceiling.</summary>
+    public static readonly ChainHop[] Hops =
+    [
+        new("SMTP on TCP (relayhost)", LegacyVia, SpoolVia, Sink),
+        new("LMTP on the Unix socket", LegacyViaLmtp, SpoolViaLmtp, SinkLmtp),
+    ];
+
+    /// <summary>Every chain, in the order of the CPU table.</summary>
+    public static readonly string[] All = [LegacyVia, LegacyViaLmtp, LegacyDirect, SpoolVia, SpoolViaLmtp, SpoolDirect, Sink, SinkLmtp];
 
     /// <summary>The main.cf lines every front shares (apart from the transport).</summary>
-    private static readonly string[] Common =
+    internal static readonly string[] Common =
         ["default_destination_concurrency_limit=20", "default_destination_recipient_limit=1"];
 
-    public static async Task<ChainSet> StartAsync(BridgeTarget spool, BridgeTarget legacy, SmtpSinkTarget sink)
+    /// <param name="lmtp">The LMTP fronts, whose sockets <paramref name="spool"/>, <paramref name="legacy"/> and
+    /// <paramref name="sinkLmtp"/> listen on (the chains stop them too).</param>
+    public static async Task<ChainSet> StartAsync(BridgeTarget spool, BridgeTarget legacy, SmtpSinkTarget sink, SmtpSinkTarget sinkLmtp, LmtpFronts lmtp)
     {
         var store = legacy.Store ?? throw new InvalidOperationException("the legacy target has no store");
         var dovecot = new Watched("Dovecot", store.MasterPid, Children: true);
         var spoolBridge = new Watched("Bridge", spool.Pid, Children: false);
         var legacyBridge = new Watched("Bridge", legacy.Pid, Children: false);
         var spoolDirectory = Path.GetDirectoryName(spool.MailboxPath)!;
-        var chains = new List<ChainTarget>();
+        var chains = new List<ChainTarget>
+        {
+            new(LegacyViaLmtp, "Legacy", true, lmtp.ToLegacy, legacy, [legacyBridge, dovecot]),
+            new(SpoolViaLmtp, "Spool", true, lmtp.ToSpool, spool, [spoolBridge]),
+            new(SinkLmtp, "Sink", true, lmtp.ToSink, new SentCounter(lmtp.ToSink), [new Watched("smtp-sink", sinkLmtp.Pid, Children: false)]),
+        };
         try
         {
             chains.Add(new(LegacyVia, "Legacy", true, await PostfixServer.StartWithAsync("chain.test",
@@ -134,7 +199,8 @@ internal static class Chains
                     "mailbox_command=", "local_transport=local"]), spool, []));
             var toSink = await PostfixServer.StartWithAsync("chain.test", [.. Common, .. PostfixServer.RelayToBridge(sink.Port), "mydestination="]);
             chains.Add(new(Sink, "Sink", true, toSink, new SentCounter(toSink), [new Watched("smtp-sink", sink.Pid, Children: false)]));
-            return new ChainSet(chains);
+            // Run in the order of All (the rounds rotate it).
+            return new ChainSet([.. All.Select(name => chains.Single(c => c.Name == name))]);
         }
         catch
         {

@@ -25,14 +25,17 @@ if (options.LoginsOnly)
 
 // --serve: SIGINT and SIGTERM stop every peer, also when they come while the peers start or are being stopped.
 using var serveStop = options.Serve ? new StopSignal() : null;
-await using var spool = await BridgeTarget.StartSpoolAsync();
+// The LMTP fronts first: each server of an LMTP chain puts its socket in its front's private/ (main.cf.lmtp's way).
+await using var lmtpFronts = await LmtpFronts.StartAsync();
+await using var spool = await BridgeTarget.StartSpoolAsync(LmtpFronts.SocketOf(lmtpFronts.ToSpool));
 await using var postfix = await PostfixLocalTarget.StartAsync();
-await using var legacy = await BridgeTarget.StartLegacyAsync();
+await using var legacy = await BridgeTarget.StartLegacyAsync(LmtpFronts.SocketOf(lmtpFronts.ToLegacy));
 await using var dovecot = await DovecotLmtpTarget.StartAsync();
 await using var sink = await SmtpSinkTarget.StartAsync();
+await using var sinkLmtp = await SmtpSinkTarget.StartLmtpAsync(LmtpFronts.SocketOf(lmtpFronts.ToSink));
 var spoolLmtp = new BridgeLmtpTarget(spool);
 Target[] targets = [spool, postfix, legacy, dovecot, sink, spoolLmtp];
-await using var chains = await Chains.StartAsync(spool, legacy, sink);
+await using var chains = await Chains.StartAsync(spool, legacy, sink, sinkLmtp, lmtpFronts);
 if (serveStop is not null)
 {
     // For profiling by hand (dotnet-trace, dotnet-counters, smtp-source): everything started, nothing measured.

@@ -1,7 +1,7 @@
 // Job: the systems under test, each started once and reused for every run: Bridge in spool mode (over SMTP on its
 // port, and over LMTP on its Unix socket: the same process and mailbox), Bridge in legacy mode in front of a Dovecot
 // LMTP store, Postfix smtpd -> local(8) -> mbox, Dovecot LMTP on its own, and
-// smtp-sink. Each knows where its deliveries land, so a run is timed until the last message is there.
+// smtp-sink (SMTP on a port, and LMTP with -L on a Unix socket). Each knows where its deliveries land, so a run is timed until the last message is there.
 // Failure: a peer that does not start throws with its log (the benchmark stops rather than report a half run).
 using System.Diagnostics;
 using Bridge.Tests.Support;
@@ -71,17 +71,20 @@ internal sealed class BridgeTarget : Target
 
     public string MailboxPath => MailboxOf(TestAccounts.Alice);
 
-    /// <summary>Bridge's LMTP socket (Bridge:Lmtp:Socket), beside the SMTP port.</summary>
-    public string LmtpSocket => _root["lmtp"];
+    /// <summary>Bridge's LMTP socket (Bridge:Lmtp:Socket), beside the SMTP port: in an LMTP front's private/ when the
+    /// chains run (as deploy/postfix/main.cf.lmtp has it), else in Bridge's own folder.</summary>
+    public string LmtpSocket { get; private init; } = "";
 
     public string MailboxOf(string user) => _spool[user];
 
-    public static async Task<BridgeTarget> StartSpoolAsync() => await StartAsync(null);
+    /// <param name="lmtpSocket">Where Bridge's LMTP socket goes (group postfix, so Postfix's lmtp(8) may connect); null:
+    /// Bridge's own folder.</param>
+    public static async Task<BridgeTarget> StartSpoolAsync(string? lmtpSocket = null) => await StartAsync(null, lmtpSocket);
 
-    public static async Task<BridgeTarget> StartLegacyAsync() =>
-        await StartAsync(await DovecotServer.StartStoreAsync(0, TestAccounts.Alice));
+    public static async Task<BridgeTarget> StartLegacyAsync(string? lmtpSocket = null) =>
+        await StartAsync(await DovecotServer.StartStoreAsync(0, TestAccounts.Alice), lmtpSocket);
 
-    private static async Task<BridgeTarget> StartAsync(DovecotServer? store)
+    private static async Task<BridgeTarget> StartAsync(DovecotServer? store, string? lmtpSocket)
     {
         await TestAccounts.EnsureAsync(TestAccounts.Alice);
         var root = new TempDir("bridge-bench");
@@ -90,6 +93,7 @@ internal sealed class BridgeTarget : Target
         // the host watches the configuration's directory tree for changes, and every journal entry would wake it.
         var journal = new TempDir("bridge-bench-journal");
         var port = FreePort.Next();
+        var socket = lmtpSocket ?? root["lmtp"];
         var legacy = store is null ? "" : $$"""
             "Mode": "Legacy", "Legacy": { "Host": "127.0.0.1", "Port": {{store.LmtpPort}}, "Protocol": "Lmtp" },
             """;
@@ -97,14 +101,14 @@ internal sealed class BridgeTarget : Target
             {
               "Logging": { "LogLevel": { "Default": "Information", "Microsoft.Hosting.Lifetime": "Warning" } },
               "Bridge": {
-                "Listen": { "Port": {{port}} }, "Lmtp": { "Socket": "{{root["lmtp"]}}" }, {{legacy}}
+                "Listen": { "Port": {{port}} }, "Lmtp": { "Socket": "{{socket}}", "SocketGroup": "postfix" }, {{legacy}}
                 "LocalDomains": [ "{{Domain}}" ],
                 "Spool": { "Directory": "{{spool.Path}}", "JournalDirectory": "{{journal.Path}}", "MaxMailboxBytes": 0 }
               }
             }
             """);
         var process = await BridgeProcess.StartAsync(root, null);
-        return new BridgeTarget(root, spool, journal, process, store, port);
+        return new BridgeTarget(root, spool, journal, process, store, port) { LmtpSocket = socket };
     }
 
     public override long? Delivered() => _store is null ? _mbox.Count() : MaildirCount(_store, TestAccounts.Alice);
@@ -238,19 +242,26 @@ internal sealed class DovecotLmtpTarget(DovecotServer store) : Target
     public override ValueTask DisposeAsync() => store.DisposeAsync();
 }
 
-/// <summary>Postfix's smtp-sink: accepts and discards, the ceiling for SMTP intake on this machine.</summary>
+/// <summary>Postfix's smtp-sink: accepts and discards, the ceiling for SMTP intake on this machine; with -L on a Unix
+/// socket, the ceiling for LMTP intake there.</summary>
 internal sealed class SmtpSinkTarget : Target
 {
     private readonly Process _process;
     private readonly int _port;
+    private readonly string? _socket;
 
-    private SmtpSinkTarget(Process process, int port)
+    private SmtpSinkTarget(Process process, int port, string? socket = null)
     {
         _process = process;
         _port = port;
+        _socket = socket;
     }
 
-    public override string Name => "smtp-sink";
+    public override string Name => _socket is null ? "smtp-sink" : "smtp-sink -L";
+
+    public override string Server => _socket is null ? base.Server : $"unix:{_socket}";
+
+    public override bool Lmtp => _socket is not null;
 
     public int Pid => _process.Id;
 
@@ -271,6 +282,29 @@ internal sealed class SmtpSinkTarget : Target
             throw new InvalidOperationException($"smtp-sink did not start: {await process.StandardError.ReadToEndAsync()}");
         }
         return new SmtpSinkTarget(process, port);
+    }
+
+    /// <summary>smtp-sink speaking LMTP (-L) on the Unix socket <paramref name="socket"/>, which anyone may connect to
+    /// (it runs as nobody; Postfix's lmtp(8) connects as postfix).</summary>
+    public static async Task<SmtpSinkTarget> StartLmtpAsync(string socket)
+    {
+        var sink = Peers.Require("smtp-sink", "postfix");
+        var process = Process.Start(new ProcessStartInfo(sink, ["-L", "-u", "nobody", $"unix:{socket}", "256"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        for (var i = 0; i < 100 && !File.Exists(socket) && !process.HasExited; i++)
+        {
+            await Task.Delay(50);
+        }
+        if (!File.Exists(socket))
+        {
+            process.Kill();
+            throw new InvalidOperationException($"smtp-sink -L did not make its socket {socket}: {await process.StandardError.ReadToEndAsync()}");
+        }
+        File.SetUnixFileMode(socket, TempDir.Mode("666"));
+        return new SmtpSinkTarget(process, 0, socket);
     }
 
     public override long? Delivered() => null;
