@@ -574,10 +574,27 @@ internal sealed class SmtpConnection : IAsyncDisposable
         return reply;
     }
 
+    /// <summary>Closes the connection; never throws. What a failed write left in the send buffer is dropped: flushing
+    /// it into the closed transport threw ObjectDisposedException, which escaped the pool's return of the connection
+    /// (its slot was lost for good) and hid the store's failure from the retry rules.</summary>
     public async ValueTask DisposeAsync()
     {
-        await _stream.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            await _stream.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Security.Authentication.AuthenticationException)
+        {
+            // a TLS close_notify into a broken connection: the connection is gone either way
+        }
         _client.Dispose();
-        _out.Dispose();
+        try
+        {
+            _out.Dispose();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // the unsent bytes of a transaction that failed: nobody will read them
+        }
     }
 }

@@ -9,8 +9,9 @@
 // What is retried: connection failures, attempts without an answer, and a store's 4xx for a recipient except
 // "mailbox full" (X.2.2). Never retried: a 5xx. A collection makes one attempt per message (Once): its caller
 // retries the whole collection later (the next round, the next login), and a login must not wait out a backoff; it
-// has no time limit of Bridge:Retry's (as before: a slow store must not get the same message once per round), and is
-// not logged here (its caller logs its own line).
+// waits for the store's answer as an SMTP client does (StorePipeline: up to 10 minutes, not Bridge:Retry's limits: a
+// slow store must not get the same message once per round), for a connection at most AttemptTimeout like every
+// relay, never makes the breaker's trial call, and is not logged here (its caller logs its own line).
 // Failure: never throws for a store problem; each recipient's answer says whether the store gave it (Replied), the
 // store may have the message (OutcomeUnknown, 451 4.4.1), or the store could not be reached within the policy
 // (Unavailable, 451 4.4.1 with the last problem; also when the caller's token ends the relay: "Bridge is shutting
@@ -89,7 +90,7 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
             int Sent(int k) => addresses.FindIndex(a => string.Equals(a, recipients[open[k]].Address, StringComparison.OrdinalIgnoreCase));
             try
             {
-                var answers = await SendAsync(endpoint, relay, addresses, attemptToken).ConfigureAwait(false);
+                var answers = await SendAsync(endpoint, relay, addresses, current.Retry.AttemptTimeout, attemptToken).ConfigureAwait(false);
                 for (var k = 0; k < open.Count; k++)
                 {
                     var reply = answers[Sent(k)];
@@ -141,6 +142,12 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
         context.Properties.Set(NoRetry, retries == StoreRetries.Once);
         try
         {
+            // A collection never makes the breaker's trial call (half-open): one that waits long on a store that does not
+            // answer would keep the breaker from closing, and every delivery from the store, for as long.
+            if (retries == StoreRetries.Once && pipeline.Breaker.CircuitState != CircuitState.Closed)
+            {
+                throw new BrokenCircuitException();
+            }
             await pipeline.Pipeline.ExecuteAsync(static (ctx, attempt) => attempt(ctx.CancellationToken), context,
                 (Func<CancellationToken, ValueTask<AttemptResult>>)AttemptAsync).ConfigureAwait(false);
         }
@@ -180,12 +187,28 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
     internal static bool MayRetry(ResilienceContext context) => !context.Properties.GetValue(NoRetry, false);
 
     /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
-    /// replaced once, inside the same attempt, before anything was sent on it.</summary>
+    /// replaced once, inside the same attempt, before anything was sent on it. A connection (a free slot of the pool,
+    /// then connecting and the greeting) is waited for at most <paramref name="connectWithin"/>, for every relay: a
+    /// collection, which has no time limit of its own, holds its user's mailbox locks while it waits.</summary>
     private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(SmtpEndpoint endpoint, StoreRelay relay, IReadOnlyList<string> addresses,
-        CancellationToken cancellationToken)
+        TimeSpan connectWithin, CancellationToken cancellationToken)
     {
         var dsn = addresses.Select(a => relay.Recipients.First(r => string.Equals(r.Address, a, StringComparison.OrdinalIgnoreCase)).Dsn).ToList();
-        await using var lease = await pool.RentAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        StoreConnectionPool.Lease rented;
+        using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            waiting.CancelAfter(connectWithin);
+            try
+            {
+                rented = await pool.RentAsync(endpoint, waiting.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (waiting.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new SmtpConnectionException($"{endpoint}: no connection within {connectWithin.TotalSeconds:0.#} s " +
+                    "(all Bridge:Legacy:MaxConnections in use, or the store does not greet)");
+            }
+        }
+        await using var lease = rented;
         try
         {
             return await lease.Connection.SendAsync(relay.Sender, addresses, relay.MailParameters, relay.ReceivedHeader,

@@ -2,7 +2,8 @@
 // session costs the store a greeting, LHLO and often a fork). A changed endpoint (reload) retires the old
 // connections; an idle connection older than 30 s, or one the store has closed meanwhile (readable while idle), is
 // closed instead of reused, so a message never goes out on a connection that is already gone.
-// Failure: opening a connection throws as SmtpConnection.OpenAsync does; the slot is given back.
+// Failure: opening a connection throws as SmtpConnection.OpenAsync does; the slot is given back, as it is whatever
+// happens to a returned connection.
 using Bridge.Delivery.Smtp;
 
 namespace Bridge.Delivery.Store;
@@ -77,20 +78,26 @@ public sealed class StoreConnectionPool : IAsyncDisposable
 
     private async Task ReturnAsync(SmtpConnection connection, SemaphoreSlim slots)
     {
-        var keep = false;
-        lock (_gate)
+        try
         {
-            if (connection.Reusable && connection.Endpoint == _endpoint && ReferenceEquals(slots, _slots))
+            var keep = false;
+            lock (_gate)
             {
-                _idle.Push((connection, DateTime.UtcNow));
-                keep = true;
+                if (connection.Reusable && connection.Endpoint == _endpoint && ReferenceEquals(slots, _slots))
+                {
+                    _idle.Push((connection, DateTime.UtcNow));
+                    keep = true;
+                }
+            }
+            if (!keep)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
             }
         }
-        if (!keep)
+        finally
         {
-            await connection.DisposeAsync().ConfigureAwait(false);
+            slots.Release(); // whatever happened to the connection, its slot is free again
         }
-        slots.Release();
     }
 
     public async ValueTask DisposeAsync()

@@ -1,7 +1,7 @@
 // Job: build the Polly pipeline for store attempts from Bridge:Retry: a total Budget timeout around a circuit
 // breaker around exponential retry with jitter around a per-attempt timeout. Retried: connection-level failures,
 // attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a relay
-// StoreClient was asked to make once (a collection), which also has no time limit of the pipeline's. The breaker
+// StoreClient was asked to make once (a collection), whose time limit is CollectionPatience instead. The breaker
 // counts only relays that could not reach the store or lost the conversation (connection failures, timeouts, a broken
 // conversation), never a store's reply: a 4xx for a recipient is about that user's mail (a local user can make the store
 // defer their own mail at will, and must not be able to stop everyone's by it). Every relay obeys an open breaker.
@@ -57,10 +57,14 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
         return new StorePipeline(options, pipeline, breaker);
     }
 
-    /// <summary>A delivery's time limits; none for a collection (StoreRetries.Once), which never had any: a slow store that
-    /// takes long over one message must not see it again and again as "outcome unknown" (a copy per round), and a
-    /// login's collection is bounded by the login's own limit.</summary>
+    /// <summary>How long a collection waits for one message's transaction: what RFC 5321 (4.5.3.2.6) gives a client
+    /// for the reply to the message, the longest of its timeouts. Long enough for any store that still works.</summary>
+    public static readonly TimeSpan CollectionPatience = TimeSpan.FromMinutes(10);
+
+    /// <summary>A delivery's time limits; a collection's (StoreRetries.Once) is CollectionPatience, not Bridge:Retry's: a
+    /// slow store that takes long over one message must not see it again and again as "outcome unknown" (a copy per
+    /// round), but a store that never answers must not hold the collection, and its user's mailbox locks, for ever.</summary>
     private static ValueTask<TimeSpan> Limit(ResilienceContext context, TimeSpan limit) =>
-        ValueTask.FromResult(StoreClient.MayRetry(context) ? limit : System.Threading.Timeout.InfiniteTimeSpan);
+        ValueTask.FromResult(StoreClient.MayRetry(context) ? limit : CollectionPatience);
 
 }

@@ -153,14 +153,26 @@ internal sealed class ScriptedStore : Stream
 
     public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
+    /// <summary>Set: once the client has written this many bytes, every further write fails as a broken connection does
+    /// (IOException), like a store that died while the message was being written.</summary>
+    public long? FailWritesAfterBytes { get; set; }
+
+    private bool _disposed;
+
     public override void Write(ReadOnlySpan<byte> buffer)
     {
+        // As NetworkStream: a write after the stream was disposed throws ObjectDisposedException.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (buffer.Length == 0)
         {
             return;
         }
         lock (_written)
         {
+            if (FailWritesAfterBytes is { } limit && _written.Length + buffer.Length > limit)
+            {
+                throw new IOException("Broken pipe (scripted)");
+            }
             _written.Write(buffer);
         }
         _fromClient.Writer.TryWrite(buffer.ToArray());
@@ -202,7 +214,7 @@ internal sealed class ScriptedStore : Stream
     {
         if (disposing)
         {
-            _written.Dispose();
+            _disposed = true;
         }
         base.Dispose(disposing);
     }

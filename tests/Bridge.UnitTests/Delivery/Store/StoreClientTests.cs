@@ -33,7 +33,7 @@ public sealed class StoreClientTests : IAsyncDisposable
     /// final dot with <paramref name="dot"/> (null: the store hangs up without a word); <paramref name="refuse"/>: no
     /// connection can be made at all.</summary>
     private StoreClient Client(Func<string> rcpt, Func<string?> dot, int maxAttempts = 3, int breakAfter = 50, bool refuse = false,
-        TimeSpan? dotDelay = null, TimeSpan? attemptTimeout = null)
+        TimeSpan? dotDelay = null, TimeSpan? attemptTimeout = null, int maxConnections = 4)
     {
         _pool = new StoreConnectionPool((endpoint, cancellationToken) =>
         {
@@ -51,7 +51,7 @@ public sealed class StoreClientTests : IAsyncDisposable
         });
         var retry = new StoreRetry(maxAttempts, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), attemptTimeout ?? TimeSpan.FromSeconds(5),
             TimeSpan.FromSeconds(20), breakAfter, TimeSpan.FromMinutes(1));
-        return new StoreClient(() => new StoreSettings(Endpoint, retry), _pool, null, NullLogger.Instance);
+        return new StoreClient(() => new StoreSettings(Endpoint with { MaxConnections = maxConnections }, retry), _pool, null, NullLogger.Instance);
     }
 
     /// <summary>An LMTP store without PIPELINING: one reply per command, until QUIT or a hang-up after the dot.</summary>
@@ -190,6 +190,108 @@ public sealed class StoreClientTests : IAsyncDisposable
         }
         var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
         Assert.Equal(StoreAnswer.Replied, delivery.Replies[0].Answer); // the store was asked: the breaker stayed closed
+    }
+
+    [Theory]
+    [InlineData(StoreRetries.AsConfigured)]
+    [InlineData(StoreRetries.Once)]
+    public async Task A_connection_that_broke_while_the_message_was_written_gives_its_slot_back_and_is_a_store_failure(StoreRetries retries)
+    {
+        // The store dies in the middle of the message (a restart): the write fails with bytes still in the connection's
+        // buffer. That is the store not reached (no exception escapes), and the pool's only slot is free again: a leaked
+        // slot made every later relay wait for one, and a collection waits while it holds the user's mailbox lock.
+        var opened = 0;
+        _pool = new StoreConnectionPool((endpoint, cancellationToken) =>
+        {
+            var store = new ScriptedStore();
+            if (Interlocked.Increment(ref opened) == 1)
+            {
+                store.FailWritesAfterBytes = 2_000;
+                _ = Task.Run(() => PlayAsync(store, () => "250 2.1.5 ok", () => "250 2.0.0 ok", TimeSpan.Zero), CancellationToken.None)
+                    .ContinueWith(t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            }
+            else
+            {
+                lock (_sessions)
+                {
+                    _sessions.Add(Task.Run(() => PlayAsync(store, () => "250 2.1.5 ok", () => "250 2.0.0 ok", TimeSpan.Zero), CancellationToken.None));
+                }
+            }
+            return SmtpConnection.OpenAsync(store, endpoint, cancellationToken);
+        });
+        var retry = new StoreRetry(1, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(5),
+            TimeSpan.FromSeconds(20), 50, TimeSpan.FromMinutes(1));
+        var client = new StoreClient(() => new StoreSettings(Endpoint with { MaxConnections = 1 }, retry), _pool, null, NullLogger.Instance);
+        // Lines that begin with a dot: dot-stuffing writes them piece by piece, so the connection's buffer holds bytes
+        // when the store goes away.
+        var large = Relay("a@x") with
+        {
+            Message = new ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("Subject: large\r\n\r\n" + string.Concat(Enumerable.Repeat(".a line that begins with a dot\r\n", 8_000)))),
+        };
+
+        var broken = await client.RelayAsync(large, retries, CancellationToken.None);
+        Assert.Equal(StoreAnswer.Unavailable, broken.Replies[0].Answer);
+        Assert.Contains("Broken pipe", broken.Replies[0].Status.Text, StringComparison.Ordinal);
+
+        var next = await client.RelayAsync(Relay("a@x"), retries, CancellationToken.None).WaitAsync(ScriptedStore.Patience);
+        Assert.Equal(("250 2.0.0 ok", 2), (next.Replies[0].Status.ToString(), opened));
+    }
+
+    [Fact]
+    public async Task A_collection_waits_for_a_free_connection_at_most_the_attempt_timeout()
+    {
+        // Every connection of the pool is busy with a store that takes its time: a collection (no time limit of its own
+        // for the transaction, and its user's mailbox locked meanwhile) gives up waiting for one and ends as "store
+        // unavailable", so the mailbox is unlocked again.
+        var client = Client(() => "250 2.1.5 ok", () => "250 2.0.0 ok", maxAttempts: 1, dotDelay: TimeSpan.FromSeconds(2),
+            attemptTimeout: TimeSpan.FromMilliseconds(300), maxConnections: 1);
+        var busy = client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None); // holds the only connection
+
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var collection = await client.RelayAsync(Relay("b@x"), StoreRetries.Once, CancellationToken.None).WaitAsync(ScriptedStore.Patience);
+        Assert.Equal(StoreAnswer.Unavailable, collection.Replies[0].Answer);
+        Assert.Contains("no connection within 0.3 s", collection.Replies[0].Status.Text, StringComparison.Ordinal);
+        Assert.True(waited.Elapsed < TimeSpan.FromSeconds(1.5), $"waited {waited.Elapsed}");
+        Assert.Equal(StoreAnswer.Replied, (await busy).Replies[0].Answer); // the slow one still got its answer
+    }
+
+    [Fact]
+    public async Task A_collection_never_makes_the_breakers_trial_call()
+    {
+        // After BreakDuration the next relay tries the store on the breaker's behalf (half-open) and everyone else waits
+        // for its outcome; a collection that waited long there would keep every delivery from the store as long.
+        var refuse = true;
+        _pool = new StoreConnectionPool((endpoint, cancellationToken) =>
+        {
+            Interlocked.Increment(ref _opened);
+            if (Volatile.Read(ref refuse))
+            {
+                throw new SocketException((int)SocketError.ConnectionRefused);
+            }
+            var store = new ScriptedStore();
+            lock (_sessions)
+            {
+                _sessions.Add(Task.Run(() => PlayAsync(store, () => "250 2.1.5 ok", () => "250 2.0.0 ok", TimeSpan.Zero), CancellationToken.None));
+            }
+            return SmtpConnection.OpenAsync(store, endpoint, cancellationToken);
+        });
+        var retry = new StoreRetry(1, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(5), TimeSpan.FromSeconds(5),
+            TimeSpan.FromSeconds(20), 2, TimeSpan.FromMilliseconds(500)); // Polly's shortest BreakDuration
+        var client = new StoreClient(() => new StoreSettings(Endpoint, retry), _pool, null, NullLogger.Instance);
+        for (var i = 0; i < 2; i++)
+        {
+            await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None); // the breaker opens
+        }
+        Volatile.Write(ref refuse, false);
+        await Task.Delay(700); // past BreakDuration: the next relay would be the trial
+
+        var collection = await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None);
+        Assert.Equal((StoreAnswer.Unavailable, 2), (collection.Replies[0].Answer, _opened)); // not tried: no connection
+        Assert.Contains("circuit breaker is open", collection.Replies[0].Status.Text, StringComparison.Ordinal);
+        var delivery = await client.RelayAsync(Relay("a@x"), StoreRetries.AsConfigured, CancellationToken.None);
+        Assert.Equal("250 2.0.0 ok", delivery.Replies[0].Status.ToString()); // the delivery's trial closes the breaker
+        var after = await client.RelayAsync(Relay("a@x"), StoreRetries.Once, CancellationToken.None);
+        Assert.Equal(StoreAnswer.Replied, after.Replies[0].Answer);
     }
 
     [Fact]
