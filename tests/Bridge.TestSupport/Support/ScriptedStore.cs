@@ -1,5 +1,6 @@
 // Job: a mail store that breaks the protocol in ways no real store does on request (garbage bytes in a reply, 354
-// as the final reply, UTF-8 reply text, a mailbox-full 452, hanging up after the BDAT chunk, never greeting): a
+// as the final reply, UTF-8 reply text, a mailbox-full 452, hanging up after the BDAT chunk, resetting the connection
+// part-way through the message, never greeting): a
 // small python3 LMTP/SMTP server, one scenario per instance, counting the messages it received. Real stores
 // (Dovecot, Postfix, smtp-sink) cover everything they can be made to do; this covers only what they cannot.
 // Failure: python3 missing -> the install command; a server that does not say "ready" within 10 s fails the test.
@@ -10,7 +11,7 @@ namespace Bridge.Tests.Support;
 public sealed class ScriptedStore : IDisposable
 {
     private const string Script = """
-        import socket, sys, threading, time
+        import socket, struct, sys, threading, time
         port, scenario, counter = int(sys.argv[1]), sys.argv[2], sys.argv[3]
         lock = threading.Lock()
         def received():
@@ -50,6 +51,12 @@ public sealed class ScriptedStore : IDisposable
                         f.read(int(cmd.split()[1]))
                         received()
                         c.close()  # took the message, says nothing
+                        return
+                    elif cmd == b'DATA' and scenario == 'data-reset':
+                        c.sendall(b'354 go ahead\r\n')
+                        f.read(4096)  # a little of the message, then the store is gone: a reset, unread bytes dropped
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+                        c.close()
                         return
                     elif cmd == b'DATA':
                         c.sendall(b'354 go ahead\r\n')

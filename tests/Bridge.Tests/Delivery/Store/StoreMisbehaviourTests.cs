@@ -30,6 +30,30 @@ public class StoreMisbehaviourTests
     }
 
     [Fact]
+    public async Task A_store_that_resets_the_connection_part_way_through_the_message_is_a_store_failure_and_frees_its_connection()
+    {
+        // The store goes away while Bridge writes the message (a restart): the reply is the store's failure (451 4.4.1),
+        // never an unexpected error, and the one connection Bridge may hold is free for the next message at once: it
+        // used to be lost for good (every later relay then waited for a connection that never came).
+        using var store = await ScriptedStore.StartAsync("data-reset");
+        await using var s = await BridgeToAsync(store.Port, "Smtp", "Bridge:Legacy:MaxConnections=1", "Bridge:Retry:MaxAttempts=1",
+            "Bridge:Retry:AttemptTimeout=00:00:20");
+        using var work = new TempDir();
+        // Lines that begin with a dot are written piece by piece: the connection's buffer holds bytes when the reset comes.
+        await File.WriteAllTextAsync(work["large.eml"], "Subject: large\n\n" + string.Concat(Enumerable.Repeat(".a line that begins with a dot\n", 60_000)));
+
+        for (var i = 0; i < 2; i++)
+        {
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var result = await Swaks.SendAsync(s.Port, Alice, dataFile: work["large.eml"]);
+            Assert.StartsWith("451 4.4.1 ", result.FinalReply, StringComparison.Ordinal);
+            Assert.DoesNotContain("no connection within", result.FinalReply, StringComparison.Ordinal);
+            Assert.True(started.Elapsed < TimeSpan.FromSeconds(15), $"message {i + 1} took {started.Elapsed}");
+        }
+        Assert.DoesNotContain(s.Bridge.Logs.Lines, l => l.Contains("unexpected failure", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_store_that_hangs_up_after_the_last_bdat_chunk_gets_the_message_once()
     {
         using var store = await ScriptedStore.StartAsync("bdat-drop");
