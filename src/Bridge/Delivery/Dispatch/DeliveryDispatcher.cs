@@ -1,6 +1,7 @@
 // Job: send each recipient to the agent of the mode in force for it (Bridge:Mode, or the user's own Mode),
 // and in Legacy mode with Bridge:Legacy:FallbackToSpool, write the recipients the store still refuses
-// temporarily after its budget into their spool instead. Recipients refused for good next to delivered ones
+// temporarily after its budget into their spool instead (a spool that refuses them for good leaves the store's
+// temporary answer: a fallback never bounces what the store only deferred). Recipients refused for good next to delivered ones
 // get a delivery status notification to the sender (BounceSender), unless their RCPT's NOTIFY says otherwise (RFC
 // 3461); recipients written to the spool with NOTIFY=SUCCESS get a delivery notice, and an alias of several users
 // whose RCPT asked NOTIFY=SUCCESS one "expanded" notice for the alias itself. One result for the transaction,
@@ -77,9 +78,7 @@ public sealed class DeliveryDispatcher
                     cancellationToken).ConfigureAwait(false);
                 stored = stored with
                 {
-                    Recipients = stored.Recipients.Select(o => o.Status.IsTransient
-                        ? fallback.Recipients.First(f => f.Recipient == o.Recipient) with { Relay = $"{o.Relay}, fallback {fallback.Recipients[0].Relay}", Attempts = o.Attempts }
-                        : o).ToList(),
+                    Recipients = stored.Recipients.Select(o => o.Status.IsTransient ? Fallen(o, fallback.Recipients.First(f => f.Recipient == o.Recipient)) : o).ToList(),
                 };
             }
             outcomes.AddRange(stored.Recipients);
@@ -114,4 +113,11 @@ public sealed class DeliveryDispatcher
         }
         return DeliveryResult.Compose(request.QueueId, outcomes, notified);
     }
+
+    /// <summary>A recipient the store refused for now, after its fallback to the spool: the spool's outcome, unless the
+    /// spool refused it for good (over Bridge:Spool:MaxMailboxBytes, say). A fallback never turns the store's "later"
+    /// into a bounce: the mail stays with the MTA until the store takes it.</summary>
+    private static RecipientOutcome Fallen(RecipientOutcome store, RecipientOutcome spool) => spool.Status.IsPermanent
+        ? store with { Relay = $"{store.Relay}, fallback refused ({spool.Status.Code} {spool.Status.Enhanced})" }
+        : spool with { Relay = $"{store.Relay}, fallback {spool.Relay}", Attempts = store.Attempts };
 }

@@ -163,6 +163,22 @@ public sealed class DeliveryDispatcherTests
         Assert.Equal("lmtp:[store]:24/ann, fallback spool:/var/mail/ann", Assert.Single(result.Recipients).Relay);
     }
 
+    [Fact]
+    public async Task A_fallback_the_spool_refuses_for_good_leaves_the_stores_temporary_answer()
+    {
+        // The spool over its size limit (552 5.2.2) must not bounce what the store only deferred: the MTA keeps the mail
+        // until the store takes it.
+        var full = new DeliveryStatus(552, "5.2.2", "Mailbox full");
+        _store.Answer = _ => Later;
+        _spool.Answer = _ => full;
+
+        var result = await Deliver(BridgeMode.Legacy, true, User("ann"));
+
+        Assert.Equal(Later, result.Status);
+        Assert.Equal("lmtp:[store]:24/ann, fallback refused (552 5.2.2)", Assert.Single(result.Recipients).Relay);
+        Assert.Empty(_notices);
+    }
+
     // ---- failure notifications ----
 
     [Fact]
