@@ -109,9 +109,21 @@ internal sealed record LmtpFronts(PostfixServer ToSpool, PostfixServer ToLegacy,
     /// <summary>Stops the three (also when the chains, which stop them too, never started).</summary>
     public async ValueTask DisposeAsync()
     {
-        await ToSpool.DisposeAsync();
-        await ToLegacy.DisposeAsync();
-        await ToSink.DisposeAsync();
+        try
+        {
+            await ToSpool.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                await ToLegacy.DisposeAsync();
+            }
+            finally
+            {
+                await ToSink.DisposeAsync();
+            }
+        }
     }
 
     public const string SocketName = "lmtp-hop";

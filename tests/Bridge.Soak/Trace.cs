@@ -39,7 +39,8 @@ internal static partial class Trace
                 }
             }
         }
-        trace.AddRange(bridge.Where(l => l.Contains(id, StringComparison.Ordinal) || bridgeIds.Any(b => l.Contains(b, StringComparison.Ordinal)))
+        var named = new Regex($@"(?<![\w-]){Regex.Escape(id)}(?![\w-])"); // soak-1-c0-5, not soak-1-c0-50
+        trace.AddRange(bridge.Where(l => named.IsMatch(l) || bridgeIds.Any(b => l.Contains(b, StringComparison.Ordinal)))
             .Select(l => $"bridge: {l}"));
         return trace.Count <= limit ? trace : [.. trace.Take(limit - 1), $"... {trace.Count - limit + 1} more lines in the evidence folder"];
     }

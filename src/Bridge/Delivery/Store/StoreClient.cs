@@ -11,7 +11,8 @@
 // retries the whole collection later (the next round, the next login), and a login must not wait out a backoff; it
 // waits for the store's answer as an SMTP client does (StorePipeline: up to 10 minutes, not Bridge:Retry's limits: a
 // slow store must not get the same message once per round), for a connection at most AttemptTimeout like every
-// relay, never makes the breaker's trial call, and is not logged here (its caller logs its own line).
+// relay, has a delivery's limits when it is the breaker's trial call, and is not logged here (its caller logs its
+// own line).
 // Failure: never throws for a store problem; each recipient's answer says whether the store gave it (Replied), the
 // store may have the message (OutcomeUnknown, 451 4.4.1), or the store could not be reached within the policy
 // (Unavailable, 451 4.4.1 with the last problem; also when the caller's token ends the relay: "Bridge is shutting
@@ -65,6 +66,7 @@ public enum StoreRetries
 public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConnectionPool pool, BridgeMetrics? metrics, ILogger logger)
 {
     private static readonly ResiliencePropertyKey<bool> NoRetry = new("Bridge.NoRetry");
+    private static readonly ResiliencePropertyKey<bool> Testing = new("Bridge.BreakerTesting");
 
     private readonly Lock _gate = new();
     private StorePipeline? _pipeline;
@@ -140,14 +142,13 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
 
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(NoRetry, retries == StoreRetries.Once);
+        // While the breaker is not closed, the next relay is its trial call (half-open) and everyone else is refused
+        // until it ends: a collection may be that call (on a quiet system no delivery may come for long), but then
+        // with a delivery's time limits, not the patience a collection has otherwise.
+        var testing = pipeline.Breaker.CircuitState != CircuitState.Closed;
+        context.Properties.Set(Testing, testing);
         try
         {
-            // A collection never makes the breaker's trial call (half-open): one that waits long on a store that does not
-            // answer would keep the breaker from closing, and every delivery from the store, for as long.
-            if (retries == StoreRetries.Once && pipeline.Breaker.CircuitState != CircuitState.Closed)
-            {
-                throw new BrokenCircuitException();
-            }
             await pipeline.Pipeline.ExecuteAsync(static (ctx, attempt) => attempt(ctx.CancellationToken), context,
                 (Func<CancellationToken, ValueTask<AttemptResult>>)AttemptAsync).ConfigureAwait(false);
         }
@@ -157,7 +158,9 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
         }
         catch (TimeoutRejectedException)
         {
-            lastProblem = $"still failing after the retry budget of {current.Retry.Budget.TotalSeconds:0.#} s" +
+            lastProblem = (retries == StoreRetries.Once && !testing
+                              ? $"no answer within {StorePipeline.CollectionPatience.TotalMinutes:0} minutes"
+                              : $"still failing after the retry budget of {current.Retry.Budget.TotalSeconds:0.#} s") +
                           (lastProblem is null ? "" : $" ({lastProblem})");
         }
         catch (Exception ex) when (NetworkFailure.IsTransient(ex))
@@ -186,29 +189,19 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
     /// <summary>Whether Polly may try again after this attempt: never for a relay asked to go Once.</summary>
     internal static bool MayRetry(ResilienceContext context) => !context.Properties.GetValue(NoRetry, false);
 
+    /// <summary>Whether a relay has a delivery's time limits: every delivery, and a collection made while the breaker
+    /// was not closed (it may be the breaker's trial call).</summary>
+    internal static bool HasDeliveryLimits(ResilienceContext context) => MayRetry(context) || context.Properties.GetValue(Testing, false);
+
     /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
     /// replaced once, inside the same attempt, before anything was sent on it. A connection (a free slot of the pool,
-    /// then connecting and the greeting) is waited for at most <paramref name="connectWithin"/>, for every relay: a
-    /// collection, which has no time limit of its own, holds its user's mailbox locks while it waits.</summary>
+    /// then connecting and the greeting, and so the replacement too) is waited for at most <paramref name="connectWithin"/>,
+    /// for every relay: a collection holds its user's mailbox locks while it waits.</summary>
     private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(SmtpEndpoint endpoint, StoreRelay relay, IReadOnlyList<string> addresses,
         TimeSpan connectWithin, CancellationToken cancellationToken)
     {
         var dsn = addresses.Select(a => relay.Recipients.First(r => string.Equals(r.Address, a, StringComparison.OrdinalIgnoreCase)).Dsn).ToList();
-        StoreConnectionPool.Lease rented;
-        using (var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-        {
-            waiting.CancelAfter(connectWithin);
-            try
-            {
-                rented = await pool.RentAsync(endpoint, waiting.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (waiting.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            {
-                throw new SmtpConnectionException($"{endpoint}: no connection within {connectWithin.TotalSeconds:0.#} s " +
-                    "(all Bridge:Legacy:MaxConnections in use, or the store does not greet)");
-            }
-        }
-        await using var lease = rented;
+        await using var lease = await ConnectWithinAsync(endpoint, connectWithin, token => pool.RentAsync(endpoint, token), cancellationToken).ConfigureAwait(false);
         try
         {
             return await lease.Connection.SendAsync(relay.Sender, addresses, relay.MailParameters, relay.ReceivedHeader,
@@ -216,9 +209,27 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
         }
         catch (Exception ex) when (lease.Reused && lease.Connection.RepliesInTransaction == 0 && NetworkFailure.IsTransient(ex))
         {
-            await lease.ReconnectAsync(cancellationToken).ConfigureAwait(false);
+            await ConnectWithinAsync(endpoint, connectWithin, async token => { await lease.ReconnectAsync(token).ConfigureAwait(false); return lease; },
+                cancellationToken).ConfigureAwait(false);
             return await lease.Connection.SendAsync(relay.Sender, addresses, relay.MailParameters, relay.ReceivedHeader,
                 relay.Message, cancellationToken, dsn).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary><paramref name="connect"/> within <paramref name="limit"/>; past it, a connection failure (the store not reached).</summary>
+    private static async Task<T> ConnectWithinAsync<T>(SmtpEndpoint endpoint, TimeSpan limit, Func<CancellationToken, Task<T>> connect,
+        CancellationToken cancellationToken)
+    {
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        waiting.CancelAfter(limit);
+        try
+        {
+            return await connect(waiting.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (waiting.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new SmtpConnectionException($"{endpoint}: no connection within {limit.TotalSeconds:0.#} s " +
+                "(all Bridge:Legacy:MaxConnections in use, or the store does not greet)");
         }
     }
 

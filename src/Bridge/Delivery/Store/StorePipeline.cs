@@ -2,9 +2,11 @@
 // breaker around exponential retry with jitter around a per-attempt timeout. Retried: connection-level failures,
 // attempt timeouts, and attempts that left recipients with a 4xx. A 5xx is never retried, nor anything of a relay
 // StoreClient was asked to make once (a collection), whose time limit is CollectionPatience instead. The breaker
-// counts only relays that could not reach the store or lost the conversation (connection failures, timeouts, a broken
-// conversation), never a store's reply: a 4xx for a recipient is about that user's mail (a local user can make the store
-// defer their own mail at will, and must not be able to stop everyone's by it). Every relay obeys an open breaker.
+// counts a relay whose last attempt could not reach the store (a connection refused, broken before the message went,
+// or not made in time; an attempt that timed out), never a store's reply: a 4xx for a recipient is about that user's
+// mail (a local user can make the store defer their own mail at will, and must not be able to stop everyone's by it).
+// Not counted either: an outcome unknown (the message went out) and a relay ended by the budget, which sits outside
+// the breaker. Every relay obeys an open breaker.
 // Failure: the pipeline throws BrokenCircuitException (open breaker), TimeoutRejectedException (budget) or
 // the last transient exception; StoreClient turns each into 451 4.4.1.
 using Bridge.Delivery.Smtp;
@@ -63,8 +65,9 @@ internal sealed record StorePipeline(StoreRetry Options, ResiliencePipeline<Atte
 
     /// <summary>A delivery's time limits; a collection's (StoreRetries.Once) is CollectionPatience, not Bridge:Retry's: a
     /// slow store that takes long over one message must not see it again and again as "outcome unknown" (a copy per
-    /// round), but a store that never answers must not hold the collection, and its user's mailbox locks, for ever.</summary>
+    /// round), but a store that never answers must not hold the collection, and its user's mailbox locks, for ever.
+    /// A collection that may be the breaker's trial call has a delivery's limits (everyone waits for that call).</summary>
     private static ValueTask<TimeSpan> Limit(ResilienceContext context, TimeSpan limit) =>
-        ValueTask.FromResult(StoreClient.MayRetry(context) ? limit : CollectionPatience);
+        ValueTask.FromResult(StoreClient.HasDeliveryLimits(context) ? limit : CollectionPatience);
 
 }
