@@ -76,6 +76,13 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
         var current = settings();
         var endpoint = current.Endpoint;
         var pipeline = PipelineFor(current.Retry);
+        // While the breaker is not closed, the next relay is its trial call (half-open) and everyone else is refused
+        // until it ends: a collection may be that call (on a quiet system no delivery may come for long), but then
+        // with a delivery's time limits, not the patience a collection has otherwise.
+        var testing = pipeline.Breaker.CircuitState != CircuitState.Closed;
+        // A relay with a delivery's limits waits for a connection within its attempt timeout already; a collection
+        // (which holds its user's mailbox locks meanwhile) gets that bound for the connection alone.
+        TimeSpan? connectWithin = retries == StoreRetries.Once && !testing ? current.Retry.AttemptTimeout : null;
         var recipients = relay.Recipients;
         var replies = new StoreReply?[recipients.Count];
         var settled = new bool[recipients.Count]; // a final answer: 2xx, 5xx, a 4xx that is not retried, or an unknown outcome
@@ -92,7 +99,7 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
             int Sent(int k) => addresses.FindIndex(a => string.Equals(a, recipients[open[k]].Address, StringComparison.OrdinalIgnoreCase));
             try
             {
-                var answers = await SendAsync(endpoint, relay, addresses, current.Retry.AttemptTimeout, attemptToken).ConfigureAwait(false);
+                var answers = await SendAsync(endpoint, relay, addresses, connectWithin, attemptToken).ConfigureAwait(false);
                 for (var k = 0; k < open.Count; k++)
                 {
                     var reply = answers[Sent(k)];
@@ -142,10 +149,6 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
 
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(NoRetry, retries == StoreRetries.Once);
-        // While the breaker is not closed, the next relay is its trial call (half-open) and everyone else is refused
-        // until it ends: a collection may be that call (on a quiet system no delivery may come for long), but then
-        // with a delivery's time limits, not the patience a collection has otherwise.
-        var testing = pipeline.Breaker.CircuitState != CircuitState.Closed;
         context.Properties.Set(Testing, testing);
         try
         {
@@ -195,10 +198,11 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
 
     /// <summary>One transaction on a pooled connection; a reused connection the store has closed meanwhile is
     /// replaced once, inside the same attempt, before anything was sent on it. A connection (a free slot of the pool,
-    /// then connecting and the greeting, and so the replacement too) is waited for at most <paramref name="connectWithin"/>,
-    /// for every relay: a collection holds its user's mailbox locks while it waits.</summary>
+    /// then connecting and the greeting, and so the replacement too) is waited for at most <paramref name="connectWithin"/>
+    /// when set (a collection, whose transaction has no attempt timeout); else <paramref name="cancellationToken"/>, the
+    /// attempt's, bounds it.</summary>
     private async Task<IReadOnlyList<DeliveryStatus>> SendAsync(SmtpEndpoint endpoint, StoreRelay relay, IReadOnlyList<string> addresses,
-        TimeSpan connectWithin, CancellationToken cancellationToken)
+        TimeSpan? connectWithin, CancellationToken cancellationToken)
     {
         var dsn = addresses.Select(a => relay.Recipients.First(r => string.Equals(r.Address, a, StringComparison.OrdinalIgnoreCase)).Dsn).ToList();
         await using var lease = await ConnectWithinAsync(endpoint, connectWithin, token => pool.RentAsync(endpoint, token), cancellationToken).ConfigureAwait(false);
@@ -216,10 +220,15 @@ public sealed partial class StoreClient(Func<StoreSettings> settings, StoreConne
         }
     }
 
-    /// <summary><paramref name="connect"/> within <paramref name="limit"/>; past it, a connection failure (the store not reached).</summary>
-    private static async Task<T> ConnectWithinAsync<T>(SmtpEndpoint endpoint, TimeSpan limit, Func<CancellationToken, Task<T>> connect,
+    /// <summary><paramref name="connect"/> within <paramref name="within"/> (null: as the caller's token allows); past it, a
+    /// connection failure (the store not reached).</summary>
+    private static async Task<T> ConnectWithinAsync<T>(SmtpEndpoint endpoint, TimeSpan? within, Func<CancellationToken, Task<T>> connect,
         CancellationToken cancellationToken)
     {
+        if (within is not { } limit)
+        {
+            return await connect(cancellationToken).ConfigureAwait(false);
+        }
         using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         waiting.CancelAfter(limit);
         try
