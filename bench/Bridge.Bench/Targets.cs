@@ -269,13 +269,8 @@ internal sealed class SmtpSinkTarget : Target
 
     public static async Task<SmtpSinkTarget> StartAsync()
     {
-        var sink = Peers.Require("smtp-sink", "postfix");
         var port = FreePort.Next();
-        var process = Process.Start(new ProcessStartInfo(sink, ["-u", "nobody", $"127.0.0.1:{port}", "256"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
+        var process = Launch("-u", "nobody", $"127.0.0.1:{port}", "256");
         if (!await DovecotServer.WaitForPortAsync(port))
         {
             process.Kill();
@@ -288,12 +283,7 @@ internal sealed class SmtpSinkTarget : Target
     /// (it runs as nobody; Postfix's lmtp(8) connects as postfix).</summary>
     public static async Task<SmtpSinkTarget> StartLmtpAsync(string socket)
     {
-        var sink = Peers.Require("smtp-sink", "postfix");
-        var process = Process.Start(new ProcessStartInfo(sink, ["-L", "-u", "nobody", $"unix:{socket}", "256"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        })!;
+        var process = Launch("-L", "-u", "nobody", $"unix:{socket}", "256");
         for (var i = 0; i < 100 && !File.Exists(socket) && !process.HasExited; i++)
         {
             await Task.Delay(50);
@@ -306,6 +296,10 @@ internal sealed class SmtpSinkTarget : Target
         File.SetUnixFileMode(socket, TempDir.Mode("666"));
         return new SmtpSinkTarget(process, 0, socket);
     }
+
+    /// <summary>smtp-sink with <paramref name="args"/>, its output kept for a start that fails.</summary>
+    private static Process Launch(params string[] args) =>
+        Process.Start(new ProcessStartInfo(Peers.Require("smtp-sink", "postfix"), args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
 
     public override long? Delivered() => null;
 
