@@ -95,7 +95,10 @@ public partial class KillRecoveryTests
                 }
             }
             await postfix.FlushAsync();
-            await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0, 120, () => postfix.Log);
+            // On failure the end of both logs (a CI log shows only the first lines of a failure's message).
+            await Eventually.WaitAsync(async () => await postfix.QueuedAsync() == 0, 120, () =>
+                "postfix, last lines:\n" + string.Join('\n', postfix.Log.Split('\n').TakeLast(20)) +
+                "\nbridge, last lines:\n" + string.Join('\n', bridge.Lines.TakeLast(20)));
         }
         finally
         {
