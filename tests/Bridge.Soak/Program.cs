@@ -104,7 +104,11 @@ for (var i = 0; i < 20 && (journal = Directory.GetFiles(world.Journal, "*", Sear
 }
 if (journal.Length > 0)
 {
-    findings.Add(new Finding("journal unsettled", $"{journal.Length} entries left: {string.Join(", ", journal.Select(j => Path.GetRelativePath(world.Journal, j)))}"));
+    // The reasons beside the entries set aside say what recovery met (the CI log is often all there is to read).
+    var reasons = journal.Where(j => j.EndsWith(".why", StringComparison.Ordinal))
+        .Select(j => $"{Path.GetFileName(j)}: {File.ReadAllText(j).Trim()}");
+    findings.Add(new Finding("journal unsettled", $"{journal.Length} entries left: {string.Join(", ", journal.Select(j => Path.GetRelativePath(world.Journal, j)))}" +
+        string.Concat(reasons.Select(r => $"; {r}"))));
 }
 
 // Bridge stops as systemd stops it; then nothing writes while the mailboxes are read.
@@ -208,6 +212,14 @@ if (findings.Count > 0)
         ledger.Faults.OrderBy(f => f.Start).Select(f => $"{f.Start:HH:mm:ss.fff} - {f.End:HH:mm:ss.fff} {f.Kind}"));
     await File.WriteAllLinesAsync(Path.Combine(evidence, "foreign.log"), foreignWriters.SelectMany(w => w.Writer.Lines));
     await File.WriteAllLinesAsync(Path.Combine(evidence, "findings.log"), findings.Select(f => $"{f.Kind}: {f.Detail}"));
+    if (findings.Any(f => f.Kind == "journal unsettled"))
+    {
+        // Recovery's own notes and the faults around them: in CI the printed report is the only evidence that stays.
+        foreach (var line in lines.Where(l => l.Contains("crash", StringComparison.OrdinalIgnoreCase) || l.Contains("journal", StringComparison.OrdinalIgnoreCase)).Take(20))
+        {
+            Line($"    bridge: {line}");
+        }
+    }
     Line($"Evidence (Bridge's log, the fronts' logs, the faults, every finding): {evidence}");
 }
 Console.WriteLine();

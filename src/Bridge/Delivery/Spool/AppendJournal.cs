@@ -3,10 +3,12 @@
 // offsets, so every place a write can stop is a page boundary: see AppendDigest). Written and fsync'ed under the
 // mailbox locks before the first byte is appended, removed after the append is fsync'ed or rolled back. An entry
 // found later means Bridge died mid-append: AppendRecovery proves, page by page, which bytes are Bridge's own.
-// An entry that cannot be parsed (torn by ENOSPC, garbled by a disk error, written by an older version) is moved
-// to <journal>/kept/ with a note saying why, so it never stops a delivery or the start; `mailbridge check` lists it.
-// Failure: Record returns the errno (the delivery is then deferred: no append without its journal entry); Find
-// never throws: an unreadable entry is a Problem value.
+// An entry torn while it was written (empty, or short of the newline written last: Record was cut off, so its
+// append never began) is removed by recovery; one that cannot be parsed otherwise (garbled by a disk error, written
+// by an older version) is moved to <journal>/kept/ with a note saying why, so it never stops a delivery or the start;
+// `mailbridge check` lists it.
+// Failure: Record returns the errno and removes what it wrote (the delivery is then deferred: no append without its
+// journal entry); Find never throws: an unreadable entry is a Problem value.
 using System.Globalization;
 using System.Text;
 using Bridge.Native;
@@ -22,7 +24,9 @@ public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, 
 }
 
 /// <summary>What Find read: an entry, nothing, or a problem that made the entry unusable.</summary>
-public readonly record struct JournalLookup(AppendJournalEntry? Entry, string? Problem)
+/// <param name="Torn">The entry stops short of its final newline (or is empty): Record was cut off while writing it, so
+/// the append it was for never began (no byte is appended before Record returns).</param>
+public readonly record struct JournalLookup(AppendJournalEntry? Entry, string? Problem, bool Torn = false)
 {
     public static JournalLookup Nothing => default;
 }
@@ -132,7 +136,15 @@ public sealed class AppendJournal(string directory)
             rc = Libc.LastError;
         }
         Libc.Close(fd);
-        return rc != 0 ? rc : SyncDirectory(directory);
+        if (rc == 0)
+        {
+            rc = SyncDirectory(directory);
+        }
+        if (rc != 0)
+        {
+            Forget(shortName); // no append follows a failed Record: its (perhaps torn) entry must not outlive it
+        }
+        return rc;
     }
 
     /// <summary>Removing needs no fsync: an entry that survives a crash after a complete append is recognised as complete.</summary>
@@ -183,8 +195,11 @@ public sealed class AppendJournal(string directory)
             Libc.Close(fd);
         }
         var entry = Parse(bytes, out var problem);
-        return new JournalLookup(entry, entry is null ? $"{path}: {problem}" : null);
+        return new JournalLookup(entry, entry is null ? $"{path}: {problem}" : null, entry is null && IsTorn(bytes));
     }
+
+    /// <summary>Empty, or its last byte is not the newline Record writes last.</summary>
+    internal static bool IsTorn(ReadOnlySpan<byte> bytes) => bytes.Length == 0 || bytes[^1] != (byte)'\n';
 
     /// <summary>The text of one entry as Record writes it; null and the reason for anything else (never throws).</summary>
     internal static AppendJournalEntry? Parse(ReadOnlySpan<byte> bytes, out string problem)

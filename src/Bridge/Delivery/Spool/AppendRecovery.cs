@@ -6,6 +6,7 @@
 //   end Bridge's cut-off line): Bridge's partial bytes are cut out in place (MailboxCut: the inode stays, so a writer
 //   that opened the mailbox before still writes into the file everyone reads), so no reader merges the other
 //   writer's message into a half one, and not one of the other writer's bytes is lost.
+// - an entry torn while it was written: its append never began; the entry is removed.
 // - anything else (bytes Bridge cannot attribute, a mailbox it cannot read): everything is kept, the entry is moved
 //   to the journal's kept/ folder with the reason, and a critical note says so (`mailbridge check` reports it).
 // Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
@@ -115,6 +116,12 @@ internal static class AppendRecovery
         var lookup = journal.Find(name);
         if (lookup.Entry is not { } entry)
         {
+            if (lookup.Torn)
+            {
+                journal.Forget(name);
+                return new RecoveryResult(new RecoveryNote(false, $"{name}: removed an append journal entry torn while it was written " +
+                    "(Bridge stopped before that append began; the mailbox was not touched)"));
+            }
             return lookup.Problem is { } problem ? Keep(journal, name, $"unreadable append journal entry ({problem})", critical: false) : default;
         }
         if (Libc.Fstat(fd, out var now) != 0)

@@ -1,5 +1,6 @@
 // Job: the <mailbox>.lock dotlock shared with Postfix, Dovecot, procmail and mutt: created with
-// O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format). A lock whose owner process is dead
+// O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format; empty, as Postfix's, when a full file system
+// has no room for those bytes: then only its age makes it stale). A lock whose owner process is dead
 // (same host) or whose ctime is older than the stale limit is broken, as Postfix and Dovecot do. Something at the
 // lock path that is not a regular file (a FIFO or symlink any local user can make in a 1777 spool) is no lock, nor is a
 // lock file of another user than the mailbox's owner, root or Bridge (mail programs lock with the owner's rights):
@@ -51,6 +52,14 @@ internal sealed class Dotlock
             {
                 var content = Encoding.ASCII.GetBytes($"{Environment.ProcessId}:{HostName}");
                 var writeError = Libc.WriteAll(fd, content);
+                if (writeError is Libc.ENOSPC or Libc.EDQUOT && Libc.Ftruncate(fd, 0) == 0)
+                {
+                    // A full file system has room for the lock's name but not for its pid: an empty lock is still a
+                    // lock (Postfix's are empty). Giving it up would leave the mailbox unlocked, and this try may
+                    // have just broken the stale lock of a Bridge killed mid-append, whose entry must be settled
+                    // (truncating needs no space) before any reader rewrites the file.
+                    writeError = 0;
+                }
                 Libc.Fstat(fd, out _created);
                 Libc.Close(fd);
                 if (writeError != 0)

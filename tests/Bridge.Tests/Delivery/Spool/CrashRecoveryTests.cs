@@ -266,13 +266,74 @@ public class CrashRecoveryTests
     {
         { "empty", [] },
         { "torn mid-write", "v2 2049 1234 0 9000 77 AAAA"u8.ToArray() },
+    };
+
+    [Theory]
+    [MemberData(nameof(TornEntries))]
+    public async Task A_journal_entry_torn_while_it_was_written_is_removed_and_the_mailbox_left_as_it_is(string name, byte[] entry)
+    {
+        // Record writes the entry's newline last and appends nothing before it returns: a torn entry is a crash before
+        // its append began (or a Record that failed), so there is nothing to settle and nothing to set aside.
+        var (spool, root) = await PrepareAsync();
+        using var _s = spool;
+        using var _r = root;
+        Directory.CreateDirectory(root["journal"]);
+        await File.WriteAllBytesAsync(Path.Combine(root["journal"], $"{TestAccounts.Alice}.append"), entry);
+
+        await using var bridge = await StartAsync(spool, root);
+
+        Assert.Equal(Earlier, await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
+        Assert.Contains(bridge.Logs.Lines, l => l.Contains("removed an append journal entry torn while it was written", StringComparison.Ordinal));
+        Assert.Empty(Directory.GetFiles(root["journal"], "*", SearchOption.AllDirectories));
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(bridge.Port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+        Assert.Equal(2, (await MboxReaders.PythonMailboxAsync(spool[TestAccounts.Alice])).Count);
+        var check = await CheckAsync(spool, root);
+        Assert.DoesNotContain($"mailbox {TestAccounts.Alice}", check.Stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(root["journal"], "kept")), name);
+    }
+
+    [Fact]
+    public async Task A_journal_too_full_for_an_entry_defers_the_delivery_and_leaves_no_entry_behind()
+    {
+        Peers.RequireRoot();
+        var (spool, root) = await PrepareAsync();
+        using var _s = spool;
+        using var _r = root;
+        Directory.CreateDirectory(root["journal"]);
+        var mount = await Proc.RunAsync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=700", "tmpfs", root["journal"]]);
+        Assert.True(mount.ExitCode == 0, $"mount tmpfs failed: {mount.Output}");
+        try
+        {
+            var filler = Path.Combine(root["journal"], "filler");
+            await Proc.RunAsync("dd", ["if=/dev/zero", $"of={filler}", "bs=4k"]); // until ENOSPC: names fit, bytes do not
+            await using var bridge = await StartAsync(spool, root);
+
+            var full = await Swaks.SendAsync(bridge.Port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}");
+
+            Assert.StartsWith("452 4.3.1 ", full.FinalReply, StringComparison.Ordinal);
+            Assert.Equal(Earlier, await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
+            Assert.False(File.Exists(Path.Combine(root["journal"], $"{TestAccounts.Alice}.append"))); // not an empty entry
+
+            File.Delete(filler);
+            Assert.StartsWith("250 ", (await Swaks.SendAsync(bridge.Port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}")).FinalReply, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(root["journal"], "kept")));
+            Assert.DoesNotContain(bridge.Logs.Lines, l => l.Contains("journal entry", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await Proc.RunAsync("umount", ["-l", root["journal"]]);
+        }
+    }
+
+    public static TheoryData<string, byte[]> UnreadableEntries => new()
+    {
         { "garbled base64", "v2 2049 1234 0 9000 77 !!!!not-base64!!!!\n"u8.ToArray() },
         { "binary garbage", [0xFF, 0x00, 0x13, 0x37, (byte)'\n'] },
         { "an older version's entry", "v1 2049 1234 0 9000 RnJvbSB4 \n"u8.ToArray() },
     };
 
     [Theory]
-    [MemberData(nameof(TornEntries))]
+    [MemberData(nameof(UnreadableEntries))]
     public async Task An_unreadable_journal_entry_at_start_is_set_aside_and_the_mailbox_gets_mail(string name, byte[] entry)
     {
         var (spool, root) = await PrepareAsync();
@@ -301,7 +362,7 @@ public class CrashRecoveryTests
         using var _s = spool;
         using var _r = root;
         await using var bridge = await StartAsync(spool, root);
-        await File.WriteAllBytesAsync(Path.Combine(root["journal"], $"{TestAccounts.Alice}.append"), "v2 1 2 3 garbage"u8.ToArray());
+        await File.WriteAllBytesAsync(Path.Combine(root["journal"], $"{TestAccounts.Alice}.append"), "v2 1 2 3 garbage\n"u8.ToArray());
 
         var result = await Swaks.SendAsync(bridge.Port, $"{TestAccounts.Alice}@{SpoolScenario.Domain}");
 

@@ -1,3 +1,4 @@
+using Bridge.Delivery.Spool;
 using Bridge.Native;
 using Bridge.Tests.Support;
 
@@ -179,6 +180,38 @@ public class MailboxSafetyTests
         finally
         {
             await Proc.RunAsync("umount", ["-l", spool]);
+        }
+    }
+
+    [Fact]
+    public async Task On_a_full_file_system_the_dotlock_is_taken_empty_not_given_up()
+    {
+        // A restarted Bridge breaks the stale lock of the Bridge that was killed mid-append, then takes its own to
+        // settle the append (a truncate needs no space). If its lock could not hold the pid for want of a block and
+        // were given up, the mailbox would be left unlocked with the append unsettled, for a reader to rewrite.
+        Peers.RequireRoot();
+        using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
+        var mount = await Proc.RunAsync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=1777", "tmpfs", spool.Path]);
+        Assert.True(mount.ExitCode == 0, $"mount tmpfs failed: {mount.Output}");
+        try
+        {
+            var mailbox = Path.Combine(spool.Path, "alice");
+            await File.WriteAllBytesAsync(mailbox, SpoolScenario.SampleMbox);
+            await Proc.RunAsync("dd", ["if=/dev/zero", $"of={Path.Combine(spool.Path, "filler")}", "bs=4k"]); // until ENOSPC
+            Assert.Equal(0, new DriveInfo(spool.Path).AvailableFreeSpace);
+            var dotlock = new Dotlock(mailbox);
+
+            var result = dotlock.TryAcquire(TimeSpan.FromMinutes(5), out var errno);
+
+            Assert.True(result == DotlockResult.Acquired, $"{result}: {Libc.Describe(errno)}");
+            Assert.Equal(0, new FileInfo(mailbox + ".lock").Length);
+            Assert.Equal(DotlockResult.Busy, new Dotlock(mailbox).TryAcquire(TimeSpan.FromMinutes(5), out _)); // it locks
+            dotlock.Release();
+            Assert.False(File.Exists(mailbox + ".lock"));
+        }
+        finally
+        {
+            await Proc.RunAsync("umount", ["-l", spool.Path]);
         }
     }
 

@@ -37,6 +37,14 @@ public class AppendJournalParseTests
     }
 
     [Theory]
+    [InlineData("", true)]
+    [InlineData("v2 2049 1234 100 9000 77 AAAAAAAAAAA=", true)]
+    [InlineData("v2 2049 1234 100 9000 77 ***\n", false)]
+    [InlineData("\u00ff\u0000garbage\n", false)]
+    public void Only_an_entry_short_of_its_final_newline_is_torn(string text, bool torn) =>
+        Assert.Equal(torn, AppendJournal.IsTorn(Encoding.Latin1.GetBytes(text)));
+
+    [Theory]
     [InlineData(0, 1, 1)]
     [InlineData(0, 4096, 1)]
     [InlineData(0, 4097, 2)]

@@ -284,6 +284,25 @@ public sealed class AppendRecoveryBranchTests : IDisposable
         Assert.Equal(earlier, File.ReadAllBytes(Mailbox));
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("v2 2049 1234 0 9000 77 AAAA")]
+    public void An_entry_torn_while_it_was_written_is_removed_and_nothing_set_aside(string text)
+    {
+        var earlier = Earlier(300);
+        File.WriteAllBytes(Mailbox, earlier);
+        File.WriteAllText(EntryPath, text);
+
+        var result = Settle();
+
+        Assert.False(result.Unsettled);
+        Assert.False(result.Note?.Critical);
+        Assert.Contains("torn while it was written", result.Note?.Message, StringComparison.Ordinal);
+        Assert.Empty(Journal.KeptEntries());
+        Assert.False(File.Exists(EntryPath));
+        Assert.Equal(earlier, File.ReadAllBytes(Mailbox));
+    }
+
     [Fact]
     public void A_descriptor_that_cannot_be_examined_leaves_the_entry_for_later()
     {
