@@ -1,8 +1,9 @@
 // Job: the proof of authorship a journal entry carries: the bytes Bridge is about to append, from absolute file
-// offset Before, cut at every multiple of PageBytes and each piece hashed (XxHash3, seeded per entry, so no one can
-// craft other bytes with the same hashes without knowing the seed). Bridge's writes to a mailbox also end only at
-// page boundaries (PageAlignedSink), and Linux stops a write cut short by a signal at a page boundary too,
-// so whatever a crash leaves in the file ends where a page of this digest ends, or where the whole append ends.
+// offset Before, cut at every multiple of PageBytes and at the end of every record of the batch, and each piece
+// hashed (XxHash3, seeded per entry, so no one can craft other bytes with the same hashes without knowing the seed).
+// Bridge's writes to a mailbox end only at 64 KiB boundaries or where a record ends (PageAlignedSink), its truncate
+// after a write error goes back to where a record starts, and Linux stops a write cut short by a signal at a page
+// boundary, so whatever a crash leaves in the file ends where a piece of this digest ends.
 // Failure: none; values only.
 using System.IO.Hashing;
 
@@ -15,6 +16,7 @@ internal sealed class AppendDigest : IRecordSink
     private readonly long _seed;
     private readonly byte[] _page = new byte[PageBytes];
     private readonly List<byte> _hashes = [];
+    private readonly List<long> _cuts = [];
     private long _position;
     private int _used;
 
@@ -42,7 +44,29 @@ internal sealed class AppendDigest : IRecordSink
         return (int)(lastPage - firstPage + 1);
     }
 
-    /// <summary>Absolute [start, end) of piece <paramref name="index"/> of an append [before, after).</summary>
+    /// <summary>The pieces [before, after) is cut into: at every page boundary and at each of <paramref name="cuts"/>
+    /// (record ends inside a page, ascending), in file order.</summary>
+    public static IEnumerable<(long Start, long End)> Pieces(long before, long after, IReadOnlyList<long> cuts)
+    {
+        var start = before;
+        var next = 0;
+        while (start < after)
+        {
+            var end = Math.Min(after, ((start / PageBytes) + 1) * PageBytes);
+            while (next < cuts.Count && cuts[next] <= start)
+            {
+                next++;
+            }
+            if (next < cuts.Count && cuts[next] < end)
+            {
+                end = cuts[next];
+            }
+            yield return (start, end);
+            start = end;
+        }
+    }
+
+    /// <summary>Absolute [start, end) of piece <paramref name="index"/> of an append [before, after) without cuts.</summary>
     public static (long Start, long End) Piece(long before, long after, int index)
     {
         var start = index == 0 ? before : ((before / PageBytes) + index) * PageBytes;
@@ -69,6 +93,19 @@ internal sealed class AppendDigest : IRecordSink
         }
         return 0;
     }
+
+    /// <summary>A record ends here: the piece ends too (unless a page just ended), so a file that ends here is proof.</summary>
+    public void EndRecord()
+    {
+        if (_used > 0)
+        {
+            _cuts.Add(_position);
+            Seal();
+        }
+    }
+
+    /// <summary>The record ends inside pages (in file order), the batch's own end left out.</summary>
+    public long[] Cuts => [.. _cuts.Where(c => c < _position)];
 
     /// <summary>The hashes of all pieces, the last (partial) one included.</summary>
     public byte[] Finish()
@@ -105,8 +142,10 @@ internal sealed class AppendDigest : IRecordSink
         {
             var start = digest.End;
             records[i].WriteTo(digest);
+            digest.EndRecord();
             lengths[i] = digest.End - start;
         }
-        return new AppendJournalEntry(mailbox.Device, mailbox.Inode, before, digest.End, seed, digest.Finish());
+        var hashes = digest.Finish();
+        return new AppendJournalEntry(mailbox.Device, mailbox.Inode, before, digest.End, seed, hashes) { Cuts = digest.Cuts };
     }
 }

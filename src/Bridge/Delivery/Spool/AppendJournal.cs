@@ -1,6 +1,7 @@
 // Job: remember, durably, each mailbox append in progress: device and inode of the mailbox, its size before, its
-// size after, and a seeded 64-bit hash of every 4 KiB page of the bytes to be written (pages at absolute file
-// offsets, so every place a write can stop is a page boundary: see AppendDigest). Written and fsync'ed under the
+// size after, and a seeded 64-bit hash of every piece of the bytes to be written (4 KiB pages at absolute file
+// offsets, also cut where a record of a batch ends, so every place a write can stop is a piece's end: see
+// AppendDigest). Written and fsync'ed under the
 // mailbox locks before the first byte is appended, removed after the append is fsync'ed or rolled back. An entry
 // found later means Bridge died mid-append: AppendRecovery proves, page by page, which bytes are Bridge's own.
 // An entry torn while it was written (empty, or short of the newline written last: Record was cut off, so its
@@ -15,12 +16,18 @@ using Bridge.Native;
 
 namespace Bridge.Delivery.Spool;
 
-/// <param name="PageHashes">XxHash3 (seeded with <paramref name="Seed"/>) of each page of [Before, After), 8 bytes each.</param>
+/// <param name="PageHashes">XxHash3 (seeded with <paramref name="Seed"/>) of each piece of [Before, After), 8 bytes each
+/// (AppendDigest.Pieces: cut at page boundaries and at <see cref="Cuts"/>).</param>
 public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, long After, long Seed, byte[] PageHashes)
 {
+    /// <summary>Where records of the batch end inside a page (ascending, inside (Before, After)); empty for one record.</summary>
+    public IReadOnlyList<long> Cuts { get; init; } = [];
+
     public int Pages => PageHashes.Length / 8;
 
     public ulong HashOf(int page) => BitConverter.ToUInt64(PageHashes, page * 8);
+
+    public IEnumerable<(long Start, long End)> Pieces => AppendDigest.Pieces(Before, After, Cuts);
 }
 
 /// <summary>What Find read: an entry, nothing, or a problem that made the entry unusable.</summary>
@@ -123,8 +130,12 @@ public sealed class AppendJournal(string directory)
 
     public int Record(string shortName, AppendJournalEntry entry)
     {
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"v2 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {entry.Seed} {Convert.ToBase64String(entry.PageHashes)}\n");
+        // v2: one record (pieces at page boundaries); v3: a batch whose records end inside pages, those ends listed.
+        var text = entry.Cuts.Count == 0
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"v2 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {entry.Seed} {Convert.ToBase64String(entry.PageHashes)}\n")
+            : string.Create(CultureInfo.InvariantCulture,
+                $"v3 {entry.Device} {entry.Inode} {entry.Before} {entry.After} {entry.Seed} {string.Join(',', entry.Cuts)} {Convert.ToBase64String(entry.PageHashes)}\n");
         var fd = Libc.Open(PathFor(shortName), Libc.O_WRONLY | Libc.O_CREAT | Libc.O_TRUNC | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180);
         if (fd < 0)
         {
@@ -224,12 +235,22 @@ public sealed class AppendJournal(string directory)
             }
         }
         var parts = Encoding.ASCII.GetString(bytes).TrimEnd('\n').Split(' ');
-        if (parts[0] != "v2")
+        if (parts[0] is not ("v2" or "v3"))
         {
             problem = parts[0] == "v1"
                 ? "the entry was written by an older Bridge (v1): it cannot prove which bytes are Bridge's, so nothing is removed"
                 : "the entry does not start with a known version";
             return null;
+        }
+        long[] cuts = [];
+        if (parts[0] == "v3")
+        {
+            if (parts.Length != 8 || !TryParseCuts(parts[6], out cuts))
+            {
+                problem = "the entry's fields are malformed";
+                return null;
+            }
+            parts = [.. parts[..6], parts[7]];
         }
         if (parts.Length != 7 ||
             !ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var device) ||
@@ -242,14 +263,35 @@ public sealed class AppendJournal(string directory)
             problem = "the entry's fields are malformed";
             return null;
         }
+        if (cuts.Length > 0 && (cuts[0] <= before || cuts[^1] >= after || cuts.Any(c => c % AppendDigest.PageBytes == 0)))
+        {
+            problem = "the entry's record ends lie outside its byte range or on page boundaries";
+            return null;
+        }
         var hashes = new byte[parts[6].Length];
         if (!Convert.TryFromBase64String(parts[6], hashes, out var length) || length % 8 != 0 ||
-            length / 8 != AppendDigest.PageCount(before, after))
+            length / 8 != AppendDigest.PageCount(before, after) + cuts.Length)
         {
             problem = "the entry's page hashes are malformed or do not cover its byte range";
             return null;
         }
-        return new AppendJournalEntry(device, inode, before, after, seed, hashes[..length]);
+        return new AppendJournalEntry(device, inode, before, after, seed, hashes[..length]) { Cuts = cuts };
+    }
+
+    /// <summary>A comma-separated, strictly ascending list of offsets.</summary>
+    private static bool TryParseCuts(string text, out long[] cuts)
+    {
+        var fields = text.Split(',');
+        cuts = new long[fields.Length];
+        for (var i = 0; i < fields.Length; i++)
+        {
+            if (!long.TryParse(fields[i], NumberStyles.None, CultureInfo.InvariantCulture, out cuts[i]) || (i > 0 && cuts[i] <= cuts[i - 1]))
+            {
+                cuts = [];
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>A one-line entry of another kind than an append (MailboxCut's "cut", SpoolDrain's "collect"), replaced

@@ -208,9 +208,9 @@ internal static class AppendRecovery
         error = null;
         var buffer = new byte[AppendDigest.PageBytes];
         var verified = entry.Before;
-        for (var i = 0; i < entry.Pages; i++)
+        var i = 0;
+        foreach (var (start, end) in entry.Pieces)
         {
-            var (start, end) = AppendDigest.Piece(entry.Before, entry.After, i);
             if (end > size)
             {
                 break;
@@ -227,6 +227,7 @@ internal static class AppendRecovery
                 break;
             }
             verified = end;
+            i++;
         }
         return verified;
     }

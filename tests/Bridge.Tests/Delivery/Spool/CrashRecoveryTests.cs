@@ -9,7 +9,7 @@ namespace Bridge.Tests.Delivery.Spool;
 /// <summary>What a crash mid-append leaves behind is settled before anything else touches the mailbox, removing only
 /// bytes Bridge can prove it wrote: the journal entry carries the page hashes of the append, and the file is cut
 /// where a killed Bridge leaves it (at a page boundary: Bridge writes up to 64 KiB boundaries, and Linux ends a write
-/// cut short by SIGKILL at a page boundary).</summary>
+/// cut short by SIGKILL at a page boundary; or where a record of a batch ends).</summary>
 public class CrashRecoveryTests
 {
     private static readonly byte[] Earlier = "From old@example.org  Mon Nov 23 10:00:00 2026\nSubject: earlier\nMessage-Id: <earlier@test>\n\nearlier body\n\n"u8.ToArray();
@@ -260,6 +260,28 @@ public class CrashRecoveryTests
             Assert.DoesNotContain(bridge.Logs.Lines, l => l.Contains("removed", StringComparison.Ordinal));
             Assert.Empty(Directory.GetFiles(root["journal"]));
         }
+    }
+
+    [Fact]
+    public async Task A_group_commit_cut_by_a_crash_where_one_of_its_records_ends_is_truncated_whole()
+    {
+        // Each record's last bytes are written when the record ends, usually inside a page: a crash before the next
+        // record's first write leaves the file ending there. The journal's pieces end there too, so it is provable.
+        var (spool, root) = await PrepareAsync();
+        using var _s = spool;
+        using var _r = root;
+        var first = Record("one", 70_000);
+        var second = Record("two", 70_000);
+        var written = Render(first).Length;
+        Assert.NotEqual(0, (Earlier.Length + written) % AppendDigest.PageBytes);
+        SimulateCrash(spool[TestAccounts.Alice], root["journal"], written, first, second);
+
+        await using var bridge = await StartAsync(spool, root);
+
+        Assert.Equal(Earlier, await File.ReadAllBytesAsync(spool[TestAccounts.Alice]));
+        Assert.Contains(bridge.Logs.Lines, l => l.Contains($"removed an incomplete record of {written} bytes", StringComparison.Ordinal));
+        Assert.DoesNotContain(bridge.Logs.Lines, l => l.StartsWith("Critical", StringComparison.Ordinal));
+        Assert.Empty(Directory.GetFiles(root["journal"], "*", SearchOption.AllDirectories));
     }
 
     public static TheoryData<string, byte[]> TornEntries => new()

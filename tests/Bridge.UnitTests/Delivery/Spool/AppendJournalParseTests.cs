@@ -20,6 +20,70 @@ public class AppendJournalParseTests
         Assert.Equal(hashes, entry.PageHashes);
     }
 
+    [Fact]
+    public void A_batch_entry_with_record_ends_inside_pages_is_read_back_with_them()
+    {
+        long[] cuts = [5000, 9000];
+        var hashes = new byte[8 * (AppendDigest.PageCount(100, 20000) + cuts.Length)];
+        new Random(2).NextBytes(hashes);
+        var text = $"v3 2049 1234 100 20000 -77 5000,9000 {Convert.ToBase64String(hashes)}\n";
+
+        var entry = AppendJournal.Parse(Encoding.ASCII.GetBytes(text), out var problem);
+
+        Assert.True(entry is not null, problem);
+        Assert.Equal(cuts, entry.Cuts);
+        Assert.Equal(hashes, entry.PageHashes);
+        Assert.Equal(entry.Pages, entry.Pieces.Count());
+    }
+
+    [Theory]
+    [InlineData("v3 2049 1234 100 20000 -77 9000,5000 {0}\n", "fields are malformed")]
+    [InlineData("v3 2049 1234 100 20000 -77 5000,x {0}\n", "fields are malformed")]
+    [InlineData("v3 2049 1234 100 20000 -77 {0}\n", "fields are malformed")]
+    [InlineData("v3 2049 1234 100 20000 -77 100,9000 {0}\n", "outside its byte range")]
+    [InlineData("v3 2049 1234 100 20000 -77 5000,20000 {0}\n", "outside its byte range")]
+    [InlineData("v3 2049 1234 100 20000 -77 5000,8192 {0}\n", "on page boundaries")]
+    public void A_batch_entry_whose_record_ends_do_not_fit_is_a_reason(string format, string reason)
+    {
+        var hashes = new byte[8 * (AppendDigest.PageCount(100, 20000) + 2)];
+        var text = string.Format(System.Globalization.CultureInfo.InvariantCulture, format, Convert.ToBase64String(hashes));
+        Assert.Null(AppendJournal.Parse(Encoding.ASCII.GetBytes(text), out var problem));
+        Assert.Contains(reason, problem, StringComparison.Ordinal);
+    }
+
+    private static readonly int[] BodySizes = [5000, 7000, 3000];
+
+    [Fact]
+    public void A_batch_is_cut_where_each_of_its_records_ends_and_recorded_back_the_same()
+    {
+        var records = BodySizes.Select(n => new MboxRecord("a@example.org", "alice@example.org", "alice@example.org",
+            new DateTime(2026, 11, 24, 10, 0, 0, DateTimeKind.Local), ReadOnlyMemory<byte>.Empty,
+            new System.Buffers.ReadOnlySequence<byte>(Encoding.ASCII.GetBytes("Subject: s\r\n\r\n" + new string('c', n) + "\r\n")))).ToArray();
+        var stat = default(Bridge.Native.FileStat);
+        var entry = AppendDigest.EntryFor(stat, 300, records, out var lengths);
+
+        var ends = lengths.Select((_, i) => 300 + lengths.Take(i + 1).Sum()).ToArray();
+        Assert.Equal(ends[..^1].Where(e => e % AppendDigest.PageBytes != 0), entry.Cuts);
+        var pieces = entry.Pieces.ToList();
+        Assert.Equal(entry.Pages, pieces.Count);
+        Assert.All(ends, e => Assert.Contains(pieces, p => p.End == e));
+        Assert.All(pieces, p => Assert.True(p.End % AppendDigest.PageBytes == 0 || ends.Contains(p.End)));
+        var dir = Directory.CreateTempSubdirectory("bridge-journal-").FullName;
+        try
+        {
+            var journal = new AppendJournal(dir);
+            Assert.Equal(0, journal.Record("alice", entry));
+            var read = journal.Find("alice").Entry;
+            Assert.NotNull(read);
+            Assert.Equal(entry.Cuts, read.Cuts);
+            Assert.Equal(entry.PageHashes, read.PageHashes);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("", "empty")]
     [InlineData("v2 2049 1234 100 9000 77 AAAAAAAAAAA=", "no final newline")]

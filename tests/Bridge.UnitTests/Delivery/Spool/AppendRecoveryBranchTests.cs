@@ -284,6 +284,45 @@ public sealed class AppendRecoveryBranchTests : IDisposable
         Assert.Equal(earlier, File.ReadAllBytes(Mailbox));
     }
 
+    /// <summary>A batch of several records (the group commit) flushes each record's last bytes when the record ends, so
+    /// a crash between two records leaves the file ending where a record ends, usually inside a page: the digest's
+    /// pieces end there too, so those bytes are proven Bridge's. So does a write error's truncate back to the start of
+    /// the failing record, cut short by a crash before the batch's entry was removed.</summary>
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(1, true)]
+    [InlineData(2, false)]
+    [InlineData(2, true)]
+    public void A_batch_cut_where_one_of_its_records_ends_is_removed_whole_and_only_it(int recordsWritten, bool theirsAfter)
+    {
+        var earlier = Earlier(300);
+        File.WriteAllBytes(Mailbox, earlier);
+        Assert.Equal(0, Libc.Lstat(Mailbox, out var before));
+        MboxRecord[] batch = [Record(5000), Record(7000), Record(9000)];
+        Assert.Equal(0, Journal.Record("alice", AppendDigest.EntryFor(before, before.Size, batch, out var lengths)));
+        using (var stream = new FileStream(Mailbox, FileMode.Append))
+        {
+            foreach (var record in batch.Take(recordsWritten))
+            {
+                stream.Write(BytesOf(record));
+            }
+            if (theirsAfter)
+            {
+                stream.Write(Theirs);
+            }
+        }
+        Assert.NotEqual(0, (earlier.Length + lengths.Take(recordsWritten).Sum()) % AppendDigest.PageBytes);
+
+        var result = Settle();
+
+        Assert.False(result.Unsettled);
+        Assert.False(result.Note?.Critical, result.Note?.Message);
+        Assert.Contains("removed an incomplete record", result.Note?.Message, StringComparison.Ordinal);
+        Assert.Equal(theirsAfter ? [.. earlier, .. Theirs] : earlier, File.ReadAllBytes(Mailbox));
+        Assert.False(File.Exists(EntryPath));
+        Assert.Empty(Journal.KeptEntries());
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("v2 2049 1234 0 9000 77 AAAA")]
