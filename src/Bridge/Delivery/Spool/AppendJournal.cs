@@ -33,9 +33,14 @@ public sealed record AppendJournalEntry(ulong Device, ulong Inode, long Before, 
 /// <summary>What Find read: an entry, nothing, or a problem that made the entry unusable.</summary>
 /// <param name="Torn">The entry stops short of its final newline (or is empty): Record was cut off while writing it, so
 /// the append it was for never began (no byte is appended before Record returns).</param>
-public readonly record struct JournalLookup(AppendJournalEntry? Entry, string? Problem, bool Torn = false)
+/// <param name="Transient">The entry could not be read for a passing reason (out of descriptors or memory): it may be
+/// whole, so it is read again later, not set aside.</param>
+public readonly record struct JournalLookup(AppendJournalEntry? Entry, string? Problem, bool Torn = false, bool Transient = false)
 {
     public static JournalLookup Nothing => default;
+
+    public static JournalLookup Failed(string problem, int errno) =>
+        new(null, problem, Transient: errno is Libc.EMFILE or Libc.ENFILE or Libc.ENOMEM or Libc.EINTR or Libc.EAGAIN);
 }
 
 /// <summary>An entry moved aside: the mailbox it is about, when, and why.</summary>
@@ -166,7 +171,8 @@ public sealed class AppendJournal(string directory)
         var path = PathFor(shortName);
         if (Libc.Lstat(path, out var stat) != 0)
         {
-            return Libc.LastError == Libc.ENOENT ? JournalLookup.Nothing : new JournalLookup(null, $"cannot stat {path}: {Libc.Describe(Libc.LastError)}");
+            var statError = Libc.LastError;
+            return statError == Libc.ENOENT ? JournalLookup.Nothing : JournalLookup.Failed($"cannot stat {path}: {Libc.Describe(statError)}", statError);
         }
         if (!stat.IsRegularFile)
         {
@@ -179,7 +185,8 @@ public sealed class AppendJournal(string directory)
         var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0);
         if (fd < 0)
         {
-            return new JournalLookup(null, $"cannot open {path}: {Libc.Describe(Libc.LastError)}");
+            var openError = Libc.LastError;
+            return JournalLookup.Failed($"cannot open {path}: {Libc.Describe(openError)}", openError);
         }
         byte[] bytes;
         try
@@ -191,7 +198,8 @@ public sealed class AppendJournal(string directory)
                 var n = Libc.ReadAt(fd, bytes.AsSpan(got), got);
                 if (n < 0)
                 {
-                    return new JournalLookup(null, $"cannot read {path}: {Libc.Describe(Libc.LastError)}");
+                    var readError = Libc.LastError;
+                    return JournalLookup.Failed($"cannot read {path}: {Libc.Describe(readError)}", readError);
                 }
                 if (n == 0)
                 {

@@ -6,7 +6,8 @@
 //   end Bridge's cut-off line): Bridge's partial bytes are cut out in place (MailboxCut: the inode stays, so a writer
 //   that opened the mailbox before still writes into the file everyone reads), so no reader merges the other
 //   writer's message into a half one, and not one of the other writer's bytes is lost.
-// - an entry torn while it was written: its append never began; the entry is removed.
+// - an entry torn while it was written: its append never began; the entry is removed. One that cannot be read for a
+//   passing reason (out of descriptors or memory) is left for the next try, the mailbox deferred until then.
 // - anything else (bytes Bridge cannot attribute, a mailbox it cannot read): everything is kept, the entry is moved
 //   to the journal's kept/ folder with the reason, and a critical note says so (`mailbridge check` reports it).
 // Failure: never throws; what it did or could not do is a RecoveryNote. A failed truncate keeps the entry, so
@@ -116,6 +117,11 @@ internal static class AppendRecovery
         var lookup = journal.Find(name);
         if (lookup.Entry is not { } entry)
         {
+            if (lookup.Transient)
+            {
+                return new RecoveryResult(new RecoveryNote(true, $"{name}: cannot read the journal entry of an interrupted append now " +
+                    $"({lookup.Problem}); will retry before its next delivery"), Unsettled: true);
+            }
             if (lookup.Torn)
             {
                 journal.Forget(name);

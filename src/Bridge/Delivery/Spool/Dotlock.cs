@@ -1,6 +1,6 @@
 // Job: the <mailbox>.lock dotlock shared with Postfix, Dovecot, procmail and mutt: created with
-// O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format; empty, as Postfix's, when a full file system
-// has no room for those bytes: then only its age makes it stale). A lock whose owner process is dead
+// O_CREAT|O_EXCL|O_NOFOLLOW, holding "pid:hostname" (Dovecot's format; empty, as Postfix's, when it replaces a stale
+// lock on a file system with no room for those bytes: then only its age makes it stale). A lock whose owner process is dead
 // (same host) or whose ctime is older than the stale limit is broken, as Postfix and Dovecot do. Something at the
 // lock path that is not a regular file (a FIFO or symlink any local user can make in a 1777 spool) is no lock, nor is a
 // lock file of another user than the mailbox's owner, root or Bridge (mail programs lock with the owner's rights):
@@ -45,6 +45,7 @@ internal sealed class Dotlock
     {
         _mailboxOwner = mailboxOwner;
         errno = 0;
+        var brokeStale = false;
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var fd = Libc.Open(_path, Libc.O_WRONLY | Libc.O_CREAT | Libc.O_EXCL | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC, 0x180 /* 0600 */);
@@ -52,12 +53,14 @@ internal sealed class Dotlock
             {
                 var content = Encoding.ASCII.GetBytes($"{Environment.ProcessId}:{HostName}");
                 var writeError = Libc.WriteAll(fd, content);
-                if (writeError is Libc.ENOSPC or Libc.EDQUOT && Libc.Ftruncate(fd, 0) == 0)
+                if (brokeStale && writeError is Libc.ENOSPC or Libc.EDQUOT && Libc.Ftruncate(fd, 0) == 0)
                 {
-                    // A full file system has room for the lock's name but not for its pid: an empty lock is still a
-                    // lock (Postfix's are empty). Giving it up would leave the mailbox unlocked, and this try may
-                    // have just broken the stale lock of a Bridge killed mid-append, whose entry must be settled
-                    // (truncating needs no space) before any reader rewrites the file.
+                    // This try broke a stale lock (perhaps of a Bridge killed mid-append, whose entry must be settled
+                    // before any reader rewrites the file) and a full file system has room for the new lock's name
+                    // but not for its pid: giving the lock up would leave the mailbox unlocked where the stale lock
+                    // had kept it locked. An empty lock is still a lock (Postfix's are empty); only its age makes it
+                    // stale. Without a stale lock broken, a full disk fails the lock as before (452: the append
+                    // would fail anyway), so an empty lock a crash leaves behind stays this rare.
                     writeError = 0;
                 }
                 Libc.Fstat(fd, out _created);
@@ -80,6 +83,7 @@ internal sealed class Dotlock
             {
                 return DotlockResult.Busy;
             }
+            brokeStale = true;
         }
         return DotlockResult.Busy;
     }

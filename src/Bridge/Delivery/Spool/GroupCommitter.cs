@@ -15,7 +15,7 @@ namespace Bridge.Delivery.Spool;
 /// <param name="onRecovery">Told what recovery did when a batch locked a mailbox (the spool agent logs it).</param>
 internal sealed partial class GroupCommitter(InProcessMailboxLocks locks, AppendJournal journal, ILogger logger, Action<RecoveryNote> onRecovery)
 {
-    /// <summary>Most records in one batch (their later starts are listed in the journal entry).</summary>
+    /// <summary>Most records in one batch (where each ends inside a page is listed in its journal entry, v3).</summary>
     public const int MaxBatch = 64;
 
     private readonly ConcurrentDictionary<string, MailboxQueue> _queues = new(StringComparer.Ordinal);

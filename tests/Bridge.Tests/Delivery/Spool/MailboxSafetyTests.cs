@@ -183,12 +183,15 @@ public class MailboxSafetyTests
         }
     }
 
-    [Fact]
-    public async Task On_a_full_file_system_the_dotlock_is_taken_empty_not_given_up()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task On_a_full_file_system_a_broken_stale_dotlock_is_replaced_by_an_empty_one_not_given_up(bool stale)
     {
         // A restarted Bridge breaks the stale lock of the Bridge that was killed mid-append, then takes its own to
         // settle the append (a truncate needs no space). If its lock could not hold the pid for want of a block and
-        // were given up, the mailbox would be left unlocked with the append unsettled, for a reader to rewrite.
+        // were given up, the mailbox would be left unlocked with the append unsettled, for a reader to rewrite. With
+        // no stale lock broken, a full disk fails the lock as before (the append would fail anyway: 452).
         Peers.RequireRoot();
         using var spool = new TempDir("bridge-spool", TempDir.Mode("1777"));
         var mount = await Proc.RunAsync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=1777", "tmpfs", spool.Path]);
@@ -197,12 +200,24 @@ public class MailboxSafetyTests
         {
             var mailbox = Path.Combine(spool.Path, "alice");
             await File.WriteAllBytesAsync(mailbox, SpoolScenario.SampleMbox);
+            if (stale)
+            {
+                await File.WriteAllBytesAsync(mailbox + ".lock", []); // an empty lock (no block to free), stale by age below
+            }
             await Proc.RunAsync("dd", ["if=/dev/zero", $"of={Path.Combine(spool.Path, "filler")}", "bs=4k"]); // until ENOSPC
             Assert.Equal(0, new DriveInfo(spool.Path).AvailableFreeSpace);
+            await Task.Delay(1100); // the stale lock's age, in whole seconds of its ctime, is then over the limit below
             var dotlock = new Dotlock(mailbox);
 
-            var result = dotlock.TryAcquire(TimeSpan.FromMinutes(5), out var errno);
+            var result = dotlock.TryAcquire(TimeSpan.FromMilliseconds(1), out var errno);
 
+            if (!stale)
+            {
+                Assert.Equal(DotlockResult.Failed, result);
+                Assert.Equal(Libc.ENOSPC, errno);
+                Assert.False(File.Exists(mailbox + ".lock"));
+                return;
+            }
             Assert.True(result == DotlockResult.Acquired, $"{result}: {Libc.Describe(errno)}");
             Assert.Equal(0, new FileInfo(mailbox + ".lock").Length);
             Assert.Equal(DotlockResult.Busy, new Dotlock(mailbox).TryAcquire(TimeSpan.FromMinutes(5), out _)); // it locks

@@ -101,6 +101,15 @@ public class AppendJournalParseTests
     }
 
     [Theory]
+    [InlineData(Bridge.Native.Libc.EMFILE, true)]
+    [InlineData(Bridge.Native.Libc.ENFILE, true)]
+    [InlineData(Bridge.Native.Libc.ENOMEM, true)]
+    [InlineData(Bridge.Native.Libc.EIO, false)]
+    [InlineData(Bridge.Native.Libc.EACCES, false)]
+    public void An_entry_unreadable_for_want_of_descriptors_or_memory_is_read_again_later_not_set_aside(int errno, bool transient) =>
+        Assert.Equal(transient, JournalLookup.Failed("cannot open x", errno).Transient);
+
+    [Theory]
     [InlineData("", true)]
     [InlineData("v2 2049 1234 100 9000 77 AAAAAAAAAAA=", true)]
     [InlineData("v2 2049 1234 100 9000 77 ***\n", false)]
