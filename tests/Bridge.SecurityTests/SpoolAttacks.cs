@@ -100,4 +100,51 @@ public class SpoolAttacks
         Assert.True(sent.FinalReply.StartsWith("250 ", StringComparison.Ordinal), sent.Transcript + daemon.Log);
         Assert.Contains($"a dotlock of uid {intruder.Uid}, who neither owns the mailbox", daemon.Log, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Holding_ones_own_mailbox_locked_while_sending_to_oneself_and_another_does_not_lock_the_other_out()
+    {
+        // Bridge locks a message's mailboxes in name order. Waiting for the intruder's (which he keeps dotlocked, as any
+        // user may lock his own mailbox) while holding the victim's, whose name sorts first, would keep the victim's
+        // mailbox locked for LockTimeout per message, for Bridge and the victim's mail programs: with a few messages at
+        // a time, for ever. Only the first lock of a round may be waited for.
+        var intruder = await Intruder.EnsureAsync();
+        const string victim = "bridgeavictim"; // sorts before bridgeintruder
+        await TestAccounts.EnsureAsync(victim);
+        await using var daemon = await Daemon.StartAsync(RunAs.Root, "Bridge:Spool:LockTimeout=00:00:08");
+        var victimAddress = $"{victim}@{Daemon.Domain}";
+        var intruderAddress = $"{Intruder.Login}@{Daemon.Domain}";
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(daemon.Port, intruderAddress)).FinalReply, StringComparison.Ordinal);
+        var lockPath = Proc.Quote(daemon.Spool[Intruder.Login + ".lock"]);
+        var locked = await intruder.ShAsync($"sleep 90 >/dev/null 2>&1 & echo \"$!:$(hostname)\" > {lockPath}");
+        Assert.True(locked.ExitCode == 0, locked.Output);
+        using var stop = new CancellationTokenSource();
+        try
+        {
+            var attacks = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await Swaks.SendAsync(daemon.Port, $"{victimAddress},{intruderAddress}");
+                }
+            })).ToList();
+            await Task.Delay(1000);
+
+            for (var i = 0; i < 4; i++)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var sent = await Swaks.SendAsync(daemon.Port, victimAddress, extra: ["--header", $"Message-Id: <victim-{i}@test>"]);
+                Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"the victim's mail took {clock.Elapsed} while the intruder's messages waited");
+            }
+            stop.Cancel();
+            await Task.WhenAll(attacks);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Proc.RunAsync("pkill", ["-u", Intruder.Login, "sleep"]);
+        }
+        Assert.Equal(4, (await MboxReaders.PythonMailboxAsync(daemon.Spool[victim])).Count); // none of the attack's copies
+    }
 }

@@ -92,24 +92,40 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         return statuses;
     }
 
-    /// <summary>Locks every mailbox (in name order), then one AppendBatch: all or none, or each on its own for a
-    /// PerRecipient request. The result per target.</summary>
+    /// <summary>Locks every mailbox, then one AppendBatch: all or none, or each on its own for a PerRecipient request.
+    /// The result per target. Only the first mailbox of a round is waited for; one that is busy after it makes the round
+    /// give back every lock it took, pause and start again (until LockTimeout). Waiting for a later lock while holding
+    /// the earlier ones would let any local user who holds their own mailbox's lock and sends messages to someone else
+    /// and themselves keep that someone's mailbox locked, for Bridge and their mail programs alike, for as long as
+    /// they like.</summary>
     private async Task<IReadOnlyList<SpoolResult>> AppendToEachAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
         SpoolSettings current, CancellationToken cancellationToken)
     {
         var allOrNone = !request.PerRecipient;
         var results = new SpoolResult[targets.Count];
         var opened = new LockedMailbox?[targets.Count];
+        var deadline = DateTime.UtcNow + current.LockTimeout;
+        var noWait = current with { LockTimeout = TimeSpan.Zero };
         try
         {
             for (var i = 0; i < targets.Count; i++)
             {
                 var target = targets[i];
-                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.MailboxOwner, current,
+                var first = Array.TrueForAll(opened, m => m is null);
+                var wait = first ? current with { LockTimeout = Max(deadline - DateTime.UtcNow, TimeSpan.Zero) } : noWait;
+                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.MailboxOwner, wait,
                     locks, journal, cancellationToken).ConfigureAwait(false);
                 foreach (var note in open.Notes)
                 {
                     LogRecovery(note);
+                }
+                if (open.Mailbox is null && open.Result.Problem == SpoolProblem.Busy && !first && DateTime.UtcNow < deadline)
+                {
+                    Release(opened); // nothing held while this waits: start the round again
+                    Array.Clear(results);
+                    await Task.Delay(Random.Shared.Next(50, 250), cancellationToken).ConfigureAwait(false);
+                    i = -1;
+                    continue;
                 }
                 if (open.Mailbox is null && allOrNone)
                 {
@@ -137,12 +153,24 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
             }
             return results;
         }
+        catch (OperationCanceledException)
+        {
+            return [.. targets.Select(_ => SpoolResult.Stopping())];
+        }
         finally
         {
-            for (var i = opened.Length - 1; i >= 0; i--)
-            {
-                opened[i]?.Dispose();
-            }
+            Release(opened);
+        }
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    private static void Release(LockedMailbox?[] opened)
+    {
+        for (var i = opened.Length - 1; i >= 0; i--)
+        {
+            opened[i]?.Dispose();
+            opened[i] = null;
         }
     }
 
