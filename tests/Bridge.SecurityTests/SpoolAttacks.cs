@@ -110,7 +110,7 @@ public class SpoolAttacks
         // a time, for ever. Only the first lock of a round may be waited for.
         var intruder = await Intruder.EnsureAsync();
         const string victim = "bridgeavictim"; // sorts before bridgeintruder
-        await TestAccounts.EnsureAsync(victim);
+        var victimIds = await TestAccounts.EnsureAsync(victim);
         await using var daemon = await Daemon.StartAsync(RunAs.Root, "Bridge:Spool:LockTimeout=00:00:08");
         var victimAddress = $"{victim}@{Daemon.Domain}";
         var intruderAddress = $"{Intruder.Login}@{Daemon.Domain}";
@@ -118,14 +118,39 @@ public class SpoolAttacks
         var lockPath = Proc.Quote(daemon.Spool[Intruder.Login + ".lock"]);
         var locked = await intruder.ShAsync($"sleep 90 >/dev/null 2>&1 & echo \"$!:$(hostname)\" > {lockPath}");
         Assert.True(locked.ExitCode == 0, locked.Output);
+        // The victim's own mail program, as the victim: dotlock then fcntl, as procmail and mutt lock, giving up after 2 s.
+        const string reader = """
+            import fcntl, os, sys, time
+            path = sys.argv[1]
+            deadline = time.time() + 2
+            while True:
+                try:
+                    os.close(os.open(path + '.lock', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)); break
+                except FileExistsError:
+                    if time.time() > deadline: sys.exit('dotlock busy')
+                    time.sleep(0.02)
+            try:
+                with open(path, 'r+b') as f:
+                    while True:
+                        try:
+                            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+                        except OSError:
+                            if time.time() > deadline: sys.exit('fcntl busy')
+                            time.sleep(0.02)
+            finally:
+                os.unlink(path + '.lock')
+            """;
+        Assert.StartsWith("250 ", (await Swaks.SendAsync(daemon.Port, victimAddress, extra: ["--header", "Message-Id: <victim-first@test>"])).FinalReply,
+            StringComparison.Ordinal);
         using var stop = new CancellationTokenSource();
+        var replies = new System.Collections.Concurrent.ConcurrentBag<string>();
         try
         {
             var attacks = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    await Swaks.SendAsync(daemon.Port, $"{victimAddress},{intruderAddress}");
+                    replies.Add((await Swaks.SendAsync(daemon.Port, $"{victimAddress},{intruderAddress}")).FinalReply);
                 }
             })).ToList();
             await Task.Delay(1000);
@@ -136,7 +161,12 @@ public class SpoolAttacks
                 var sent = await Swaks.SendAsync(daemon.Port, victimAddress, extra: ["--header", $"Message-Id: <victim-{i}@test>"]);
                 Assert.StartsWith("250 ", sent.FinalReply, StringComparison.Ordinal);
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"the victim's mail took {clock.Elapsed} while the intruder's messages waited");
+                var locking = await Proc.RunAsync("setpriv", [$"--reuid={victimIds.Uid}", $"--regid={victimIds.Gid}", "--clear-groups",
+                    Peers.Require("python3", "python3"), "-c", reader, daemon.Spool[victim]]);
+                Assert.True(locking.ExitCode == 0, $"the victim's mail program could not lock the mailbox within 2 s: {locking.Output}");
             }
+            await Task.Delay(8000); // at least one attacking message has met the intruder's lock and gone back
+            Assert.Contains(replies, r => r.StartsWith("451 4.2.0", StringComparison.Ordinal));
             stop.Cancel();
             await Task.WhenAll(attacks);
         }
@@ -145,6 +175,6 @@ public class SpoolAttacks
             await stop.CancelAsync();
             await Proc.RunAsync("pkill", ["-u", Intruder.Login, "sleep"]);
         }
-        Assert.Equal(4, (await MboxReaders.PythonMailboxAsync(daemon.Spool[victim])).Count); // none of the attack's copies
+        Assert.Equal(5, (await MboxReaders.PythonMailboxAsync(daemon.Spool[victim])).Count); // none of the attack's copies
     }
 }

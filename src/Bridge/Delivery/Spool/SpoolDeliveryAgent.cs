@@ -4,9 +4,11 @@
 // Delivered-To loop, over Bridge:Spool:MaxMailboxBytes) is left out and reported for its recipients alone, so the
 // others still get the message and the sender a notification. A message for one mailbox (the common case: Postfix
 // sends one recipient per transaction) goes through the GroupCommitter, which shares the lock, journal entry and
-// fsync with concurrent deliveries to that mailbox; a message for several mailboxes locks them in a fixed order (no
-// deadlock between sessions) and writes them all or none (AppendBatch), or, for a PerRecipient request (LMTP), each
-// mailbox on its own. This is the boundary where a SpoolResult becomes the reply (SpoolResult.ToStatus).
+// fsync with concurrent deliveries to that mailbox, and so does each mailbox of a PerRecipient request (LMTP: each
+// answered on its own). A message for several mailboxes otherwise is written all or none (AppendBatch) under all their
+// locks, taken in rounds that never wait while holding a lock (no deadlock between sessions, and no local user who
+// keeps their own mailbox locked can keep another's locked by sending to both). This is the boundary where a
+// SpoolResult becomes the reply (SpoolResult.ToStatus).
 // Failure: a DeliveryStatus per recipient; never throws for a delivery problem.
 using Bridge.Common;
 using Microsoft.Extensions.Logging;
@@ -71,13 +73,16 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         targets.RemoveAll(t => statuses.ContainsKey(t.User.ShortName));
 
         var now = DateTime.Now;
-        if (targets.Count == 1)
+        if (targets.Count == 1 || (targets.Count > 1 && request.PerRecipient))
         {
-            var only = targets[0];
-            var record = new MboxRecord(request.Sender, only.OriginalRecipient, only.DeliveredTo, now, request.ReceivedHeader, request.Message, current.Format);
-            var result = await committer.AppendAsync(only.User.ShortName, only.User.MailboxOwner, request.QueueId, record, current,
-                cancellationToken).ConfigureAwait(false);
-            statuses[only.User.ShortName] = result.ToStatus(request.QueueId, current.DeferWhenFull);
+            // Each mailbox on its own: no lock is held while another is waited for, and each shares its commit.
+            var results = await Task.WhenAll(targets.Select(target => committer.AppendAsync(target.User.ShortName, target.User.MailboxOwner,
+                request.QueueId, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader,
+                    request.Message, current.Format), current, cancellationToken))).ConfigureAwait(false);
+            for (var i = 0; i < targets.Count; i++)
+            {
+                statuses[targets[i].User.ShortName] = results[i].ToStatus(request.QueueId, current.DeferWhenFull);
+            }
         }
         else if (targets.Count > 1)
         {
@@ -92,49 +97,56 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
         return statuses;
     }
 
-    /// <summary>Locks every mailbox, then one AppendBatch: all or none, or each on its own for a PerRecipient request.
-    /// The result per target. Only the first mailbox of a round is waited for; one that is busy after it makes the round
-    /// give back every lock it took, pause and start again (until LockTimeout). Waiting for a later lock while holding
-    /// the earlier ones would let any local user who holds their own mailbox's lock and sends messages to someone else
-    /// and themselves keep that someone's mailbox locked, for Bridge and their mail programs alike, for as long as
-    /// they like.</summary>
+    /// <summary>Locks every mailbox, then one AppendBatch, all or none. The result per target. The locks are taken in
+    /// rounds: the first mailbox of a round is waited for (holding nothing), the others only tried; one that is busy
+    /// ends the round, every lock is given back, and the next round waits for that one first (so a mailbox that
+    /// single deliveries keep busy is waited for in its turn, not missed again and again), until LockTimeout.
+    /// Waiting for a later lock while holding the earlier ones would let any local user who holds their own mailbox's
+    /// lock and sends messages to someone else and themselves keep that someone's mailbox locked, for Bridge and their
+    /// mail programs alike, for as long as they like.</summary>
     private async Task<IReadOnlyList<SpoolResult>> AppendToEachAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
         SpoolSettings current, CancellationToken cancellationToken)
     {
-        var allOrNone = !request.PerRecipient;
         var results = new SpoolResult[targets.Count];
         var opened = new LockedMailbox?[targets.Count];
         var deadline = DateTime.UtcNow + current.LockTimeout;
         var noWait = current with { LockTimeout = TimeSpan.Zero };
+        var waitFirst = 0;
         try
         {
-            for (var i = 0; i < targets.Count; i++)
+            while (true)
             {
-                var target = targets[i];
-                var first = Array.TrueForAll(opened, m => m is null);
-                var wait = first ? current with { LockTimeout = Max(deadline - DateTime.UtcNow, TimeSpan.Zero) } : noWait;
-                var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.MailboxOwner, wait,
-                    locks, journal, cancellationToken).ConfigureAwait(false);
-                foreach (var note in open.Notes)
+                var busy = -1;
+                foreach (var i in new[] { waitFirst }.Concat(Enumerable.Range(0, targets.Count).Where(k => k != waitFirst)))
                 {
-                    LogRecovery(note);
+                    var target = targets[i];
+                    var wait = i == waitFirst ? current with { LockTimeout = Max(deadline - DateTime.UtcNow, TimeSpan.Zero) } : noWait;
+                    var open = await LockedMailbox.OpenForDeliveryAsync(target.User.ShortName, target.User.MailboxOwner, wait,
+                        locks, journal, cancellationToken).ConfigureAwait(false);
+                    foreach (var note in open.Notes)
+                    {
+                        LogRecovery(note);
+                    }
+                    if (open.Mailbox is null && open.Result.Problem == SpoolProblem.Busy && i != waitFirst && DateTime.UtcNow < deadline)
+                    {
+                        busy = i;
+                        break;
+                    }
+                    if (open.Mailbox is null)
+                    {
+                        return [.. targets.Select(_ => open.Result)]; // all or none: nothing is written when one mailbox cannot be opened
+                    }
+                    opened[i] = open.Mailbox;
+                    results[i] = open.Result;
                 }
-                if (open.Mailbox is null && open.Result.Problem == SpoolProblem.Busy && !first && DateTime.UtcNow < deadline)
+                if (busy < 0)
                 {
-                    Release(opened); // nothing held while this waits: start the round again
-                    Array.Clear(results);
-                    await Task.Delay(Random.Shared.Next(50, 250), cancellationToken).ConfigureAwait(false);
-                    i = -1;
-                    continue;
+                    break;
                 }
-                if (open.Mailbox is null && allOrNone)
-                {
-                    return [.. targets.Select(_ => open.Result)]; // all or none: nothing is written when one mailbox cannot be opened
-                }
-                opened[i] = open.Mailbox;
-                results[i] = open.Result;
+                Release(opened); // nothing held while the busy one is waited for, first in the next round
+                waitFirst = busy;
             }
-            var batch = new AppendBatch(journal, logger, allOrNone);
+            var batch = new AppendBatch(journal, logger, allOrNone: true);
             var written = new List<int>(targets.Count);
             for (var i = 0; i < targets.Count; i++)
             {

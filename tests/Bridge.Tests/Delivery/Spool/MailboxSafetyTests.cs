@@ -116,6 +116,39 @@ public class MailboxSafetyTests
     }
 
     [Fact]
+    public async Task A_message_for_two_mailboxes_is_delivered_while_single_deliveries_keep_one_of_them_busy()
+    {
+        // The locks of a message for several mailboxes are taken in rounds that never wait while holding one; a
+        // mailbox that was busy is waited for first in the next round, in its turn, so a steady stream of single
+        // deliveries to Bob cannot make a message for Alice and Bob miss Bob's lock until LockTimeout.
+        await using var s = await SpoolScenario.StartAsync("Bridge:Spool:LockTimeout=00:00:10");
+        using var stop = new CancellationTokenSource();
+        var flood = Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Swaks.SendAsync(s.Port, Bob);
+            }
+        })).ToList();
+        try
+        {
+            await Task.Delay(500);
+            for (var i = 0; i < 5; i++)
+            {
+                var both = await Swaks.SendAsync(s.Port, $"{Alice},{Bob}", extra: ["--header", $"Message-Id: <both-{i}@test>"]);
+                Assert.StartsWith("250 ", both.FinalReply, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(flood);
+        }
+        Assert.Equal(5, (await MboxReaders.FormailMessageIdsAsync(s.AliceMailbox)).Count(id => id.StartsWith("<both-", StringComparison.Ordinal)));
+        Assert.Equal(5, (await MboxReaders.FormailMessageIdsAsync(s.BobMailbox)).Count(id => id.StartsWith("<both-", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task A_full_disk_during_the_second_copy_truncates_the_first_and_answers_452_4_3_1()
     {
         Peers.RequireRoot();
