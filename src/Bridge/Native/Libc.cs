@@ -11,7 +11,7 @@ internal static unsafe partial class Libc
     private const string Lib = "libc";
 
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
-        EEXIST = 17, ENFILE = 23, EMFILE = 24, ENOTDIR = 20, EISDIR = 21, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
+        EEXIST = 17, ENOTDIR = 20, EISDIR = 21, ENFILE = 23, EMFILE = 24, EFBIG = 27, ENOSPC = 28, EROFS = 30, ELOOP = 40, EDQUOT = 122;
 
     public const int O_DIRECTORY = 0x10000, AT_SYMLINK_NOFOLLOW = 0x100, AT_REMOVEDIR = 0x200;
 

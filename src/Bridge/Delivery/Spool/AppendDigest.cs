@@ -66,14 +66,6 @@ internal sealed class AppendDigest : IRecordSink
         }
     }
 
-    /// <summary>Absolute [start, end) of piece <paramref name="index"/> of an append [before, after) without cuts.</summary>
-    public static (long Start, long End) Piece(long before, long after, int index)
-    {
-        var start = index == 0 ? before : ((before / PageBytes) + index) * PageBytes;
-        var end = Math.Min(after, ((before / PageBytes) + index + 1) * PageBytes);
-        return (start, end);
-    }
-
     public static ulong Hash(ReadOnlySpan<byte> piece, long seed) => XxHash3.HashToUInt64(piece, seed);
 
     public int Write(ReadOnlySpan<byte> bytes)

@@ -224,14 +224,9 @@ public sealed class AppendJournal(string directory)
     internal static AppendJournalEntry? Parse(ReadOnlySpan<byte> bytes, out string problem)
     {
         problem = "";
-        if (bytes.Length == 0)
+        if (IsTorn(bytes))
         {
-            problem = "the entry is empty (torn while it was written)";
-            return null;
-        }
-        if (bytes[^1] != (byte)'\n')
-        {
-            problem = "the entry has no final newline (torn while it was written)";
+            problem = bytes.Length == 0 ? "the entry is empty (torn while it was written)" : "the entry has no final newline (torn while it was written)";
             return null;
         }
         foreach (var b in bytes)

@@ -107,7 +107,6 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
     private async Task<IReadOnlyList<SpoolResult>> AppendToEachAsync(DeliveryRequest request, List<RoutedRecipient> targets, DateTime now,
         SpoolSettings current, CancellationToken cancellationToken)
     {
-        var results = new SpoolResult[targets.Count];
         var opened = new LockedMailbox?[targets.Count];
         var deadline = DateTime.UtcNow + current.LockTimeout;
         var noWait = current with { LockTimeout = TimeSpan.Zero };
@@ -137,7 +136,6 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                         return [.. targets.Select(_ => open.Result)]; // all or none: nothing is written when one mailbox cannot be opened
                     }
                     opened[i] = open.Mailbox;
-                    results[i] = open.Result;
                 }
                 if (busy < 0)
                 {
@@ -147,27 +145,13 @@ public sealed partial class SpoolDeliveryAgent : IDeliveryAgent
                 waitFirst = busy;
             }
             var batch = new AppendBatch(journal, logger, allOrNone: true);
-            var written = new List<int>(targets.Count);
             for (var i = 0; i < targets.Count; i++)
             {
-                if (opened[i] is { } mailbox)
-                {
-                    var target = targets[i];
-                    batch.Add(mailbox, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader, request.Message, current.Format),
-                        cancellationToken);
-                    written.Add(i);
-                }
+                var target = targets[i];
+                batch.Add(opened[i]!, new MboxRecord(request.Sender, target.OriginalRecipient, target.DeliveredTo, now, request.ReceivedHeader,
+                    request.Message, current.Format), cancellationToken);
             }
-            var committed = batch.Commit(current.MaxMailboxBytes);
-            for (var k = 0; k < written.Count; k++)
-            {
-                results[written[k]] = committed[k];
-            }
-            return results;
-        }
-        catch (OperationCanceledException)
-        {
-            return [.. targets.Select(_ => SpoolResult.Stopping())];
+            return batch.Commit(current.MaxMailboxBytes);
         }
         finally
         {
